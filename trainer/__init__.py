@@ -1,0 +1,1 @@
+"""Manabi's training engine: plain PyTorch, no Django. A job spec in, events out, artifacts on disk."""

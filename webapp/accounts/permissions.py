@@ -1,0 +1,74 @@
+"""The one place that decides who may see or change what.
+
+Students see their own work and what is shared with the class; teachers and TAs see
+everything in their classes; nobody sees other classes. Site administrators see all.
+"""
+
+from django.db.models import QuerySet
+
+from webapp.accounts.models import Course, Membership, Role, User
+
+STAFF_ROLES = (Role.TEACHER, Role.TA)
+
+
+def role_in(user: User, course: Course) -> str | None:
+    """Return the user's active role in the course, or None."""
+    if not user.is_authenticated:
+        return None
+    cache = user.__dict__.setdefault("_manabi_roles", {})
+    if course.pk not in cache:
+        cache[course.pk] = (
+            Membership.objects.active()
+            .filter(course_id=course.pk, user_id=user.pk)
+            .values_list("role", flat=True)
+            .first()
+        )
+    return cache[course.pk]
+
+
+def forget_roles(user: User) -> None:
+    """Drop the per-request role cache after a membership change."""
+    user.__dict__.pop("_manabi_roles", None)
+
+
+def can_create_course(user: User) -> bool:
+    return user.is_authenticated and (user.is_teacher or user.is_superuser)
+
+
+def can_view_course(user: User, course: Course) -> bool:
+    return user.is_authenticated and (user.is_superuser or role_in(user, course) is not None)
+
+
+def can_view_roster(user: User, course: Course) -> bool:
+    """Teachers and TAs see the roster and every student's work."""
+    return user.is_authenticated and (user.is_superuser or role_in(user, course) in STAFF_ROLES)
+
+
+def can_manage_course(user: User, course: Course) -> bool:
+    """Teachers rename, archive, set limits, manage people and join codes."""
+    return user.is_authenticated and (user.is_superuser or role_in(user, course) == Role.TEACHER)
+
+
+def can_reset_password(user: User, course: Course, target: User) -> bool:
+    """A class's teacher may reset the password of a student of that class, and nobody else's."""
+    if not can_manage_course(user, course) or target.pk == user.pk:
+        return False
+    if target.is_superuser or target.is_staff or target.is_teacher:
+        return False
+    # A student who is staff in any class is a colleague, not a student: hands off.
+    staff_elsewhere = (
+        Membership.objects.active().filter(user=target, role__in=STAFF_ROLES).exists()
+    )
+    is_student_here = role_in(target, course) == Role.STUDENT
+    return is_student_here and not staff_elsewhere
+
+
+def visible_courses(user: User) -> QuerySet[Course]:
+    """Return the classes the user belongs to (all of them for a site administrator)."""
+    if not user.is_authenticated:
+        return Course.objects.none()
+    if user.is_superuser:
+        return Course.objects.all()
+    return Course.objects.filter(
+        memberships__user=user, memberships__removed_at__isnull=True
+    ).distinct()

@@ -1,0 +1,116 @@
+"""The JSON API v1: authentication (bearer token or session with CSRF) and the error format.
+
+Every error is `{"detail": str, "errors": {field: message}}` with a meaningful status.
+"""
+
+import logging
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404, HttpRequest, JsonResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.security import HttpBearer
+from ninja.security.apikey import APIKeyCookie
+from ninja.utils import check_csrf
+
+from webapp.accounts import actions
+
+log = logging.getLogger(__name__)
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE"}
+
+
+class BearerToken(HttpBearer):
+    """`Authorization: Bearer <token>` for scripts; tokens are stored hashed."""
+
+    def authenticate(self, request: HttpRequest, token: str):
+        user = actions.user_for_token(token)
+        if user is not None:
+            request.user = user
+            request.api_token = token
+        return user
+
+
+class SessionWithCsrf(APIKeyCookie):
+    """The browser's session; unsafe methods must carry the CSRF token."""
+
+    param_name = settings.SESSION_COOKIE_NAME
+
+    def __init__(self) -> None:
+        super().__init__(csrf=False)  # checked below, only once we know who is calling
+
+    def authenticate(self, request: HttpRequest, key: str | None):
+        if not request.user.is_authenticated:
+            return None
+        if request.method not in SAFE_METHODS and check_csrf(request) is not None:
+            raise HttpError(403, "CSRF check failed: reload the page and try again.")
+        return request.user
+
+
+def error(detail: str, status: int, errors: dict | None = None) -> JsonResponse:
+    """Return the API's error shape."""
+    return JsonResponse({"detail": detail, "errors": errors or {}}, status=status)
+
+
+api = NinjaAPI(
+    title="Manabi API",
+    version="1",
+    description="Classes, datasets and training jobs of Manabi. Authenticate with "
+    "`POST /api/v1/auth/token`, then send `Authorization: Bearer <token>`.",
+    urls_namespace="api-v1",
+    auth=[BearerToken(), SessionWithCsrf()],
+    openapi_url="/openapi.json",
+    docs_url="/docs",
+)
+
+
+def _field_name(loc: list) -> str:
+    # ninja locations look like ["body", "payload", "name"]; the field is what a user typed.
+    parts = [str(p) for p in loc if p not in ("body", "payload", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+@api.exception_handler(ValidationError)
+def _on_validation_error(request, exc: ValidationError):
+    errors: dict[str, str] = {}
+    for item in exc.errors:
+        errors.setdefault(_field_name(list(item.get("loc", []))), item.get("msg", "invalid"))
+    if list(errors) == ["body"]:
+        return error("The request body is not valid JSON of the expected shape.", 400, errors)
+    return error("Some fields are not valid.", 422, errors)
+
+
+@api.exception_handler(AuthenticationError)
+def _on_unauthenticated(request, exc):
+    return error("Sign in first: send a bearer token or a session cookie.", 401)
+
+
+@api.exception_handler(HttpError)
+def _on_http_error(request, exc: HttpError):
+    return error(str(exc), exc.status_code)
+
+
+@api.exception_handler(Http404)
+def _on_not_found(request, exc):
+    return error("Not found.", 404)
+
+
+@api.exception_handler(PermissionDenied)
+def _on_forbidden(request, exc):
+    return error(str(exc) or "You may not do this.", 403)
+
+
+@api.exception_handler(actions.AccountsError)
+def _on_refused(request, exc: actions.AccountsError):
+    return error(exc.message, exc.status, {exc.field: exc.message} if exc.field else {})
+
+
+@api.exception_handler(RequestDataTooBig)
+def _on_too_big(request, exc):
+    return error("The request body is too large.", 413)
+
+
+@api.exception_handler(Exception)
+def _on_unexpected(request, exc: Exception):
+    log.exception("API error on %s %s", request.method, request.path)
+    return error("Something went wrong on the server; the error was logged.", 500)

@@ -1,0 +1,107 @@
+"""Request and response shapes of the API (pydantic models through django-ninja)."""
+
+from datetime import datetime
+
+from ninja import Schema
+from pydantic import Field
+
+
+class Credentials(Schema):
+    username: str = Field(min_length=1, max_length=150)
+    password: str = Field(min_length=1, max_length=4096)
+    name: str = Field("", max_length=100, description="A label for the token, e.g. 'laptop'.")
+
+
+class TokenOut(Schema):
+    token: str
+
+
+class TokenInfo(Schema):
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+class Registration(Schema):
+    username: str = Field(min_length=1, max_length=150)
+    password: str = Field(min_length=1, max_length=4096)
+    join_code: str = Field(min_length=1, max_length=20)
+
+
+class UserOut(Schema):
+    id: int
+    username: str
+
+
+class MeOut(Schema):
+    id: int
+    username: str
+    display_name: str
+    is_teacher: bool
+
+
+class CourseIn(Schema):
+    name: str = Field(min_length=1, max_length=120)
+
+
+class JoinIn(Schema):
+    join_code: str = Field(min_length=1, max_length=20)
+
+
+class CourseCreated(Schema):
+    id: int
+    name: str
+    join_code: str
+
+
+class Limits(Schema):
+    gpu_minutes_per_student: int
+    concurrent_jobs_per_student: int
+    storage_mb_per_student: int
+
+
+class CourseOut(Schema):
+    id: int
+    name: str
+    role: str | None = Field(description="teacher, ta or student; null for a site administrator")
+    archived: bool
+    join_code: str | None = Field(None, description="Only for the class's teachers and TAs.")
+    join_open: bool | None = None
+    limits: Limits
+
+
+class CoursePatch(Schema):
+    name: str | None = Field(None, min_length=1, max_length=120)
+    archived: bool | None = None
+    join_open: bool | None = None
+    gpu_minutes_per_student: int | None = Field(None, ge=0)
+    concurrent_jobs_per_student: int | None = Field(None, ge=0)
+    storage_mb_per_student: int | None = Field(None, ge=0)
+
+
+class JoinCodeOut(Schema):
+    join_code: str
+
+
+class MemberOut(Schema):
+    id: int = Field(description="The user's id.")
+    username: str
+    display_name: str
+    role: str
+    joined_at: datetime
+    active: bool
+
+
+class MemberPatch(Schema):
+    role: str
+
+
+class PasswordOut(Schema):
+    password: str
+
+
+class ErrorOut(Schema):
+    detail: str
+    errors: dict[str, str]

@@ -1,0 +1,7 @@
+"""Assemble the API: one router per resource."""
+
+from webapp.api import auth, courses
+from webapp.api.base import api
+
+api.add_router("", auth.router)
+api.add_router("", courses.router)

