@@ -51,7 +51,7 @@ class RoleForm(forms.Form):
 class RosterImportForm(forms.Form):
     roster = forms.FileField(
         label=_("Roster CSV"),
-        help_text=_("One student per line: username, display name (optional), password (optional)."),
+        help_text=_("One student per line: user name, display name (optional), password (optional)."),
     )
 
     def clean_roster(self) -> str:

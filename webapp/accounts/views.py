@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST
@@ -29,9 +30,12 @@ def _safe_next(request, default: str) -> str:
 
 def _lock_message(seconds: int) -> str:
     minutes = max(1, (seconds + 59) // 60)
-    return _(
+    return ngettext(
         "Too many failed sign-ins. For your safety, sign-in is paused; "
-        "try again in %(minutes)s minutes or ask your teacher to reset your password."
+        "try again in %(minutes)s minute or ask your teacher to reset your password.",
+        "Too many failed sign-ins. For your safety, sign-in is paused; "
+        "try again in %(minutes)s minutes or ask your teacher to reset your password.",
+        minutes,
     ) % {"minutes": minutes}
 
 

@@ -2,7 +2,7 @@
 
 from django.contrib.auth import authenticate
 from django.shortcuts import get_object_or_404
-from ninja import Router
+from ninja import Router, Status
 from ninja.errors import HttpError
 
 from webapp.accounts import actions, throttle
@@ -49,7 +49,7 @@ def revoke_current_token(request):
         raise HttpError(400, "This call needs a bearer token; the browser session has none.")
     token = ApiToken.objects.get(key_hash=hash_token(raw))
     actions.revoke_token(token)
-    return 204, None
+    return Status(204, None)
 
 
 @router.get("/auth/tokens", response=list[TokenInfo])
@@ -62,14 +62,14 @@ def list_tokens(request):
 def revoke_token(request, token_id: int):
     token = get_object_or_404(ApiToken, pk=token_id, user=request.user)
     actions.revoke_token(token)
-    return 204, None
+    return Status(204, None)
 
 
 @router.post("/auth/register", auth=None, response={201: UserOut})
 def register(request, payload: Registration):
     """Create a student account in the class with this join code."""
     user = actions.register_student(payload.username, payload.password, payload.join_code)
-    return 201, {"id": user.pk, "username": user.username}
+    return Status(201, {"id": user.pk, "username": user.username})
 
 
 @router.get("/me", response=MeOut)

@@ -3,7 +3,7 @@
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404
-from ninja import Router
+from ninja import Router, Status
 
 from webapp.accounts import actions, permissions
 from webapp.accounts.models import Course, Membership, Role
@@ -68,7 +68,7 @@ def create_course(request, payload: CourseIn):
     if not permissions.can_create_course(request.user):
         raise PermissionDenied("Only teachers may create classes.")
     course = actions.create_course(request.user, payload.name)
-    return 201, {"id": course.pk, "name": course.name, "join_code": course.join_code}
+    return Status(201, {"id": course.pk, "name": course.name, "join_code": course.join_code})
 
 
 @router.post("/courses/join", response=CourseOut)
@@ -136,7 +136,7 @@ def remove_member(request, course_id: int, user_id: int):
     """Remove someone from the class; their work is kept."""
     course = _course(request, course_id, permissions.can_manage_course)
     actions.remove_member(course, _member(course, user_id))
-    return 204, None
+    return Status(204, None)
 
 
 @router.post("/courses/{course_id}/members/{user_id}/password", response=PasswordOut)

@@ -1,0 +1,88 @@
+"""Personas and factories shared by every test.
+
+The class `course` has teacher, ta, alice and bob; `other_course` has other_teacher and carol.
+"""
+
+import os
+from dataclasses import dataclass
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+from webapp.accounts.models import Course, Membership, Role, User
+
+PASSWORD = "correct-horse-battery"
+PERSONAS = ["anon", "alice", "bob", "carol", "ta", "teacher", "other_teacher"]
+
+# Playwright's sync API runs an event loop in the test thread; the ORM calls our tests make
+# between page actions are still plain synchronous calls.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def make_user(username: str, *, teacher: bool = False, **fields) -> User:
+    return User.objects.create_user(
+        username=username, password=PASSWORD, is_teacher=teacher, **fields
+    )
+
+
+def make_course(owner: User, name: str = "Deep learning 1") -> Course:
+    course = Course.objects.create(name=name, created_by=owner)
+    Membership.objects.create(course=course, user=owner, role=Role.TEACHER)
+    return course
+
+
+def add_member(course: Course, user: User, role: str = Role.STUDENT) -> Membership:
+    return Membership.objects.create(course=course, user=user, role=role)
+
+
+@dataclass
+class World:
+    teacher: User
+    ta: User
+    alice: User
+    bob: User
+    carol: User
+    other_teacher: User
+    course: Course
+    other_course: Course
+
+    def user(self, persona: str) -> User | None:
+        return None if persona == "anon" else getattr(self, persona)
+
+    def client(self, persona: str) -> Client:
+        client = Client()
+        if persona != "anon":
+            client.force_login(self.user(persona))
+        return client
+
+
+@pytest.fixture
+def world(db) -> World:
+    teacher = make_user("teacher", teacher=True, display_name="Sato Sensei")
+    other_teacher = make_user("other_teacher", teacher=True)
+    ta = make_user("ta")
+    alice, bob, carol = make_user("alice"), make_user("bob"), make_user("carol")
+    course = make_course(teacher, "Deep learning 1")
+    add_member(course, ta, Role.TA)
+    add_member(course, alice)
+    add_member(course, bob)
+    other_course = make_course(other_teacher, "Other class")
+    add_member(other_course, carol)
+    return World(teacher, ta, alice, bob, carol, other_teacher, course, other_course)
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(request, settings):
+    """In-process tests hash with MD5 (fast); browser tests keep the real hasher, because the
+    live server in another process must verify what the test stored."""
+    if "browser" not in request.keywords:
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Login throttling counts live in the cache; each test starts with none."""
+    cache.clear()
+    yield
+    cache.clear()
