@@ -3,7 +3,6 @@
 The class `course` has teacher, ta, alice and bob; `other_course` has other_teacher and carol.
 """
 
-import os
 from dataclasses import dataclass
 
 import pytest
@@ -14,11 +13,6 @@ from webapp.accounts.models import Course, Membership, Role, User
 
 PASSWORD = "correct-horse-battery"
 PERSONAS = ["anon", "alice", "bob", "carol", "ta", "teacher", "other_teacher"]
-
-# Playwright's sync API runs an event loop in the test thread; the ORM calls our tests make
-# between page actions are still plain synchronous calls.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 
 def make_user(username: str, *, teacher: bool = False, **fields) -> User:
     return User.objects.create_user(

@@ -1,0 +1,119 @@
+"""Real processes for integration and browser tests: a Celery worker and daphne on the test DB."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def require_redis() -> str:
+    if not settings.REDIS_URL:
+        raise RuntimeError(
+            "These tests need a real Redis: run them with ./manabi test (it starts one), "
+            "or set REDIS_URL."
+        )
+    return settings.REDIS_URL
+
+
+def test_database_url() -> str:
+    """The URL of the database the test run created, for processes started by tests."""
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{s['NAME']}"
+    user = quote(s.get("USER") or "")
+    password = quote(s.get("PASSWORD") or "")
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    return f"postgres://{auth}{s.get('HOST') or 'localhost'}:{s.get('PORT') or 5432}/{s['NAME']}"
+
+
+test_database_url.__test__ = False  # a helper, not a test
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=test_database_url(),
+        REDIS_URL=require_redis(),
+        PYTHONUNBUFFERED="1",
+        DEBUG="1",
+        **extra,
+    )
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(args: list[str], log: Path, **extra_env: str) -> subprocess.Popen:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env=child_env(**extra_env),
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def start_worker(log: Path) -> subprocess.Popen:
+    proc = start(
+        [sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", "default,train",
+         "-c", "1", "--prefetch-multiplier", "1", "-O", "fair", "-n", f"test-{os.getpid()}@%h",
+         "--without-mingle", "--without-gossip", "-l", "INFO"],
+        log,
+    )
+    from webapp.celery import app
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"celery worker exited: see {log}")
+        if app.control.ping(timeout=0.5):
+            return proc
+    stop(proc)
+    raise RuntimeError(f"celery worker did not answer within 60 s: see {log}")
+
+
+def start_daphne(log: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = start(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+         "webapp.asgi:application"],
+        log,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"daphne exited: see {log}")
+        try:
+            with urllib.request.urlopen(f"{url}/accounts/login/", timeout=2):  # noqa: S310
+                return proc, url
+        except OSError:
+            time.sleep(0.2)
+    stop(proc)
+    raise RuntimeError(f"daphne did not answer within 60 s: see {log}")
