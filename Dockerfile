@@ -23,7 +23,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 
 # Then the project itself. Editable, because settings.py finds templates/, static/ and locale/
 # beside the webapp package (BASE_DIR): a plain install would move webapp/ into site-packages,
-# away from them. README.md must be in the context: pyproject.toml names it as the readme.
+# away from them.
 COPY . .
 RUN pip install --no-deps --editable .
 
@@ -32,7 +32,8 @@ RUN pip install --no-deps --editable .
 # only by these two commands; it is not in the image's environment.
 ARG BUILD_SECRET_KEY=collectstatic-only-not-a-secret-never-used-at-run-time
 RUN DEBUG=0 SECRET_KEY="$BUILD_SECRET_KEY" python manage.py collectstatic --noinput \
-    && DEBUG=0 SECRET_KEY="$BUILD_SECRET_KEY" python manage.py compile_translations
+    && DEBUG=0 SECRET_KEY="$BUILD_SECRET_KEY" python manage.py compile_translations \
+    && python -m compileall -q webapp trainer
 
 # Run as an unprivileged user. The named volumes mounted at /data/media and /data/torch take
 # their owner from these folders when they are first created.
