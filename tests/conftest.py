@@ -14,6 +14,7 @@ from webapp.accounts.models import Course, Membership, Role, User
 PASSWORD = "correct-horse-battery"
 PERSONAS = ["anon", "alice", "bob", "carol", "ta", "teacher", "other_teacher"]
 
+
 def make_user(username: str, *, teacher: bool = False, **fields) -> User:
     return User.objects.create_user(
         username=username, password=PASSWORD, is_teacher=teacher, **fields
@@ -80,3 +81,8 @@ def _fresh_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run browser tests last: fast failures first, and Playwright's event loop after the rest."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

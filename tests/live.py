@@ -81,9 +81,28 @@ def stop(proc: subprocess.Popen) -> None:
 
 def start_worker(log: Path) -> subprocess.Popen:
     proc = start(
-        [sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", "default,train",
-         "-c", "1", "--prefetch-multiplier", "1", "-O", "fair", "-n", f"test-{os.getpid()}@%h",
-         "--without-mingle", "--without-gossip", "-l", "INFO"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "webapp",
+            "worker",
+            "-Q",
+            "default,train",
+            "-c",
+            "1",
+            "--prefetch-multiplier",
+            "1",
+            "-O",
+            "fair",
+            "-n",
+            f"test-{os.getpid()}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            "-l",
+            "INFO",
+        ],
         log,
     )
     from webapp.celery import app
@@ -101,8 +120,16 @@ def start_worker(log: Path) -> subprocess.Popen:
 def start_daphne(log: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = start(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-         "webapp.asgi:application"],
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "webapp.asgi:application",
+        ],
         log,
     )
     url = f"http://127.0.0.1:{port}"

@@ -1,1 +1,4 @@
-"""Manabi's training engine: plain PyTorch, no Django. A job spec in, events out, artifacts on disk."""
+"""Manabi's training engine: plain PyTorch, no Django.
+
+A job spec in, events out, artifacts written to a directory.
+"""

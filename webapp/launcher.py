@@ -6,6 +6,7 @@ and runs pytest. Django is not imported here: its settings read REDIS_URL, which
 """
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -17,7 +18,7 @@ import urllib.request
 from contextlib import closing
 from pathlib import Path
 
-from webapp.env import envint, envstr, environ_copy
+from webapp.env import envint, environ_copy, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(envstr("MANABI_DATA_DIR", str(BASE_DIR / "var")))
@@ -60,12 +61,18 @@ def start_redis(data_dir: Path, persist: bool) -> tuple[subprocess.Popen, str]:
     port = free_port()
     args = [
         redis_server_binary(),
-        "--port", str(port),
-        "--bind", "127.0.0.1",
-        "--dir", str(data_dir),
-        "--save", "60 1" if persist else "",
-        "--appendonly", "no",
-        "--protected-mode", "yes",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data_dir),
+        "--save",
+        "60 1" if persist else "",
+        "--appendonly",
+        "no",
+        "--protected-mode",
+        "yes",
     ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 15
@@ -94,10 +101,8 @@ def stop(proc: subprocess.Popen, name: str, grace: float = 10.0) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     # Pool processes of a worker may outlive their parent for a moment; sweep the group.
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def manage(*args: str, env: dict[str, str]) -> None:
@@ -134,15 +139,45 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_demo:
             manage("seed_demo", env=env)
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "webapp", "worker",
-             "-Q", "default,train", "-c", "1", "-O", "fair", "--prefetch-multiplier", "1",
-             "-n", "manabi@%h", "-l", "INFO"],
-            env=env, cwd=BASE_DIR, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "webapp",
+                "worker",
+                "-Q",
+                "default,train",
+                "-c",
+                "1",
+                "-O",
+                "fair",
+                "--prefetch-multiplier",
+                "1",
+                "-n",
+                "manabi@%h",
+                "-l",
+                "INFO",
+            ],
+            env=env,
+            cwd=BASE_DIR,
+            start_new_session=True,
         )
         children.append(("celery worker", worker))
         web = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "webapp.asgi:application"],
-            env=env, cwd=BASE_DIR, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                host,
+                "-p",
+                str(port),
+                "webapp.asgi:application",
+            ],
+            env=env,
+            cwd=BASE_DIR,
+            start_new_session=True,
         )
         children.append(("daphne", web))
         if not wait_http(f"http://{host}:{port}/accounts/login/", web):
@@ -179,14 +214,14 @@ def _wait_for_exit(children: list[tuple[str, subprocess.Popen]]) -> int:
         time.sleep(0.5)
 
 
-def test(args: argparse.Namespace) -> int:
+def test(pytest_args: list[str]) -> int:
     env = environ_copy(PYTHONUNBUFFERED="1")
     redis_proc = None
     try:
         if not envstr("REDIS_URL"):
             redis_proc, env["REDIS_URL"] = start_redis(DATA_DIR / "redis-test", persist=False)
         manage("compile_translations", env=env)
-        result = subprocess.run([sys.executable, "-m", "pytest", *args.pytest_args], env=env)
+        result = subprocess.run([sys.executable, "-m", "pytest", *pytest_args], env=env)
         return result.returncode
     except KeyboardInterrupt:
         return 130
@@ -196,14 +231,15 @@ def test(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["test"]:  # everything after `test` belongs to pytest, options included
+        return test(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m webapp.launcher")
     sub = parser.add_subparsers(dest="command", required=True)
     run_parser = sub.add_parser("run", help="start Redis, a Celery worker and daphne")
     run_parser.add_argument("--no-demo", action="store_true", help="skip the demo accounts")
-    test_parser = sub.add_parser("test", help="start Redis and run pytest")
-    test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-    return run(args) if args.command == "run" else test(args)
+    sub.add_parser("test", help="start Redis and run pytest with the arguments that follow")
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -96,7 +96,8 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Sign-in throttling: failures allowed per account and per address inside the window.
 LOGIN_FAILURES_PER_ACCOUNT = envint("LOGIN_FAILURES_PER_ACCOUNT", 5)
-LOGIN_FAILURES_PER_ADDRESS = envint("LOGIN_FAILURES_PER_ADDRESS", 30)
+# A whole class often signs in from one address (a NAT or a proxy): keep this generous.
+LOGIN_FAILURES_PER_ADDRESS = envint("LOGIN_FAILURES_PER_ADDRESS", 100)
 LOGIN_FAILURE_WINDOW_SECONDS = envint("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)
 
 # Internationalisation: Japanese first, English second; the browser chooses, the header switches.

@@ -29,7 +29,9 @@ urlpatterns = [
         course_views.member_action,
         name="member_action",
     ),
-    path("courses/<int:course_id>/roster/import/", course_views.roster_import, name="roster_import"),
+    path(
+        "courses/<int:course_id>/roster/import/", course_views.roster_import, name="roster_import"
+    ),
     path("api/v1/", api.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

@@ -37,12 +37,13 @@ def live_url(django_db_setup, django_db_blocker):
     live.stop(proc)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API keeps an event loop in the test thread for the whole session
+    # Playwright's sync API keeps an event loop running in the test thread while it is open
     # (database teardown included); the ORM calls made meanwhile are ordinary sync calls.
+    # Module scope: the loop must be gone before other tests use async_to_sync.
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:

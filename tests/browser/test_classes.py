@@ -11,12 +11,24 @@ from webapp.accounts.models import Course, Membership
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 WORDS = {
-    "ja": {"my_classes": "マイクラス", "create": "クラスを作成", "roster": "名簿",
-           "join_code": "参加コード", "sign_in": "ログイン", "register": "登録",
-           "your_work": "このクラスでのあなたの作業"},
-    "en": {"my_classes": "My classes", "create": "Create class", "roster": "Roster",
-           "join_code": "Join code", "sign_in": "Sign in", "register": "Register",
-           "your_work": "Your work in this class"},
+    "ja": {
+        "my_classes": "マイクラス",
+        "create": "クラスを作成",
+        "roster": "名簿",
+        "join_code": "参加コード",
+        "sign_in": "ログイン",
+        "register": "登録",
+        "your_work": "このクラスでのあなたの作業",
+    },
+    "en": {
+        "my_classes": "My classes",
+        "create": "Create class",
+        "roster": "Roster",
+        "join_code": "Join code",
+        "sign_in": "Sign in",
+        "register": "Register",
+        "your_work": "Your work in this class",
+    },
 }
 
 

@@ -33,7 +33,8 @@ def _processes_with(marker: str) -> list[int]:
 
 
 def _get_json(url: str, token: str | None = None, body: dict | None = None):
-    request = urllib.request.Request(url, data=json.dumps(body).encode() if body else None)
+    data = json.dumps(body).encode() if body else None
+    request = urllib.request.Request(url, data=data)  # noqa: S310 - our own loopback URL
     request.add_header("Content-Type", "application/json")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
@@ -49,7 +50,10 @@ def _start(data_dir: Path, port: int, log: Path) -> subprocess.Popen:
     env.update(MANABI_DATA_DIR=str(data_dir), MANABI_PORT=str(port))
     return subprocess.Popen(
         [sys.executable, "-m", "webapp.launcher", "run"],
-        cwd=live.ROOT, env=env, stdout=log.open("a"), stderr=subprocess.STDOUT,
+        cwd=live.ROOT,
+        env=env,
+        stdout=log.open("a"),
+        stderr=subprocess.STDOUT,
     )
 
 

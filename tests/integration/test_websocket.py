@@ -42,8 +42,13 @@ async def _first_message(communicator):
 
 
 EXPECTED = {
-    "anon": None, "carol": None, "other_teacher": None,
-    "alice": False, "bob": False, "ta": True, "teacher": True,
+    "anon": None,
+    "carol": None,
+    "other_teacher": None,
+    "alice": False,
+    "bob": False,
+    "ta": True,
+    "teacher": True,
 }
 
 

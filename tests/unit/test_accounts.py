@@ -39,8 +39,9 @@ def test_removed_member_keeps_the_row_and_can_rejoin_as_student(world):
     actions.remove_member(world.course, membership)
     membership.refresh_from_db()
     assert membership.removed_at is not None  # the row (and so their work) stays
-    assert world.course not in Course.objects.filter(memberships__user=world.ta,
-                                                     memberships__removed_at__isnull=True)
+    assert world.course not in Course.objects.filter(
+        memberships__user=world.ta, memberships__removed_at__isnull=True
+    )
     rejoined = actions.join_course(world.ta, world.course.join_code)
     assert rejoined.pk == membership.pk and rejoined.role == "student" and rejoined.is_active
 
@@ -78,8 +79,9 @@ def test_roster_file_keeps_good_rows_and_explains_bad_ones(world):
     assert "twice" in rows[(7, "dave")].error
     assert rows[(8, "frank")].error and not User.objects.filter(username="frank").exists()
     members = set(
-        Membership.objects.active().filter(course=world.course).values_list("user__username",
-                                                                            flat=True)
+        Membership.objects.active()
+        .filter(course=world.course)
+        .values_list("user__username", flat=True)
     )
     assert {"dave", "erin", "carol"} <= members
 
@@ -120,9 +122,7 @@ def test_password_reset_revokes_tokens(world):
 
 
 def _login(client, username, password, **extra):
-    return client.post(
-        "/accounts/login/", {"username": username, "password": password}, **extra
-    )
+    return client.post("/accounts/login/", {"username": username, "password": password}, **extra)
 
 
 def test_login_is_throttled_per_account_with_a_clear_message(world, settings):
@@ -177,8 +177,12 @@ def test_register_page_creates_student_in_class_and_signs_in(world):
 def test_register_page_names_the_wrong_field(world):
     response = Client().post(
         "/accounts/register/",
-        {"join_code": "WRONG999", "username": "yuki", "password": "sakura-blossom-7",
-         "password2": "sakura-blossom-7"},
+        {
+            "join_code": "WRONG999",
+            "username": "yuki",
+            "password": "sakura-blossom-7",
+            "password2": "sakura-blossom-7",
+        },
         HTTP_ACCEPT_LANGUAGE="en",
     )
     assert response.status_code == 200

@@ -113,8 +113,11 @@ def test_register_with_join_code(world):
 @pytest.mark.parametrize(
     ("body", "status", "field"),
     [
-        ({"username": "dave", "password": "a-long-passphrase", "join_code": "NOPE2345"}, 404,
-         "join_code"),
+        (
+            {"username": "dave", "password": "a-long-passphrase", "join_code": "NOPE2345"},
+            404,
+            "join_code",
+        ),
         ({"username": "alice", "password": "a-long-passphrase"}, 422, "join_code"),
         ({"username": "ALICE", "password": "a-long-passphrase"}, 409, "username"),
         ({"username": "dave", "password": "123"}, 400, "password"),
@@ -131,9 +134,7 @@ def test_register_refusals_name_the_field(world, body, status, field):
 
 
 def test_malformed_json_is_a_400_not_a_500(world):
-    response = Client().post(
-        "/api/v1/auth/token", "{not json", content_type="application/json"
-    )
+    response = Client().post("/api/v1/auth/token", "{not json", content_type="application/json")
     assert_error_shape(response, 400)
 
 
@@ -157,15 +158,30 @@ def test_openapi_schema_names_the_contract():
 # --- the permission matrix -------------------------------------------------------------
 
 LIST_MEMBERS = {
-    "anon": 401, "alice": 403, "bob": 403, "carol": 404, "ta": 200, "teacher": 200,
+    "anon": 401,
+    "alice": 403,
+    "bob": 403,
+    "carol": 404,
+    "ta": 200,
+    "teacher": 200,
     "other_teacher": 404,
 }
 GET_COURSE = {
-    "anon": 401, "alice": 200, "bob": 200, "carol": 404, "ta": 200, "teacher": 200,
+    "anon": 401,
+    "alice": 200,
+    "bob": 200,
+    "carol": 404,
+    "ta": 200,
+    "teacher": 200,
     "other_teacher": 404,
 }
 MANAGE = {
-    "anon": 401, "alice": 403, "bob": 403, "carol": 404, "ta": 403, "teacher": 200,
+    "anon": 401,
+    "alice": 403,
+    "bob": 403,
+    "carol": 404,
+    "ta": 403,
+    "teacher": 200,
     "other_teacher": 404,
 }
 
@@ -207,7 +223,9 @@ def test_course_list_shows_only_own_classes(world, persona):
 @pytest.mark.parametrize("persona", PERSONAS)
 def test_only_the_teacher_may_patch_the_class(world, persona):
     response = api(world, persona)(
-        "patch", f"/api/v1/courses/{world.course.pk}", {"name": "Renamed", "storage_mb_per_student": 5}
+        "patch",
+        f"/api/v1/courses/{world.course.pk}",
+        {"name": "Renamed", "storage_mb_per_student": 5},
     )
     if MANAGE[persona] == 200:
         assert response.status_code == 200
@@ -295,7 +313,9 @@ def test_join_by_code_then_409_on_second_try(world):
 def test_closed_or_archived_class_cannot_be_joined(world):
     world.course.join_open = False
     world.course.save()
-    response = api(world, "carol")("post", "/api/v1/courses/join", {"join_code": world.course.join_code})
+    response = api(world, "carol")(
+        "post", "/api/v1/courses/join", {"join_code": world.course.join_code}
+    )
     assert_error_shape(response, 404)
 
 

@@ -20,8 +20,11 @@ def test_language_follows_the_browser():
 
 def test_header_switch_changes_language_and_stays_on_the_page():
     client = Client()
-    response = client.post("/i18n/setlang/", {"language": "en", "next": "/accounts/register/"},
-                           HTTP_ACCEPT_LANGUAGE="ja")
+    response = client.post(
+        "/i18n/setlang/",
+        {"language": "en", "next": "/accounts/register/"},
+        HTTP_ACCEPT_LANGUAGE="ja",
+    )
     assert response["Location"] == "/accounts/register/"
     page = client.get("/accounts/register/", HTTP_ACCEPT_LANGUAGE="ja").content.decode()
     assert "Create my account" in page

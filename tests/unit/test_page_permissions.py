@@ -9,16 +9,31 @@ pytestmark = pytest.mark.django_db
 
 # persona -> status for GET pages of `course` (302 = sent to sign in).
 COURSE_PAGE = {
-    "anon": 302, "alice": 200, "bob": 200, "ta": 200, "teacher": 200,
-    "carol": 404, "other_teacher": 404,
+    "anon": 302,
+    "alice": 200,
+    "bob": 200,
+    "ta": 200,
+    "teacher": 200,
+    "carol": 404,
+    "other_teacher": 404,
 }
 ROSTER_PAGE = {
-    "anon": 302, "alice": 403, "bob": 403, "ta": 200, "teacher": 200,
-    "carol": 404, "other_teacher": 404,
+    "anon": 302,
+    "alice": 403,
+    "bob": 403,
+    "ta": 200,
+    "teacher": 200,
+    "carol": 404,
+    "other_teacher": 404,
 }
 MANAGE = {
-    "anon": 302, "alice": 403, "bob": 403, "ta": 403, "teacher": 302,
-    "carol": 404, "other_teacher": 404,
+    "anon": 302,
+    "alice": 403,
+    "bob": 403,
+    "ta": 403,
+    "teacher": 302,
+    "carol": 404,
+    "other_teacher": 404,
 }
 
 

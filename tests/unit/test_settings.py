@@ -13,7 +13,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _manage(*args: str, **environ: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DEBUG", "SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    }
     clean.update(environ)
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=clean, capture_output=True, text=True
@@ -23,7 +27,10 @@ def _manage(*args: str, **environ: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_production_settings_pass_check_deploy():
     result = _manage(
-        "check", "--deploy", "--fail-level", "WARNING",
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
         DEBUG="0",
         SECRET_KEY="k7#Qm2!vX9pL4$wZ8rT1@nB6^yH3&cF5*dJ0(sG7)eK2-uM9+aP4=oN1_iR8",
         ALLOWED_HOSTS="manabi.example.ac.jp",
@@ -75,3 +82,31 @@ def test_only_env_py_reads_the_environment():
         if "os.environ" in path.read_text() or "os.getenv" in path.read_text():
             offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
+
+
+@pytest.mark.slow
+def test_media_goes_to_s3_compatible_storage_when_a_bucket_is_named():
+    code = (
+        "import django; django.setup()\n"
+        "from django.core.files.storage import default_storage as s\n"
+        "print(type(s).__name__, s.bucket_name, s.endpoint_url)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env.update(
+        DJANGO_SETTINGS_MODULE="webapp.settings",
+        MEDIA_S3_BUCKET="manabi-media",
+        MEDIA_S3_ENDPOINT_URL="http://127.0.0.1:9000",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.stdout.split() == ["S3Storage", "manabi-media", "http://127.0.0.1:9000"], (
+        result.stderr
+    )
+
+
+def test_code_passes_ruff():
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "."], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout

@@ -215,7 +215,11 @@ def update_limits(course: Course, **limits: int) -> None:
     for field, value in limits.items():
         if field not in LIMIT_FIELDS:
             raise AccountsError(_("Unknown limit."), field=field)
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= LIMIT_MAX[field]:
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or not 0 <= value <= LIMIT_MAX[field]
+        ):
             raise AccountsError(
                 _("Enter a whole number from 0 to %(max)s.") % {"max": LIMIT_MAX[field]},
                 field=field,
@@ -248,9 +252,9 @@ def remove_member(course: Course, membership: Membership) -> None:
 def change_role(course: Course, membership: Membership, role: str) -> None:
     if role not in Role.values:
         raise AccountsError(_("Unknown role."), field="role")
-    if membership.role == Role.TEACHER and role != Role.TEACHER:
-        if not _other_teachers(course, membership):
-            raise LastTeacher(_("A class needs at least one teacher."))
+    demoting = membership.role == Role.TEACHER and role != Role.TEACHER
+    if demoting and not _other_teachers(course, membership):
+        raise LastTeacher(_("A class needs at least one teacher."))
     membership.role = role
     membership.save(update_fields=["role"])
     forget_roles(membership.user)

@@ -41,7 +41,11 @@ class JoinForm(forms.Form):
 class LimitsForm(forms.ModelForm):
     class Meta:
         model = Course
-        fields = ["gpu_minutes_per_student", "concurrent_jobs_per_student", "storage_mb_per_student"]
+        fields = [
+            "gpu_minutes_per_student",
+            "concurrent_jobs_per_student",
+            "storage_mb_per_student",
+        ]
 
 
 class RoleForm(forms.Form):
@@ -51,7 +55,9 @@ class RoleForm(forms.Form):
 class RosterImportForm(forms.Form):
     roster = forms.FileField(
         label=_("Roster CSV"),
-        help_text=_("One student per line: user name, display name (optional), password (optional)."),
+        help_text=_(
+            "One student per line: user name, display name (optional), password (optional)."
+        ),
     )
 
     def clean_roster(self) -> str:

@@ -56,9 +56,7 @@ def can_reset_password(user: User, course: Course, target: User) -> bool:
     if target.is_superuser or target.is_staff or target.is_teacher:
         return False
     # A student who is staff in any class is a colleague, not a student: hands off.
-    staff_elsewhere = (
-        Membership.objects.active().filter(user=target, role__in=STAFF_ROLES).exists()
-    )
+    staff_elsewhere = Membership.objects.active().filter(user=target, role__in=STAFF_ROLES).exists()
     is_student_here = role_in(target, course) == Role.STUDENT
     return is_student_here and not staff_elsewhere
 

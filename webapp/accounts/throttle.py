@@ -26,7 +26,10 @@ def _window() -> tuple[int, float]:
 
 def _keys(username: str, address: str, bucket: int) -> list[tuple[str, int]]:
     return [
-        (f"login-fail:user:{username.strip().lower()}:{bucket}", settings.LOGIN_FAILURES_PER_ACCOUNT),
+        (
+            f"login-fail:user:{username.strip().lower()}:{bucket}",
+            settings.LOGIN_FAILURES_PER_ACCOUNT,
+        ),
         (f"login-fail:addr:{address}:{bucket}", settings.LOGIN_FAILURES_PER_ADDRESS),
     ]
 

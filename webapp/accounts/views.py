@@ -63,9 +63,7 @@ def login_view(request):
                 throttle.record_success(username)
                 login(request, user)
                 return redirect(next_url)
-    return render(
-        request, "accounts/login.html", {"form": form, "next": next_url}, status=status
-    )
+    return render(request, "accounts/login.html", {"form": form, "next": next_url}, status=status)
 
 
 @require_POST

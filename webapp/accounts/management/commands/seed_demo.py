@@ -1,4 +1,4 @@
-"""`manage.py seed_demo`: the demo accounts and class. Safe to run again; it changes nothing then."""
+"""`manage.py seed_demo`: the demo accounts and class. Safe to run again: it changes nothing."""
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -20,8 +20,12 @@ class Command(BaseCommand):
         course = Course.objects.filter(name=DEMO_COURSE, created_by=teacher).first()
         if course is None:
             course = Course.objects.create(name=DEMO_COURSE, created_by=teacher)
-        Membership.objects.get_or_create(course=course, user=teacher, defaults={"role": Role.TEACHER})
-        Membership.objects.get_or_create(course=course, user=student, defaults={"role": Role.STUDENT})
+        Membership.objects.get_or_create(
+            course=course, user=teacher, defaults={"role": Role.TEACHER}
+        )
+        Membership.objects.get_or_create(
+            course=course, user=student, defaults={"role": Role.STUDENT}
+        )
         self.stdout.write(f"Demo class '{course.name}' (join code {course.join_code}) is ready.")
 
 
