@@ -88,7 +88,7 @@ def test_only_env_py_reads_the_environment():
 def test_media_goes_to_s3_compatible_storage_when_a_bucket_is_named():
     code = (
         "import django; django.setup()\n"
-        "from django.core.files.storage import default_storage as s\n"
+        "from django.core.files.storage import storages; s = storages['default']\n"
         "print(type(s).__name__, s.bucket_name, s.endpoint_url)\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
