@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "ninja",  # serves the API docs page's scripts from our static files, not from a CDN
     "webapp.accounts",
     "webapp.api",
     "webapp.front",

@@ -344,3 +344,20 @@ def test_oversized_body_is_413(world, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
     response = api(world, "teacher")("post", "/api/v1/courses", {"name": "x" * 500})
     assert_error_shape(response, 413)
+
+
+def test_api_docs_page_works_offline():
+    page = Client().get("/api/v1/docs").content.decode()
+    assert "/static/ninja/swagger-ui-bundle.js" in page
+    assert "cdn" not in page.lower()
+
+
+def test_unexpected_server_error_is_still_json(world, monkeypatch):
+    from webapp.accounts import permissions
+
+    def broken(user):
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr(permissions, "visible_courses", broken)
+    body = assert_error_shape(api(world, "alice")("get", "/api/v1/courses"), 500)
+    assert "on fire" not in body["detail"]  # internals stay in the log

@@ -1,7 +1,8 @@
 """Pages that are not one app's own: home, health, error pages."""
 
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponseServerError, JsonResponse
+from django.template import loader
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 
@@ -46,7 +47,8 @@ def forbidden(request, exception=None):
 def server_error(request):
     if _wants_json(request):
         return JsonResponse({"detail": "Server error; it was logged.", "errors": {}}, status=500)
-    return render(request, "errors/500.html", status=500)
+    # No context processors: whatever broke the request must not break its error page too.
+    return HttpResponseServerError(loader.get_template("errors/500.html").render())
 
 
 def bad_request(request, exception=None):
