@@ -13,6 +13,8 @@ from urllib.parse import quote
 from django.conf import settings
 from django.db import connection
 
+from webapp import launcher
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -40,14 +42,12 @@ test_database_url.__test__ = False  # a helper, not a test
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
+    """The environment of a server started by a test: the run command's, on the test database."""
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     env.update(
-        DATABASE_URL=test_database_url(),
-        REDIS_URL=require_redis(),
-        PYTHONUNBUFFERED="1",
-        DEBUG="1",
-        **extra,
+        DATABASE_URL=test_database_url(), REDIS_URL=require_redis(), PYTHONUNBUFFERED="1", **extra
     )
+    launcher.embedded_defaults(env, Path(settings.DATA_DIR))
     return env
 
 
@@ -118,6 +118,13 @@ def start_worker(log: Path) -> subprocess.Popen:
 
 
 def start_daphne(log: Path) -> tuple[subprocess.Popen, str]:
+    """daphne as the run command starts it (DEBUG off, static files collected)."""
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
+        cwd=ROOT,
+        env=child_env(),
+        check=True,
+    )
     port = free_port()
     proc = start(
         [

@@ -8,6 +8,7 @@ and runs pytest. Django is not imported here: its settings read REDIS_URL, which
 import argparse
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -105,6 +106,34 @@ def stop(proc: subprocess.Popen, name: str, grace: float = 10.0) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+LOOPBACK_HOSTS = "127.0.0.1,localhost,[::1]"
+
+
+def secret_key(data_dir: Path) -> str:
+    """Return this installation's secret key, made once and kept in the data folder."""
+    path = data_dir / "secret_key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def embedded_defaults(env: dict[str, str], data_dir: Path, host: str = "127.0.0.1") -> None:
+    """Fill in production settings for one machine served over plain HTTP.
+
+    DEBUG stays off (no tracebacks or URL lists for students), the secret key is generated
+    once, and the HTTPS-only settings are off because there is no TLS in front of daphne here.
+    Anything the administrator set in the environment wins.
+    """
+    env.setdefault("DEBUG", "0")
+    env.setdefault("SECRET_KEY", secret_key(data_dir))
+    env.setdefault("ALLOWED_HOSTS", LOOPBACK_HOSTS if host in LOOPBACK_HOSTS else "*")
+    for name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
+        env.setdefault(name, "0")
+    env.setdefault("SECURE_HSTS_SECONDS", "0")
+
+
 def manage(*args: str, env: dict[str, str]) -> None:
     subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], env=env, check=True)
 
@@ -129,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     children: list[tuple[str, subprocess.Popen]] = []
     env = environ_copy(PYTHONUNBUFFERED="1")
+    embedded_defaults(env, DATA_DIR, host)
     try:
         if not envstr("REDIS_URL"):
             redis_proc, env["REDIS_URL"] = start_redis(DATA_DIR / "redis", persist=True)
@@ -136,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"Started Redis at {env['REDIS_URL']}", flush=True)
         manage("migrate", "--noinput", env=env)
         manage("compile_translations", env=env)
+        manage("collectstatic", "--noinput", "--verbosity", "0", env=env)
         if not args.no_demo:
             manage("seed_demo", env=env)
         worker = subprocess.Popen(
@@ -184,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
             print("The web server did not start; see the messages above.", flush=True)
             return 1
         print(
-            f"\n  Manabi is running: open http://{host}:{port}/\n"
+            f"\n  Manabi is running: open http://{_browsable(host)}:{port}/\n"
             "  Demo accounts: teacher / manabi-teacher, student / manabi-student\n"
             "  Press Ctrl-C to stop everything.\n",
             flush=True,
@@ -197,6 +228,10 @@ def run(args: argparse.Namespace) -> int:
         for name, proc in reversed(children):
             stop(proc, name)
         print("Stopped.", flush=True)
+
+
+def _browsable(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - a comparison
 
 
 def _interrupt(signum, frame) -> None:
