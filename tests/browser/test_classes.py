@@ -156,3 +156,26 @@ def test_japanese_teacher_pages(live_url, new_page):
     shot(page, "ja-12-teacher-class-settings")
     page.goto(f"{live_url}/accounts/settings/")
     shot(page, "ja-13-account")
+
+
+def test_language_switch_sign_out_and_admin(live_url, new_page):
+    admin = make_user("kanrisha", teacher=True)
+    admin.is_staff = admin.is_superuser = True
+    admin.save()
+    page = new_page("ja")
+    sign_in(page, live_url, "kanrisha")
+    expect(page.locator("h1")).to_have_text("マイクラス")
+    page.locator(".langswitch button[value=en]").click()
+    expect(page.locator("h1")).to_have_text("My classes")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    page.locator(".langswitch button[value=ja]").click()
+    expect(page.locator("h1")).to_have_text("マイクラス")
+
+    page.locator("nav.mainnav a[href='/admin/']").click()
+    expect(page.locator("#site-name")).to_be_visible()
+    shot(page, "ja-14-admin")
+
+    page.goto(f"{live_url}/courses/")
+    page.locator("header form[action='/accounts/logout/'] button").click()
+    page.wait_for_url(f"{live_url}/accounts/login/")
+    assert page.goto(f"{live_url}/courses/").url.startswith(f"{live_url}/accounts/login/")

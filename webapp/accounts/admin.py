@@ -1,7 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
+from django.utils.translation import gettext_lazy as _
 
 from webapp.accounts.models import ApiToken, Course, Membership, User
+
+admin.site.site_header = _("Manabi administration")
+admin.site.site_title = _("Manabi administration")
 
 
 @admin.register(User)

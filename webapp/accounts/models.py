@@ -68,6 +68,8 @@ class Course(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = _("class")
+        verbose_name_plural = _("classes")
 
     def __str__(self) -> str:
         return self.name
@@ -106,6 +108,8 @@ class Membership(models.Model):
             models.UniqueConstraint(fields=["course", "user"], name="one_membership_per_course")
         ]
         ordering = ["role", "user__username"]
+        verbose_name = _("membership")
+        verbose_name_plural = _("memberships")
 
     def __str__(self) -> str:
         return f"{self.user} in {self.course} as {self.role}"
@@ -135,6 +139,8 @@ class ApiToken(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user})"
