@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "ninja",  # serves the API docs page's scripts from our static files, not from a CDN
     "webapp.accounts",
     "webapp.api",
+    "webapp.datasets",
     "webapp.front",
 ]
 
@@ -206,6 +207,17 @@ if not DEBUG:
 
 # Largest request body Django reads into memory (uploads stream separately, in the datasets app).
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 1024)
+
+# Datasets: limits on what an upload may hold. Anything over a limit is refused with a reason.
+UPLOAD_MAX_BYTES = envint("UPLOAD_MAX_BYTES", 4 * 1024**3)  # one archive
+UPLOAD_CHUNK_BYTES = envint("UPLOAD_CHUNK_BYTES", 8 * 1024**2)  # one request of a chunked upload
+ZIP_MAX_ENTRIES = envint("ZIP_MAX_ENTRIES", 200_000)
+ZIP_MAX_UNPACKED_BYTES = envint("ZIP_MAX_UNPACKED_BYTES", 8 * 1024**3)
+ZIP_MAX_ENTRY_BYTES = envint("ZIP_MAX_ENTRY_BYTES", 64 * 1024**2)
+ZIP_MAX_RATIO = envint("ZIP_MAX_RATIO", 200)
+IMAGE_MAX_PIXELS = envint("IMAGE_MAX_PIXELS", 40_000_000)
+# Near-duplicate threshold: images whose 64-bit difference hashes differ in at most this many bits.
+NEAR_DUPLICATE_BITS = envint("NEAR_DUPLICATE_BITS", 4)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -4,7 +4,7 @@ Students see their own work and what is shared with the class; teachers and TAs 
 everything in their classes; nobody sees other classes. Site administrators see all.
 """
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from webapp.accounts.models import Course, Membership, Role, User
 
@@ -70,3 +70,66 @@ def visible_courses(user: User) -> QuerySet[Course]:
     return Course.objects.filter(
         memberships__user=user, memberships__removed_at__isnull=True
     ).distinct()
+
+
+# --- datasets ----------------------------------------------------------------------------
+# Visibility: private (owner + the class's teachers/TAs), shared with the class, handed out by
+# a teacher, or a hidden test set (teachers/TAs only; students learn its size and classes).
+
+STUDENT_VISIBLE = ("shared", "handout")
+
+
+def can_view_dataset(user: User, dataset) -> bool:
+    """May see the dataset's page and summary (name, size, classes)."""
+    course = dataset.course
+    if can_view_roster(user, course):
+        return True
+    if role_in(user, course) is None:
+        return False
+    return (
+        dataset.owner_id == user.pk
+        or dataset.visibility in STUDENT_VISIBLE
+        or dataset.visibility == "hidden_test"  # the summary only: see can_view_images
+    )
+
+
+def can_view_images(user: User, dataset) -> bool:
+    """May see and download the images and labels (never a student, for a hidden test set)."""
+    if not can_view_dataset(user, dataset):
+        return False
+    if dataset.visibility == "hidden_test":
+        return can_view_roster(user, dataset.course)
+    return True
+
+
+def can_edit_dataset(user: User, dataset) -> bool:
+    """The owner (while in the class) and the class's teachers edit; each edit is a new version."""
+    course = dataset.course
+    if can_manage_course(user, course):
+        return True
+    if dataset.visibility == "hidden_test":
+        return can_view_roster(user, course) and dataset.owner_id == user.pk
+    return role_in(user, course) is not None and dataset.owner_id == user.pk
+
+
+def can_create_dataset(user: User, course: Course, visibility: str = "private") -> bool:
+    """Every member may upload; only teachers and TAs hand out data or hold hidden test sets."""
+    if course.is_archived or (role_in(user, course) is None and not user.is_superuser):
+        return False
+    if visibility in ("handout", "hidden_test"):
+        return can_view_roster(user, course)
+    return True
+
+
+def visible_datasets(user: User, course: Course):
+    """The datasets of a class the user may see (hidden test sets included, as summaries)."""
+    from webapp.datasets.models import Dataset  # accounts must not depend on datasets at import
+
+    datasets = Dataset.objects.filter(course=course)
+    if can_view_roster(user, course):
+        return datasets
+    if role_in(user, course) is None:
+        return datasets.none()
+    return datasets.filter(
+        Q(owner=user) | Q(visibility__in=STUDENT_VISIBLE) | Q(visibility="hidden_test")
+    )

