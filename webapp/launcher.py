@@ -157,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"Port {port} on {host} is taken. Stop what uses it, or set MANABI_PORT.")
         return 1
     children: list[tuple[str, subprocess.Popen]] = []
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
     env = environ_copy(PYTHONUNBUFFERED="1")
     embedded_defaults(env, DATA_DIR, host)
     try:
@@ -250,6 +251,7 @@ def _wait_for_exit(children: list[tuple[str, subprocess.Popen]]) -> int:
 
 
 def test(pytest_args: list[str]) -> int:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
     env = environ_copy(PYTHONUNBUFFERED="1")
     redis_proc = None
     try:

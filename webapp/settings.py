@@ -210,7 +210,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 1
 
 # Datasets: limits on what an upload may hold. Anything over a limit is refused with a reason.
 UPLOAD_MAX_BYTES = envint("UPLOAD_MAX_BYTES", 4 * 1024**3)  # one archive
-UPLOAD_CHUNK_BYTES = envint("UPLOAD_CHUNK_BYTES", 8 * 1024**2)  # one request of a chunked upload
+UPLOAD_CHUNK_BYTES = envint("UPLOAD_CHUNK_BYTES", 4 * 1024**2)  # one request of a chunked upload
 ZIP_MAX_ENTRIES = envint("ZIP_MAX_ENTRIES", 200_000)
 ZIP_MAX_UNPACKED_BYTES = envint("ZIP_MAX_UNPACKED_BYTES", 8 * 1024**3)
 ZIP_MAX_ENTRY_BYTES = envint("ZIP_MAX_ENTRY_BYTES", 64 * 1024**2)

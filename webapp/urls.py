@@ -6,6 +6,7 @@ from django.urls import include, path
 from webapp.accounts import course_views
 from webapp.accounts import views as account_views
 from webapp.api.urls import api
+from webapp.datasets import views as dataset_views
 from webapp.front import views as front_views
 
 urlpatterns = [
@@ -31,6 +32,29 @@ urlpatterns = [
     ),
     path(
         "courses/<int:course_id>/roster/import/", course_views.roster_import, name="roster_import"
+    ),
+    path(
+        "courses/<int:course_id>/datasets/", dataset_views.course_datasets, name="course_datasets"
+    ),
+    path("courses/<int:course_id>/datasets/sample/", dataset_views.copy_sample, name="copy_sample"),
+    path("datasets/<int:dataset_id>/", dataset_views.dataset_detail, name="dataset_detail"),
+    path("datasets/<int:dataset_id>/status/", dataset_views.dataset_status, name="dataset_status"),
+    path("datasets/<int:dataset_id>/gallery/", dataset_views.gallery, name="dataset_gallery"),
+    path("datasets/<int:dataset_id>/edit/", dataset_views.edit, name="dataset_edit"),
+    path(
+        "datasets/<int:dataset_id>/items/<int:item_id>/",
+        dataset_views.item_detail,
+        name="dataset_item",
+    ),
+    path(
+        "datasets/<int:dataset_id>/items/<int:item_id>/image",
+        dataset_views.item_image,
+        name="dataset_image",
+    ),
+    path(
+        "datasets/<int:dataset_id>/items/<int:item_id>/thumb",
+        dataset_views.item_thumb,
+        name="dataset_thumb",
     ),
     path("api/v1/", api.urls),
     path("i18n/", include("django.conf.urls.i18n")),

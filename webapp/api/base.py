@@ -15,6 +15,7 @@ from ninja.security.apikey import APIKeyCookie
 from ninja.utils import check_csrf
 
 from webapp.accounts import actions
+from webapp.datasets.actions import DatasetError
 
 log = logging.getLogger(__name__)
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE"}
@@ -102,6 +103,11 @@ def _on_forbidden(request, exc):
 
 @api.exception_handler(actions.AccountsError)
 def _on_refused(request, exc: actions.AccountsError):
+    return error(exc.message, exc.status, {exc.field: exc.message} if exc.field else {})
+
+
+@api.exception_handler(DatasetError)
+def _on_dataset_refused(request, exc: DatasetError):
     return error(exc.message, exc.status, {exc.field: exc.message} if exc.field else {})
 
 

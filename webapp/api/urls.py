@@ -1,7 +1,8 @@
 """Assemble the API: one router per resource."""
 
-from webapp.api import auth, courses
+from webapp.api import auth, courses, datasets
 from webapp.api.base import api
 
 api.add_router("", auth.router)
 api.add_router("", courses.router)
+api.add_router("", datasets.router)

@@ -26,6 +26,10 @@ class Command(BaseCommand):
         Membership.objects.get_or_create(
             course=course, user=student, defaults={"role": Role.STUDENT}
         )
+        if not course.datasets.exists():
+            from webapp.datasets.actions import copy_sample  # accounts must not import it early
+
+            copy_sample(teacher, course, "digits", visibility="handout")
         self.stdout.write(f"Demo class '{course.name}' (join code {course.join_code}) is ready.")
 
 

@@ -1,0 +1,115 @@
+"""COCO export: images/<file_name> and annotations/instances_<split>.json for each split present.
+
+Image and annotation ids count from 1 across the whole export; category ids are 1-based in the
+order of `categories`. Boxes, polygons and keypoints are written as stored. Manabi's extension for
+classification: each image gets one annotation with its category_id and no "bbox", which
+Manabi's COCO importer reads back as the image's class.
+"""
+
+import json
+from collections.abc import Iterable, Iterator
+
+from webapp.datasets.exporters._zipstream import ExportItem, ZipFile, zip_stream
+from webapp.datasets.records import TASKS, CategoryInfo, SourceAnnotation
+
+
+def export_coco(
+    items: Iterable[ExportItem], categories: list[CategoryInfo], task: str
+) -> Iterator[bytes]:
+    """Stream a COCO ZIP; the JSON files come last, once every image has been written."""
+    if task not in TASKS:
+        raise ValueError(f"unknown kind {task!r}")
+    return zip_stream(_files(items, list(categories), task))
+
+
+def _files(
+    items: Iterable[ExportItem], categories: list[CategoryInfo], task: str
+) -> Iterator[ZipFile]:
+    ids = {c.name: i for i, c in enumerate(categories, 1)}
+    docs: dict[str, dict[str, list]] = {}
+    next_annotation = 1
+    for image_id, item in enumerate(items, 1):
+        yield f"images/{item.file_name}", item.read, False
+        doc = docs.setdefault(item.split or "train", {"images": [], "annotations": []})
+        doc["images"].append(
+            {
+                "id": image_id,
+                "file_name": item.file_name,
+                "width": item.width,
+                "height": item.height,
+            }
+        )
+        if task == "classification":
+            labels = [item.label] if item.label is not None else []
+            anns = [{"category_id": _category_id(name, ids, categories)} for name in labels]
+        else:
+            anns = [
+                _annotation(a, _category_id(a.category, ids, categories)) for a in item.annotations
+            ]
+        for ann in anns:
+            doc["annotations"].append(
+                {"id": next_annotation, "image_id": image_id, "iscrowd": 0} | ann
+            )
+            next_annotation += 1
+    for split, doc in docs.items():
+        body = json.dumps(
+            {
+                "info": {"description": "Exported from Manabi"},
+                "licenses": [],
+                **doc,
+                "categories": [_category(i, c) for i, c in enumerate(categories, 1)],
+            },
+            ensure_ascii=False,
+        ).encode()
+        yield f"annotations/instances_{split}.json", lambda body=body: body, True
+
+
+def _category_id(name: str, ids: dict[str, int], categories: list[CategoryInfo]) -> int:
+    """The name's 1-based id; a name missing from `categories` is added at the end."""
+    if name not in ids:
+        categories.append(CategoryInfo(name))
+        ids[name] = len(categories)
+    return ids[name]
+
+
+def _category(category_id: int, info: CategoryInfo) -> dict:
+    category = {"id": category_id, "name": info.name, "supercategory": ""}
+    if info.keypoints:
+        category |= {"keypoints": info.keypoints, "skeleton": info.skeleton}
+    return category
+
+
+def _annotation(ann: SourceAnnotation, category_id: int) -> dict:
+    polygons = ann.segmentation or []
+    bbox = ann.bbox or _bbox_around(polygons, ann.keypoints or [])
+    area = sum(_polygon_area(p) for p in polygons) if polygons else bbox[2] * bbox[3]
+    fields = {
+        "category_id": category_id,
+        "bbox": bbox,
+        "area": area,
+        "iscrowd": int(ann.iscrowd),
+        "segmentation": polygons,
+    }
+    if ann.keypoints is not None:
+        visible = sum(1 for v in ann.keypoints[2::3] if v > 0)
+        fields |= {"keypoints": ann.keypoints, "num_keypoints": visible}
+    return fields
+
+
+def _bbox_around(polygons: list[list[float]], keypoints: list[float]) -> list[float]:
+    """The box around the polygons, else around the labelled keypoints."""
+    xs = [v for p in polygons for v in p[0::2]]
+    ys = [v for p in polygons for v in p[1::2]]
+    if not xs:
+        labelled = [i for i in range(0, len(keypoints), 3) if keypoints[i + 2] > 0]
+        xs, ys = [keypoints[i] for i in labelled], [keypoints[i + 1] for i in labelled]
+    if not xs:
+        raise ValueError("an annotation has no bbox, polygon or labelled keypoint")
+    return [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
+
+
+def _polygon_area(flat: list[float]) -> float:
+    """Shoelace area of one polygon [x1, y1, x2, y2, …]."""
+    xs, ys = flat[0::2], flat[1::2]
+    n = len(xs)
+    return abs(sum(xs[i] * ys[(i + 1) % n] - xs[(i + 1) % n] * ys[i] for i in range(n))) / 2

@@ -1,0 +1,52 @@
+"""Read-side helpers: what a version holds, summaries, and pages of items."""
+
+from django.db.models import Count, QuerySet
+
+from webapp.datasets.models import Annotation, Category, Dataset, Item, at_version
+
+
+def categories_at(dataset: Dataset, version: int | None = None) -> list[Category]:
+    version = dataset.head if version is None else version
+    return list(Category.objects.filter(at_version(version), dataset=dataset).order_by("index"))
+
+
+def items_at(dataset: Dataset, version: int | None = None) -> QuerySet[Item]:
+    version = dataset.head if version is None else version
+    if version == dataset.head:
+        return Item.objects.filter(dataset=dataset, valid_to__isnull=True, valid_from__gt=0)
+    return Item.objects.filter(at_version(version), dataset=dataset)
+
+
+def class_counts(dataset: Dataset, version: int | None = None) -> list[dict]:
+    """[{"name", "count", "index"}] — images per class (or per object class for other tasks)."""
+    version = dataset.head if version is None else version
+    if not version:
+        return []
+    names = {c.index: c.name for c in categories_at(dataset, version)}
+    items = items_at(dataset, version)
+    if dataset.task == "classification":
+        rows = items.values("category_index").annotate(n=Count("id"))
+        counts = {row["category_index"]: row["n"] for row in rows}
+    else:
+        rows = (
+            Annotation.objects.filter(item__in=items)
+            .values("category_index")
+            .annotate(n=Count("item", distinct=True))
+        )
+        counts = {row["category_index"]: row["n"] for row in rows}
+    return [
+        {"index": index, "name": name, "count": counts.get(index, 0)}
+        for index, name in names.items()
+    ]
+
+
+def filter_items(items: QuerySet[Item], dataset: Dataset, split: str = "", category=None):
+    if split in ("train", "val", "test"):
+        items = items.filter(split=split)
+    if category not in (None, ""):
+        index = int(category)
+        if dataset.task == "classification":
+            items = items.filter(category_index=index)
+        else:
+            items = items.filter(annotations__category_index=index).distinct()
+    return items

@@ -1,0 +1,256 @@
+"""Dataset pages: the class's datasets, one dataset, its gallery, one image, the files."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.files.storage import default_storage
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from webapp.accounts import permissions
+from webapp.accounts.course_views import _course_for
+from webapp.datasets import actions, dedup, queries, splits
+from webapp.datasets.models import Dataset, Item, Status, Task, Visibility
+from webapp.datasets.samples import SAMPLES
+
+PAGE_SIZE = 120
+
+
+def _dataset_for(request, dataset_id: int, check=permissions.can_view_dataset) -> Dataset:
+    """Return the dataset if the check allows; 404 when it may not even be seen."""
+    dataset = Dataset.objects.select_related("course", "owner").filter(pk=dataset_id).first()
+    if dataset is None or not permissions.can_view_dataset(request.user, dataset):
+        raise Http404
+    if not check(request.user, dataset):
+        raise PermissionDenied
+    return dataset
+
+
+@login_required
+def course_datasets(request, course_id: int):
+    course = _course_for(request, course_id, permissions.can_view_course)
+    datasets = permissions.visible_datasets(request.user, course).select_related("owner")
+    may_hand_out = permissions.can_view_roster(request.user, course)
+    return render(
+        request,
+        "datasets/list.html",
+        {
+            "course": course,
+            "datasets": datasets,
+            "samples": SAMPLES.values(),
+            "tasks": Task.choices,
+            "visibilities": [
+                (value, label)
+                for value, label in Visibility.choices
+                if may_hand_out or value in ("private", "shared")
+            ],
+            "can_upload": permissions.can_create_dataset(request.user, course),
+            "upload_text": {
+                "picked": _("%(count)s files, %(size)s MB"),
+                "needClass": _("Give a class name for the files dropped without a folder."),
+                "nothing": _("Choose or drop a ZIP, files or a folder first."),
+                "packing": _("Packing…"),
+            },
+        },
+    )
+
+
+@login_required
+@require_POST
+def copy_sample(request, course_id: int):
+    course = _course_for(request, course_id, permissions.can_create_dataset)
+    try:
+        dataset = actions.copy_sample(request.user, course, request.POST.get("sample", ""))
+    except actions.DatasetError as exc:
+        messages.error(request, exc.message)
+        return redirect("course_datasets", course_id=course.pk)
+    return redirect("dataset_detail", dataset_id=dataset.pk)
+
+
+def _detail_context(request, dataset: Dataset) -> dict:
+    full = permissions.can_view_images(request.user, dataset)
+    classes = queries.class_counts(dataset)
+    top = max([c["count"] for c in classes] or [1])
+    version = dataset.versions.filter(number=dataset.head).first()
+    return {
+        "dataset": dataset,
+        "course": dataset.course,
+        "full": full,
+        "can_edit": permissions.can_edit_dataset(request.user, dataset),
+        "classes": [{**c, "percent": round(100 * c["count"] / top)} for c in classes],
+        "num_images": queries.items_at(dataset).count() if dataset.head else 0,
+        "version": version,
+        "versions": dataset.versions.all()[:20] if full else [],
+        "split_rows": _split_rows(version, classes) if full and version else [],
+        "report": dataset.report or {},
+        "is_staff_view": permissions.can_view_roster(request.user, dataset.course),
+    }
+
+
+def _split_rows(version, classes) -> list[dict]:
+    counts = version.counts or {}
+    return [
+        {"name": c["name"], **{s: counts.get(s, {}).get(c["name"], 0) for s in splits_names()}}
+        for c in classes
+    ]
+
+
+def splits_names() -> tuple[str, ...]:
+    return ("train", "val", "test")
+
+
+@login_required
+def dataset_detail(request, dataset_id: int):
+    dataset = _dataset_for(request, dataset_id)
+    context = _detail_context(request, dataset)
+    if context["full"] and dataset.status == Status.READY:
+        context["duplicates"] = dedup.duplicates_in(dataset)
+        context["leaks"] = dedup.leak_summary(request.user, dataset)
+    return render(request, "datasets/detail.html", context)
+
+
+@login_required
+def dataset_status(request, dataset_id: int):
+    """The status card alone: polled by HTMX while the dataset is processing."""
+    dataset = _dataset_for(request, dataset_id)
+    response = render(request, "datasets/_status.html", _detail_context(request, dataset))
+    if dataset.status != Status.PROCESSING:
+        response["HX-Refresh"] = "true"  # done: reload the whole page once
+    return response
+
+
+@login_required
+def gallery(request, dataset_id: int):
+    dataset = _dataset_for(request, dataset_id, permissions.can_view_images)
+    split = request.GET.get("split", "")
+    category = request.GET.get("class", "")
+    items = queries.filter_items(queries.items_at(dataset), dataset, split, category)
+    paginator = Paginator(items.select_related("image").order_by("id"), PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    categories = queries.categories_at(dataset)
+    return render(
+        request,
+        "datasets/gallery.html",
+        {
+            "dataset": dataset,
+            "course": dataset.course,
+            "page": page,
+            "names": {c.index: c.name for c in categories},
+            "categories": categories,
+            "split": split,
+            "category": category,
+            "can_edit": permissions.can_edit_dataset(request.user, dataset),
+        },
+    )
+
+
+def _item_for(request, dataset_id: int, item_id: int) -> tuple[Dataset, Item]:
+    dataset = _dataset_for(request, dataset_id, permissions.can_view_images)
+    item = Item.objects.select_related("image").filter(pk=item_id, dataset=dataset).first()
+    if item is None:
+        raise Http404
+    return dataset, item
+
+
+@login_required
+def item_detail(request, dataset_id: int, item_id: int):
+    dataset, item = _item_for(request, dataset_id, item_id)
+    categories = queries.categories_at(dataset)
+    names = {c.index: c.name for c in categories}
+    keypoint_names = next((c.keypoints for c in categories if c.keypoints), [])
+    skeleton = next((c.skeleton for c in categories if c.skeleton), [])
+    return render(
+        request,
+        "datasets/item.html",
+        {
+            "dataset": dataset,
+            "course": dataset.course,
+            "item": item,
+            "label": names.get(item.category_index),
+            "shapes": dedup.overlay_shapes(item, names, keypoint_names, skeleton),
+        },
+    )
+
+
+def _serve(name: str, content_type: str, download_name: str | None = None) -> FileResponse:
+    """Send a stored file with the type checked at ingest; never sniffed, never rendered."""
+    response = FileResponse(
+        default_storage.open(name, "rb"),
+        content_type=content_type,
+        as_attachment=download_name is not None,
+        filename=download_name or "",
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@login_required
+def item_image(request, dataset_id: int, item_id: int):
+    _dataset, item = _item_for(request, dataset_id, item_id)
+    image = item.image
+    download = None
+    if request.GET.get("download"):
+        extension = "png" if image.content_type == "image/png" else "jpg"
+        download = f"image-{item.pk}.{extension}"
+    return _serve(image.file, image.content_type, download)
+
+
+@login_required
+def item_thumb(request, dataset_id: int, item_id: int):
+    _dataset, item = _item_for(request, dataset_id, item_id)
+    image = item.image
+    content_type = image.content_type if image.thumb == image.file else "image/jpeg"
+    return _serve(image.thumb, content_type)
+
+
+@login_required
+@require_POST
+def edit(request, dataset_id: int):
+    """The forms of the dataset and gallery pages; each change becomes a new version."""
+    dataset = _dataset_for(request, dataset_id, permissions.can_edit_dataset)
+    post = request.POST
+    op = post.get("op", "")
+    items = [int(i) for i in post.getlist("items") if i.isdigit()]
+    try:
+        if op == "relabel":
+            actions.relabel(dataset, request.user, items, post.get("category", ""))
+        elif op == "move":
+            actions.move(dataset, request.user, items, post.get("split", ""))
+        elif op == "delete":
+            actions.delete_items(dataset, request.user, items)
+        elif op == "rename_class":
+            actions.rename_category(dataset, request.user, int(post["index"]), post.get("name", ""))
+        elif op == "merge_classes":
+            actions.merge_categories(
+                dataset, request.user, int(post["source"]), int(post["target"])
+            )
+        elif op == "resplit":
+            settings = splits.SplitSettings(
+                val=float(post.get("val", 20)) / 100,
+                test=float(post.get("test", 0)) / 100,
+                seed=int(post.get("seed", 0)),
+                folds=int(post.get("folds", 0) or 0),
+            )
+            actions.resplit(dataset, request.user, settings)
+        elif op == "visibility":
+            if not permissions.can_create_dataset(
+                request.user, dataset.course, post.get("visibility", "")
+            ):
+                raise PermissionDenied
+            actions.set_visibility(dataset, post.get("visibility", ""))
+        else:
+            raise actions.DatasetError(_("Unknown change."))
+        messages.success(request, _("Saved as a new version."))
+    except actions.DatasetError as exc:
+        messages.error(request, exc.message)
+    except (KeyError, ValueError):
+        messages.error(request, _("Some fields are missing or not numbers."))
+    back = post.get("back", "")
+    if back.startswith(f"/datasets/{dataset.pk}/"):
+        return redirect(back)
+    return redirect("dataset_detail", dataset_id=dataset.pk)
