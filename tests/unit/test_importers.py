@@ -1,5 +1,6 @@
 """The importers: each format read from a ZIP built in memory, and the files they refuse."""
 
+import inspect
 import io
 import json
 import zipfile
@@ -14,10 +15,9 @@ from tests.unit.zips import (
     png,
     safe_zip,
     split_records,
-    zip_bytes,
 )
 from webapp.datasets.archive import SafeZip
-from webapp.datasets.importers import UnsupportedArchive, read_archive
+from webapp.datasets.importers import UnsupportedArchive, coco, read_archive
 from webapp.datasets.importers.idx import MAX_IMAGES
 
 
@@ -70,7 +70,10 @@ def test_imagefolder_reads_cp932_names_from_japanese_windows():
     assert "ねこ".encode("cp932") in data and "ねこ".encode() not in data
     assert all(not info.flag_bits & 0x800 for info in zipfile.ZipFile(io.BytesIO(data)).infolist())
     images, _ = split_records(read_archive(SafeZip(io.BytesIO(data)), "classification"))
-    assert {(i.path, i.label) for i in images} == {("写真/ねこ/1.png", "ねこ"), ("写真/いぬ/2.png", "いぬ")}
+    assert {(i.path, i.label) for i in images} == {
+        ("写真/ねこ/1.png", "ねこ"),
+        ("写真/いぬ/2.png", "いぬ"),
+    }
 
 
 def test_imagefolder_rejects_files_not_inside_a_class_folder():
@@ -203,13 +206,13 @@ def test_coco_keypoints_keep_names_skeleton_and_triples():
 
 def test_coco_detection_file_uploaded_for_classification_says_it_looks_like_detection():
     zf = safe_zip({"coco.json": json.dumps(coco_doc()), "a.png": png(), "b.png": png()})
-    with pytest.raises(UnsupportedArchive, match="object detection"):
+    with pytest.raises(UnsupportedArchive, match="looks like a dataset for object detection"):
         read_archive(zf, "classification")
 
 
 def test_coco_detection_file_uploaded_for_keypoints_is_refused():
     zf = safe_zip({"coco.json": json.dumps(coco_doc()), "a.png": png(), "b.png": png()})
-    with pytest.raises(UnsupportedArchive, match="looks like a object detection|object detection"):
+    with pytest.raises(UnsupportedArchive, match="looks like a dataset for object detection"):
         read_archive(zf, "keypoints")
 
 
@@ -328,7 +331,12 @@ def test_voc_refuses_xml_with_a_doctype_entity_bomb():
         "<object><name>&lol2;</name></object></annotation>"
     )
     zf = safe_zip(
-        {"a.xml": voc_xml("a.png", BOX.format("dog")), "a.png": png(), "bad.xml": bomb, "bad.png": png()}
+        {
+            "a.xml": voc_xml("a.png", BOX.format("dog")),
+            "a.png": png(),
+            "bad.xml": bomb,
+            "bad.png": png(),
+        }
     )
     images, rejected = split_records(read_archive(zf, "detection"))
     assert [i.path for i in images] == ["a.png"]
@@ -412,7 +420,9 @@ def cifar_record(label: int, seed: int) -> tuple[bytes, np.ndarray]:
 
 def test_cifar_binary_records_become_pixels_with_names_and_splits():
     (r1, p1), (r2, p2) = cifar_record(3, 1), cifar_record(9, 2)
-    zf = safe_zip({"cifar-10-batches-bin/data_batch_1.bin": r1, "cifar-10-batches-bin/test_batch.bin": r2})
+    zf = safe_zip(
+        {"cifar-10-batches-bin/data_batch_1.bin": r1, "cifar-10-batches-bin/test_batch.bin": r2}
+    )
     result = read_archive(zf, "classification")
     images, rejected = split_records(result)
     assert result.format == "cifar10" and result.categories[0].name == "airplane"
@@ -441,9 +451,34 @@ def test_cifar_python_file_next_to_binary_batches_is_one_rejection():
 
 
 def test_cifar_uploaded_for_detection_says_it_is_classification():
-    with pytest.raises(UnsupportedArchive, match="looks like a classification"):
+    with pytest.raises(UnsupportedArchive, match="looks like a dataset for classification"):
         read_archive(safe_zip({"data_batch_1.bin": cifar_record(0, 1)[0]}), "detection")
 
 
-def test_zip_bytes_helper_is_a_real_zip():
-    assert zipfile.is_zipfile(io.BytesIO(zip_bytes({"a": b"1"})))
+def test_coco_file_over_the_size_limit_is_refused(monkeypatch):
+    monkeypatch.setattr(coco, "MAX_JSON_BYTES", 10)
+    zf = safe_zip({"coco.json": json.dumps(coco_doc()), "a.png": png(), "b.png": png()})
+    with pytest.raises(UnsupportedArchive, match="coco.json is larger than"):
+        read_archive(zf, "detection")
+
+
+def test_yolo_reads_roboflow_split_folders():
+    zf = safe_zip(
+        {
+            "data.yaml": "names: [cat]",
+            "valid/images/a.png": png(10, 20),
+            "valid/labels/a.txt": "0 0.5 0.5 1 1",
+        }
+    )
+    images, rejected = split_records(read_archive(zf, "detection"))
+    assert [(i.split, i.annotations[0].bbox) for i in images] == [("val", [0, 0, 10, 20])]
+    assert rejected == []
+
+
+@pytest.mark.parametrize(
+    ("files", "kind"),
+    [({"cat/1.png": b""}, "classification"),
+     ({"coco.json": json.dumps(coco_doc()), "a.png": b"", "b.png": b""}, "detection")],
+)  # fmt: skip
+def test_records_are_yielded_lazily(files, kind):
+    assert inspect.isgenerator(read_archive(safe_zip(files), kind).records)

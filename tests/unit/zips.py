@@ -1,4 +1,4 @@
-"""Build small test ZIPs in memory: tiny PNGs, IDX files, and names as Japanese Windows writes them."""
+"""Build small test ZIPs in memory: tiny PNGs, IDX files, names as Japanese Windows writes them."""
 
 import gzip
 import io

@@ -17,6 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 ACCEPTED_FORMATS = {"PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "MPO"}
 THUMB_SIZE = 128
+EXIF_ORIENTATION = 0x0112
 
 
 class ImageRejected(Exception):
@@ -115,7 +116,9 @@ def check_image(data: bytes, max_pixels: int) -> CheckedImage:
         raise ImageRejected(
             _("The image is truncated or damaged (%(error)s).") % {"error": exc}
         ) from None
-    transposed = ImageOps.exif_transpose(opened)
+    # exif_transpose returns a copy even when there is nothing to turn: call it only if needed.
+    orientation = opened.getexif().get(EXIF_ORIENTATION, 1)
+    transposed = ImageOps.exif_transpose(opened) if orientation not in (0, 1) else opened
     normalised = _normalise_mode(transposed)
     unchanged = transposed is opened and normalised is transposed
     if unchanged and source_format == "PNG":

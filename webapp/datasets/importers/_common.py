@@ -120,9 +120,9 @@ def wrong_kind(format_name: str, looks_like: str, chosen: str) -> UnsupportedArc
     """The error for a ZIP in a known format made for another kind than the one chosen."""
     return UnsupportedArchive(
         _(
-            "This ZIP looks like a %(looks)s dataset (%(format)s), but the dataset was created "
-            "for %(chosen)s. Create a %(looks)s dataset for it, or upload a ZIP made for "
-            "%(chosen)s."
+            "This ZIP looks like a dataset for %(looks)s (%(format)s), but this dataset was "
+            "created for %(chosen)s. Create a dataset for %(looks)s to upload it, or upload a ZIP "
+            "made for %(chosen)s."
         )
         % {"looks": kind_label(looks_like), "format": format_name, "chosen": kind_label(chosen)}
     )

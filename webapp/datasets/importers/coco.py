@@ -105,7 +105,9 @@ def read(zf: SafeZip, entries: list[Entry], kind: str, files: list[CocoFile]) ->
 def _kinds(doc: dict) -> set[str]:
     """The kinds a COCO document can serve."""
     kinds: set[str] = set()
-    if any(isinstance(c, dict) and c.get("keypoints") for c in doc.get("categories") or []):
+    categories = doc.get("categories")
+    categories = categories if isinstance(categories, list) else []
+    if any(isinstance(c, dict) and c.get("keypoints") for c in categories):
         kinds.add("keypoints")
     plain = False
     for ann in doc["annotations"]:
@@ -132,15 +134,18 @@ def _polygons_in(ann: dict) -> bool:
 def _categories(coco: CocoFile) -> dict[object, CategoryInfo]:
     """Category id → CategoryInfo, in the order the file lists them."""
     result = {}
-    for i, cat in enumerate(coco.doc.get("categories") or []):
+    listed = coco.doc.get("categories") or []
+    for i, cat in enumerate(listed if isinstance(listed, list) else [None]):
         name = cat.get("name") if isinstance(cat, dict) else None
-        if not isinstance(name, str) or not name.strip() or "id" not in cat:
+        if not isinstance(name, str) or not name.strip() or _id(cat.get("id")) is None:
             raise UnsupportedArchive(
                 _("In %(file)s, categories[%(i)s] needs an id and a name.")
                 % {"file": coco.entry.name, "i": i}
             )
         points = cat.get("keypoints") or []
         skeleton = cat.get("skeleton") or []
+        if not isinstance(points, list) or not isinstance(skeleton, list):
+            points, skeleton = [None], []  # reported as malformed just below
         if not all(isinstance(p, str) for p in points) or not all(
             isinstance(s, list) and len(s) == 2 and all(isinstance(v, int) for v in s)
             for s in skeleton
@@ -167,11 +172,11 @@ def _records(
         annotations = defaultdict(list)
         for ann in coco.doc["annotations"]:
             if isinstance(ann, dict):
-                annotations[ann.get("image_id")].append(ann)
+                annotations[_id(ann.get("image_id"))].append(ann)
         split = split_of_file_name(coco.entry.name)
         for i, image in enumerate(coco.doc["images"]):
             file_name = image.get("file_name") if isinstance(image, dict) else None
-            if not isinstance(file_name, str) or "id" not in image:
+            if not isinstance(file_name, str) or _id(image.get("id")) is None:
                 reason = _("images[%(i)s] needs an id and a file_name.") % {"i": i}
                 yield Rejection(coco.entry.name, reason)
                 continue
@@ -240,7 +245,7 @@ def _image(
 
 
 def _annotation(ann: dict, categories: dict[object, CategoryInfo], kind: str) -> SourceAnnotation:
-    info = categories.get(ann.get("category_id"))
+    info = categories.get(_id(ann.get("category_id")))
     if info is None:
         raise _BadAnnotation(
             _("An annotation names category %(id)s, which the file's categories do not list.")
@@ -262,6 +267,11 @@ def _annotation(ann: dict, categories: dict[object, CategoryInfo], kind: str) ->
         if len(keypoints) % 3 or any(v not in (0, 1, 2) for v in keypoints[2::3]):
             raise _BadAnnotation(_("An annotation's keypoints are not x, y, v triples."))
     return SourceAnnotation(info.name, bbox, polygons, keypoints, bool(ann.get("iscrowd", 0)))
+
+
+def _id(value: object) -> int | str | None:
+    """An id usable as a key (COCO ids are numbers; strings are tolerated), else None."""
+    return value if isinstance(value, int | str) and not isinstance(value, bool) else None
 
 
 def _polygons(seg: object) -> list[list[float]] | None:

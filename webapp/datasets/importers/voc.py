@@ -6,6 +6,7 @@ train.txt, val.txt and test.txt when present. XML declaring a DOCTYPE or ENTITY 
 unparsed (entity expansion bombs). Segmentation masks (SegmentationClass/) are not read.
 """
 
+import math
 import posixpath
 import xml.etree.ElementTree as ET  # noqa: S405 - only on XML already checked free of DTDs
 from collections.abc import Iterator
@@ -114,8 +115,10 @@ def _object(obj: ET.Element) -> SourceAnnotation:
             _("The <bndbox> of %(name)s needs numbers in xmin, ymin, xmax and ymax.")
             % {"name": name}
         ) from None
-    if xmax < xmin or ymax < ymin:
-        raise ValueError(_("The <bndbox> of %(name)s ends before it starts.") % {"name": name})
+    if not all(map(math.isfinite, (xmin, ymin, xmax, ymax))) or xmax < xmin or ymax < ymin:
+        raise ValueError(
+            _("The <bndbox> of %(name)s ends before it starts or is not finite.") % {"name": name}
+        )
     bbox = [xmin - 1, ymin - 1, xmax - xmin + 1, ymax - ymin + 1]  # 1-based inclusive → 0-based
     return SourceAnnotation(name, bbox, iscrowd=False)
 

@@ -118,7 +118,7 @@ def _names_from(zf: SafeZip, entry: Entry) -> list[str]:
         line = mark.line + 1 if mark else "?"
         raise refuse(_("it is not valid YAML (line %(line)s).") % {"line": line}) from None
     names = doc.get("names") if isinstance(doc, dict) else None
-    if isinstance(names, dict) and sorted(names) == list(range(len(names))):
+    if isinstance(names, dict) and set(names) == set(range(len(names))):
         names = [names[i] for i in range(len(names))]
     if names is None:
         return []
@@ -191,11 +191,8 @@ def _parse_label(text: str, classes: int) -> list[tuple[int, float, float, float
             )
         if not fields[0].isdecimal() or int(fields[0]) >= classes:
             raise ValueError(
-                _(
-                    "line %(n)s names class %(id)s, but there are only %(count)s classes "
-                    "(0–%(last)s)."
-                )
-                % {"n": number, "id": fields[0], "count": classes, "last": classes - 1}
+                _("line %(n)s names class %(id)s; the class ids here go from 0 to %(last)s.")
+                % {"n": number, "id": fields[0], "last": classes - 1}
             )
         try:
             values = [float(v) for v in fields[1:]]
