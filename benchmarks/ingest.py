@@ -27,10 +27,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def make_zip(path: Path, count: int) -> None:
-    """A ZIP of `count` 64×64 RGB PNGs in 10 class folders, drawn like simple photos."""
+    """A ZIP of `count` 64×64 RGB PNGs in 10 class folders: shapes with photo-like noise."""
+    import numpy as np
     from PIL import Image, ImageDraw
 
     rng = random.Random(0)
+    noise = np.random.default_rng(0)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
         for i in range(count):
             image = Image.new("RGB", (64, 64), tuple(rng.randrange(256) for _ in range(3)))
@@ -39,6 +41,8 @@ def make_zip(path: Path, count: int) -> None:
                 x, y = rng.randrange(48), rng.randrange(48)
                 draw.ellipse((x, y, x + rng.randrange(8, 24), y + rng.randrange(8, 24)),
                              fill=tuple(rng.randrange(256) for _ in range(3)))
+            pixels = np.asarray(image, dtype=np.int16) + noise.normal(0, 8, (64, 64, 3))
+            image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))  # camera noise
             buffer = io.BytesIO()
             image.save(buffer, "PNG")
             archive.writestr(f"bench/class_{i % 10}/{i:05d}.png", buffer.getvalue())

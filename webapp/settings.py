@@ -1,5 +1,6 @@
 """Django settings: every value comes from the environment through webapp.env, with a default."""
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -216,6 +217,8 @@ ZIP_MAX_UNPACKED_BYTES = envint("ZIP_MAX_UNPACKED_BYTES", 8 * 1024**3)
 ZIP_MAX_ENTRY_BYTES = envint("ZIP_MAX_ENTRY_BYTES", 64 * 1024**2)
 ZIP_MAX_RATIO = envint("ZIP_MAX_RATIO", 200)
 IMAGE_MAX_PIXELS = envint("IMAGE_MAX_PIXELS", 40_000_000)
+# Processes that check and store images during an ingest (one ingest task uses them all).
+INGEST_PROCESSES = envint("INGEST_PROCESSES", min(4, os.cpu_count() or 1))
 # Near-duplicate threshold: images whose 64-bit difference hashes differ in at most this many bits.
 NEAR_DUPLICATE_BITS = envint("NEAR_DUPLICATE_BITS", 4)
 

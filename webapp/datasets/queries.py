@@ -44,7 +44,10 @@ def filter_items(items: QuerySet[Item], dataset: Dataset, split: str = "", categ
     if split in ("train", "val", "test"):
         items = items.filter(split=split)
     if category not in (None, ""):
-        index = int(category)
+        try:
+            index = int(category)
+        except (TypeError, ValueError):  # a class that cannot exist (?class=abc): no match
+            return items.none()
         if dataset.task == "classification":
             items = items.filter(category_index=index)
         else:

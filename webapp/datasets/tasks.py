@@ -1,5 +1,6 @@
 """Celery tasks of the datasets app (default queue): ingest an upload, copy a sample."""
 
+import itertools
 import logging
 import shutil
 import tempfile
@@ -70,10 +71,7 @@ def ingest_upload(dataset_id: int, upload_id: str, language: str = "en") -> None
                     quota_bytes_left=quota.storage_left(dataset.owner, dataset.course),
                     on_progress=_progress(dataset.pk, len(zf.entries)),
                 )
-                for rejection in zf.rejected:
-                    run.add(rejection)
-                for record in result.records:
-                    run.add(record)
+                run.run(itertools.chain(zf.rejected, result.records))
                 _finish(run, dataset, result.format)
     except (archive.ArchiveRefused, UnsupportedArchive) as exc:
         _fail(dataset, str(exc))
@@ -86,7 +84,6 @@ def ingest_upload(dataset_id: int, upload_id: str, language: str = "en") -> None
 
 
 def _finish(run: ingest.Ingest, dataset: Dataset, fmt: str) -> None:
-    run.flush()
     dataset.report = run.report.as_json(fmt)
     dataset.save(update_fields=["report"])
     if run.report.images == 0:
@@ -108,8 +105,7 @@ def copy_sample(dataset_id: int, key: str, language: str = "en") -> None:
             ingest.Categories(result.categories),
             on_progress=_progress(dataset.pk, sample.count),
         )
-        for record in result.records:
-            run.add(record)
+        run.run(result.records)
         _finish(run, dataset, result.format)
     except Exception:
         log.exception("sample %s into dataset %s failed", key, dataset_id)
