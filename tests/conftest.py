@@ -83,6 +83,18 @@ def _fresh_cache():
     cache.clear()
 
 
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker):
+    """A real Celery worker process against the real Redis and the test database."""
+    from tests import live
+
+    live.require_redis()
+    with django_db_blocker.unblock():
+        proc = live.start_worker(live.ROOT / "test-artifacts" / "logs" / "celery-worker.log")
+    yield proc
+    live.stop(proc)
+
+
 def pytest_collection_modifyitems(config, items):
     """Run browser tests last: fast failures first, and Playwright's event loop after the rest."""
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

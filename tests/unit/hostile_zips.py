@@ -103,3 +103,32 @@ def tar_gz(files: dict[str, bytes]) -> bytes:
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
     return out.getvalue()
+
+
+def exif_bad_header() -> bytes:
+    """EXIF bytes whose TIFF header is broken (Pillow raises SyntaxError reading them)."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return exif.tobytes().replace(b"MM\x00*", b"MM\x00K", 1).replace(b"II*\x00", b"IIK\x00", 1)
+
+
+def exif_rational_as_text() -> bytes:
+    """EXIF with Orientation 6 and XResolution (a rational) stored as text: Pillow's
+    exif_transpose raises TypeError writing it back."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "abcdefgh"  # Make, ASCII; renumbered below as XResolution
+    data = exif.tobytes()
+    renamed = data.replace(b"\x01\x0f\x00\x02", b"\x01\x1a\x00\x02")  # big-endian
+    renamed = renamed.replace(b"\x0f\x01\x02\x00", b"\x1a\x01\x02\x00")  # little-endian
+    assert renamed != data
+    return renamed
+
+
+def with_exif(fmt: str, exif: bytes, width: int = 40, height: int = 20) -> bytes:
+    """A red/blue image (left half red) saved as `fmt` carrying the given raw EXIF bytes."""
+    image = Image.new("RGB", (width, height), (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, width // 2, height))
+    out = io.BytesIO()
+    image.save(out, format=fmt, exif=exif)
+    return out.getvalue()

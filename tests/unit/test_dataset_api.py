@@ -12,6 +12,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
@@ -269,24 +270,23 @@ def test_images_and_labels_matrix(world, persona, visibility):
 
     client = world.client(persona)
     base = f"/datasets/{dataset.pk}"
-    for path in ("gallery/", f"items/{item.pk}/", f"items/{item.pk}/image", f"items/{item.pk}/thumb"):
+    for path in (
+        "gallery/",
+        f"items/{item.pk}/",
+        f"items/{item.pk}/image",
+        f"items/{item.pk}/thumb",
+    ):
         response = client.get(f"{base}/{path}")
         assert response.status_code == page_status(expected), path
         body = content(response)
         if path.endswith(("image", "thumb")):
-            with open(world_media(item.image.file), "rb") as stored:
+            with default_storage.open(item.image.file, "rb") as stored:
                 image_bytes = stored.read()
             # Nobody who may not see the images gets their bytes, whatever the status.
             assert (body == image_bytes) == (expected == 200), path
             if expected == 200:
                 assert response["Content-Type"] == "image/png"
                 assert response["X-Content-Type-Options"] == "nosniff"
-
-
-def world_media(name: str) -> str:
-    from django.core.files.storage import default_storage
-
-    return default_storage.path(name)
 
 
 def test_student_cannot_reach_a_private_item_through_a_shared_dataset(world):
@@ -305,11 +305,34 @@ def test_class_list_shows_hidden_test_sets_to_students_as_summaries(world):
     listed = Api(world, "bob").get("/api/v1/datasets", course=world.course.pk).json()
     assert [d["id"] for d in listed] == [hidden.pk]  # alice's private dataset is not there
     assert listed[0]["num_images"] == 200 and listed[0]["splits"] == {}
-    teacher_ids = {d["id"] for d in Api(world, "teacher").get(
-        "/api/v1/datasets", course=world.course.pk
-    ).json()}
+    teacher_ids = {
+        d["id"]
+        for d in Api(world, "teacher").get("/api/v1/datasets", course=world.course.pk).json()
+    }
     assert teacher_ids == {hidden.pk, private.pk}
     assert_error(Api(world, "carol").get("/api/v1/datasets", course=world.course.pk), 400)
+
+
+def test_a_students_dataset_made_a_hidden_test_set_is_closed_to_the_student(world):
+    """The teacher may turn any dataset of the class into a test set; its owner then sees only
+    the summary, like every student (can_view_images and can_edit_dataset agree)."""
+    dataset = from_sample(world, "alice")
+    teacher = Api(world, "teacher")
+    response = teacher.client.patch(
+        f"/api/v1/datasets/{dataset.pk}",
+        json.dumps({"visibility": "hidden_test"}),
+        content_type="application/json",
+        **teacher.headers,
+    )
+    assert response.status_code == 200 and response.json()["visibility"] == "hidden_test"
+    alice = Api(world, "alice")
+    assert alice.get(f"/api/v1/datasets/{dataset.pk}").json()["splits"] == {}
+    assert_error(alice.get(f"/api/v1/datasets/{dataset.pk}/items"), 403)
+    assert_error(edit(world, "alice", dataset, op="delete", items=item_ids(dataset)[:1]), 403)
+    item = item_ids(dataset)[0]
+    assert (
+        world.client("alice").get(f"/datasets/{dataset.pk}/items/{item}/image").status_code == 403
+    )
 
 
 # --- 2. who may create --------------------------------------------------------------------
@@ -371,9 +394,13 @@ def test_archived_class_takes_no_new_datasets(world):
     world.course.save()
     for persona in ("alice", "teacher"):
         api = Api(world, persona)
-        sample = api.post("/api/v1/datasets/samples", {"course": world.course.pk, "sample": "faces"})
+        sample = api.post(
+            "/api/v1/datasets/samples", {"course": world.course.pk, "sample": "faces"}
+        )
         assert_error(sample, 403)
-        upload = api.upload(world.course.pk, zip_of({"a/1.png": png(blocks(1))}), "x", "classification")
+        upload = api.upload(
+            world.course.pk, zip_of({"a/1.png": png(blocks(1))}), "x", "classification"
+        )
         assert_error(upload, 403)
     assert not Dataset.objects.exists() and not Upload.objects.exists()
 
@@ -381,12 +408,15 @@ def test_archived_class_takes_no_new_datasets(world):
 def test_student_may_not_hand_out_by_changing_visibility(world):
     dataset = from_sample(world, "alice")
     api = Api(world, "alice")
-    assert_error(api.client.patch(
-        f"/api/v1/datasets/{dataset.pk}",
-        json.dumps({"visibility": "handout"}),
-        content_type="application/json",
-        **api.headers,
-    ), 403)
+    assert_error(
+        api.client.patch(
+            f"/api/v1/datasets/{dataset.pk}",
+            json.dumps({"visibility": "handout"}),
+            content_type="application/json",
+            **api.headers,
+        ),
+        403,
+    )
     dataset.refresh_from_db()
     assert dataset.visibility == "private"
 
@@ -595,9 +625,23 @@ def test_teacher_edits_a_students_dataset_through_the_page(world):
 # --- 4. export round trips ----------------------------------------------------------------
 
 
+def numbers(value) -> tuple | None:
+    """Nested lists of numbers as tuples of floats (an importer may read 2 back as 2.0)."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return tuple(numbers(v) for v in value)
+    return float(value)
+
+
 def annotation_rows(dataset: Dataset) -> list[tuple]:
-    """Sorted (image sha256, split, label, category, bbox, polygons, keypoints) of the head."""
+    """Sorted (image sha256, split, label, category, bbox, polygons, keypoints) of the head.
+
+    Polygons count for segmentation only: a detection dataset keeps boxes (the detection sample
+    also stores its shapes' polygons, which a COCO detection import does not read back).
+    """
     names = {c.index: c.name for c in queries.categories_at(dataset)}
+    polygons = dataset.task == "segmentation"
     rows = []
     items = queries.items_at(dataset).select_related("image").prefetch_related("annotations")
     for item in items:
@@ -605,12 +649,12 @@ def annotation_rows(dataset: Dataset) -> list[tuple]:
         found = [
             (
                 names[a.category_index],
-                json.dumps(a.bbox),
-                json.dumps(a.segmentation),
-                json.dumps(a.keypoints),
+                numbers(a.bbox),
+                numbers(a.segmentation) if polygons else None,
+                numbers(a.keypoints),
             )
             for a in item.annotations.all()
-        ] or [(None, "null", "null", "null")]
+        ] or [(None, None, None, None)]
         rows += [(item.image.sha256, item.split, label, *a) for a in found]
     return sorted(rows, key=repr)
 
@@ -644,8 +688,11 @@ def test_export_and_upload_again_gives_the_same_dataset(world, key, fmt):
     assert after["splits"] == before["splits"]
     assert annotation_rows(copy) == annotation_rows(original)
     if key == "keypoints":
-        names = lambda d: [(c.name, c.keypoints, c.skeleton) for c in queries.categories_at(d)]  # noqa: E731
-        assert names(copy) == names(original)
+        skeletons = [
+            [(c.name, c.keypoints, c.skeleton) for c in queries.categories_at(d)]
+            for d in (copy, original)
+        ]
+        assert skeletons[0] == skeletons[1]
 
 
 def test_export_refusals(world):
@@ -731,7 +778,9 @@ def test_gallery_filters_by_class_and_split_and_pages(world):
     shown = [item.pk for item in response.context["page"]]
     assert sorted(shown) == sorted(item_ids(dataset, category_index=face, split="val"))
     assert len(shown) == 20
-    links = set(map(int, re.findall(rf"/datasets/{dataset.pk}/items/(\d+)/\"", response.content.decode())))
+    links = set(
+        map(int, re.findall(rf"/datasets/{dataset.pk}/items/(\d+)/\"", response.content.decode()))
+    )
     assert links == set(shown)
 
     first = client.get(f"/datasets/{dataset.pk}/gallery/")

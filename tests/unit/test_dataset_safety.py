@@ -23,7 +23,7 @@ from PIL import Image
 
 from tests.unit import hostile_zips as hz
 from webapp.accounts.actions import issue_token
-from webapp.datasets import actions, quota, tasks
+from webapp.datasets import actions, images, quota, tasks
 from webapp.datasets.models import Category, Dataset, Item, StoredImage
 
 pytestmark = pytest.mark.django_db
@@ -432,6 +432,38 @@ def test_exif_orientation_applied_once_and_modes_normalised(world, sandbox):
     assert (rgba.channels, rgba.content_type) == (3, "image/png")
     with _open_stored(sandbox, rgba) as image:
         assert image.mode == "RGB"
+    sandbox.assert_untouched()
+
+
+def test_damaged_metadata_does_not_lose_a_good_picture(world, sandbox):
+    files = {
+        "cat/bad-header.png": hz.with_exif("PNG", hz.exif_bad_header()),
+        "cat/odd-type.jpg": hz.with_exif("JPEG", hz.exif_rational_as_text()),
+        **GOOD,
+    }
+    dataset = ingest(world.alice, world.course, hz.zip_bytes(files))
+    assert_kept(dataset, 4)
+    assert rejected(dataset) == {}
+    unreadable = _stored(dataset, "cat/bad-header.png")
+    assert (unreadable.width, unreadable.height) == (40, 20)  # no orientation known: as stored
+    turned = _stored(dataset, "cat/odd-type.jpg")
+    assert (turned.width, turned.height) == (20, 40)  # the orientation itself was readable
+    sandbox.assert_untouched()
+
+
+def test_unexpected_decoder_error_refuses_only_that_file(world, sandbox, monkeypatch):
+    poison = hz.png(seed=99)
+    check = images.check_image
+
+    def surprising(data, max_pixels):
+        if data == poison:
+            raise TypeError("a decoder bug")
+        return check(data, max_pixels)
+
+    monkeypatch.setattr(images, "check_image", surprising)
+    dataset = ingest(world.alice, world.course, hz.zip_bytes({"cat/odd.png": poison, **GOOD}))
+    assert_kept(dataset, 2)
+    assert "truncated or damaged (a decoder bug)" in rejected(dataset)["cat/odd.png"]
     sandbox.assert_untouched()
 
 

@@ -13,11 +13,21 @@ from dataclasses import dataclass
 import imagehash
 import numpy as np
 from django.utils.translation import gettext as _
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 ACCEPTED_FORMATS = {"PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "MPO"}
 THUMB_SIZE = 128
 EXIF_ORIENTATION = 0x0112
+# How to turn an image for each EXIF orientation (as ImageOps.exif_transpose does).
+TURNS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 class ImageRejected(Exception):
@@ -78,6 +88,14 @@ def _palette_is_gray(image: Image.Image) -> bool:
     return all(r == g == b for r, g, b in triples)
 
 
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation; 1 when there is none or the metadata cannot be read."""
+    try:
+        return int(image.getexif().get(EXIF_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001 - damaged metadata must not lose an image whose pixels are fine
+        return 1
+
+
 def check_image(data: bytes, max_pixels: int) -> CheckedImage:
     """Validate encoded image bytes and return what to store, or raise ImageRejected."""
     if not data:
@@ -116,9 +134,8 @@ def check_image(data: bytes, max_pixels: int) -> CheckedImage:
         raise ImageRejected(
             _("The image is truncated or damaged (%(error)s).") % {"error": exc}
         ) from None
-    # exif_transpose returns a copy even when there is nothing to turn: call it only if needed.
-    orientation = opened.getexif().get(EXIF_ORIENTATION, 1)
-    transposed = ImageOps.exif_transpose(opened) if orientation not in (0, 1) else opened
+    turn = TURNS.get(_orientation(opened))
+    transposed = opened.transpose(turn) if turn is not None else opened  # saved without EXIF
     normalised = _normalise_mode(transposed)
     unchanged = transposed is opened and normalised is transposed
     if unchanged and source_format == "PNG":

@@ -148,6 +148,8 @@ def prepare(job: tuple[bytes | np.ndarray, int]) -> dict | str:
             checked = images.check_image(payload, max_pixels)
     except images.ImageRejected as exc:
         return str(exc)
+    except Exception as exc:  # noqa: BLE001 - a decoder's surprise concerns this one file only
+        return _("The image is truncated or damaged (%(error)s).") % {"error": exc}
     thumb = images.thumbnail(checked.image)
     file_name, thumb_name = storage_names(checked.sha256, checked.extension)
     file_name = _save_once(file_name, checked.data)
