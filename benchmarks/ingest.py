@@ -31,7 +31,7 @@ def make_zip(path: Path, count: int) -> None:
     import numpy as np
     from PIL import Image, ImageDraw
 
-    rng = random.Random(0)
+    rng = random.Random(0)  # noqa: S311 - test pictures, not secrets
     noise = np.random.default_rng(0)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
         for i in range(count):
@@ -39,8 +39,10 @@ def make_zip(path: Path, count: int) -> None:
             draw = ImageDraw.Draw(image)
             for _ in range(3):
                 x, y = rng.randrange(48), rng.randrange(48)
-                draw.ellipse((x, y, x + rng.randrange(8, 24), y + rng.randrange(8, 24)),
-                             fill=tuple(rng.randrange(256) for _ in range(3)))
+                draw.ellipse(
+                    (x, y, x + rng.randrange(8, 24), y + rng.randrange(8, 24)),
+                    fill=tuple(rng.randrange(256) for _ in range(3)),
+                )
             pixels = np.asarray(image, dtype=np.int16) + noise.normal(0, 8, (64, 64, 3))
             image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))  # camera noise
             buffer = io.BytesIO()
@@ -113,8 +115,12 @@ def manabi_ingest(path: Path) -> dict:
         env.update(MANABI_DATA_DIR=data, DJANGO_SETTINGS_MODULE="webapp.settings")
         Path(data).mkdir(exist_ok=True)
         result = subprocess.run(
-            [sys.executable, "-c", MANABI_RUN, str(path)], cwd=ROOT, env=env,
-            capture_output=True, text=True, check=False,
+            [sys.executable, "-c", MANABI_RUN, str(path)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode:
             raise SystemExit(result.stderr[-3000:])
@@ -150,8 +156,9 @@ client = Client(HTTP_HOST="localhost")
 client.force_login(teacher)
 results = {}
 last = count // 120 + 1
-for label, url in [("first page", "?page=1"), ("middle page", f"?page={last // 2}"),
-                   ("last page", f"?page={last}"), ("class + split filter", "?class=3&split=val&page=5")]:
+pages = [("first page", "?page=1"), ("middle page", f"?page={last // 2}"),
+         ("last page", f"?page={last}"), ("class + split filter", "?class=3&split=val&page=5")]
+for label, url in pages:
     times = []
     for _ in range(15):
         start = time.perf_counter()
@@ -168,8 +175,12 @@ def gallery(count: int) -> dict:
         env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
         env.update(MANABI_DATA_DIR=data, DJANGO_SETTINGS_MODULE="webapp.settings")
         result = subprocess.run(
-            [sys.executable, "-c", GALLERY_RUN, str(count)], cwd=ROOT, env=env,
-            capture_output=True, text=True, check=False,
+            [sys.executable, "-c", GALLERY_RUN, str(count)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode:
             raise SystemExit(result.stderr[-3000:])
@@ -185,8 +196,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "bench.zip"
         make_zip(path, args.images)
-        print(f"ZIP: {args.images} PNGs of 64×64, {path.stat().st_size / 1e6:.1f} MB; "
-              f"{os.cpu_count()} CPUs")
+        print(
+            f"ZIP: {args.images} PNGs of 64×64, {path.stat().st_size / 1e6:.1f} MB; "
+            f"{os.cpu_count()} CPUs"
+        )
         bare, ours, peaks = [], [], []
         for round_number in range(1, args.rounds + 1):
             bare.append(bare_loop(path))
@@ -194,12 +207,16 @@ def main() -> None:
             assert run["images"] == args.images, run
             ours.append(run["images"] / run["seconds"])
             peaks.append(run["peak_mb"])
-            print(f"round {round_number}: bare loop {bare[-1]:7.0f} img/s | Manabi "
-                  f"{ours[-1]:7.0f} img/s, peak {peaks[-1]:.0f} MB | ratio {ours[-1] / bare[-1]:.2f}")
-        print(f"median: bare loop {statistics.median(bare):.0f} img/s, Manabi "
-              f"{statistics.median(ours):.0f} img/s (target ≥ 1500), ratio "
-              f"{statistics.median(ours) / statistics.median(bare):.2f} (target ≥ 0.5), "
-              f"peak memory {max(peaks):.0f} MB (target < 400)")
+            print(
+                f"round {round_number}: bare loop {bare[-1]:7.0f} img/s | Manabi "
+                f"{ours[-1]:7.0f} img/s, peak {peaks[-1]:.0f} MB | ratio {ours[-1] / bare[-1]:.2f}"
+            )
+        print(
+            f"median: bare loop {statistics.median(bare):.0f} img/s, Manabi "
+            f"{statistics.median(ours):.0f} img/s (target ≥ 1500), ratio "
+            f"{statistics.median(ours) / statistics.median(bare):.2f} (target ≥ 0.5), "
+            f"peak memory {max(peaks):.0f} MB (target < 400)"
+        )
     if args.gallery:
         times = gallery(args.gallery)
         for label, ms in times.items():

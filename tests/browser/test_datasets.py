@@ -15,7 +15,11 @@ from tests.conftest import add_member, make_course, make_user
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 WORDS = {
-    "ja": {"upload": "アップロード", "gallery": "ギャラリーを開く", "not_used": "使われなかったファイル"},
+    "ja": {
+        "upload": "アップロード",
+        "gallery": "ギャラリーを開く",
+        "not_used": "使われなかったファイル",
+    },
     "en": {"upload": "Upload", "gallery": "Open the gallery", "not_used": "Files not used"},
 }
 
@@ -32,7 +36,9 @@ def _folder(root, classes: dict[str, int]):
         for i in range(count):
             (root / name / f"{i:03d}.png").write_bytes(_png((40 * i % 255, 90, 200 - i)))
     (root / next(iter(classes)) / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    (root / next(iter(classes)) / "drawing.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    (root / next(iter(classes)) / "drawing.svg").write_text(
+        "<svg xmlns='http://www.w3.org/2000/svg'/>"
+    )
 
 
 @pytest.mark.parametrize("lang", ["ja", "en"])

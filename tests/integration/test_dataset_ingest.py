@@ -31,7 +31,8 @@ def _zip() -> bytes:
 
 def _token(client: Client, username: str) -> str:
     response = client.post(
-        "/api/v1/auth/token", {"username": username, "password": PASSWORD},
+        "/api/v1/auth/token",
+        {"username": username, "password": PASSWORD},
         content_type="application/json",
     )
     return response.json()["token"]

@@ -16,7 +16,7 @@ import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, default_storage
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -188,7 +188,9 @@ def worker_pool(processes: int):
     if processes <= 1:
         yield None
         return
-    connections.close_all()  # a forked child must not share the parent's database socket
+    # The forked children inherit the database connections but never use them: `prepare`
+    # touches only images and storage, and pool workers leave through os._exit, which closes
+    # nothing that the parent still talks through.
     current = multiprocessing.current_process()
     daemonic = current._config.get("daemon")
     current._config["daemon"] = False
