@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pytest
 from django.core.cache import cache
 from django.test import Client
+from django.utils import translation
 
 from webapp.accounts.models import Course, Membership, Role, User
 
@@ -73,6 +74,14 @@ def _fast_passwords(request, settings):
     live server in another process must verify what the test stored."""
     if "browser" not in request.keywords:
         settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _english_by_default(settings):
+    """Tests read English unless they ask for Japanese (Accept-Language, override)."""
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -46,7 +46,7 @@ def test_every_template_string_is_in_the_catalogue():
     missing = []
     for template in (Path(settings.BASE_DIR) / "templates").rglob("*.html"):
         for msgid in pattern.findall(template.read_text()):
-            if msgid not in known:
+            if msgid not in known and msgid.replace("%", "%%") not in known:
                 missing.append(f"{template.name}: {msgid}")
     assert missing == []
 

@@ -73,7 +73,7 @@ class EditIn(Schema):
 def _course(request, course_id: int) -> Course:
     course = Course.objects.filter(pk=course_id).first()
     if course is None or not permissions.can_view_course(request.user, course):
-        raise actions.DatasetError(_("No class with this id is yours."), field="course")
+        raise actions.NotFound(_("No class with this id is yours."), field="course")
     return course
 
 

@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from webapp.accounts import permissions
 from webapp.accounts.models import Course, User
 from webapp.datasets import quota, splits, tasks
 from webapp.datasets.ingest import count_items, write_assignment
@@ -36,6 +37,10 @@ class DatasetError(Exception):
         super().__init__(message)
         self.message = message
         self.field = field
+
+
+class NotFound(DatasetError):
+    status = 404
 
 
 class QuotaExceeded(DatasetError):
@@ -175,8 +180,19 @@ def copy_sample(user: User, course: Course, key: str, name: str = "", visibility
 
 
 def set_visibility(dataset: Dataset, visibility: str) -> None:
+    """Change who sees a dataset. A student's own dataset never becomes a teacher's one: that
+    would lock its owner out of their work (a teacher copies it instead)."""
     if visibility not in Visibility.values:
         raise DatasetError(_("Unknown visibility."), field="visibility")
+    staff_owned = permissions.can_view_roster(dataset.owner, dataset.course)
+    if visibility in (Visibility.HANDOUT, Visibility.HIDDEN_TEST) and not staff_owned:
+        raise DatasetError(
+            _(
+                "A student's dataset cannot be handed out or become a hidden test set; its owner "
+                "would lose access. Export it and upload a copy instead."
+            ),
+            field="visibility",
+        )
     dataset.visibility = visibility
     dataset.save(update_fields=["visibility", "updated_at"])
 

@@ -6,21 +6,25 @@ from webapp.datasets.models import Annotation, Category, Dataset, Item, at_versi
 
 
 def categories_at(dataset: Dataset, version: int | None = None) -> list[Category]:
-    version = dataset.head if version is None else version
-    return list(Category.objects.filter(at_version(version), dataset=dataset).order_by("index"))
+    """Categories of a version; None means the current ones."""
+    categories = Category.objects.filter(dataset=dataset)
+    if version is None:
+        categories = categories.filter(valid_to__isnull=True)
+    else:
+        categories = categories.filter(at_version(version))
+    return list(categories.order_by("index"))
 
 
 def items_at(dataset: Dataset, version: int | None = None) -> QuerySet[Item]:
-    version = dataset.head if version is None else version
-    if version == dataset.head:
+    """Items of a version; None means the current state (the newest rows, whatever `head` says)."""
+    if version is None:
         return Item.objects.filter(dataset=dataset, valid_to__isnull=True, valid_from__gt=0)
     return Item.objects.filter(at_version(version), dataset=dataset)
 
 
 def class_counts(dataset: Dataset, version: int | None = None) -> list[dict]:
     """[{"name", "count", "index"}] — images per class (or per object class for other tasks)."""
-    version = dataset.head if version is None else version
-    if not version:
+    if not dataset.head:
         return []
     names = {c.index: c.name for c in categories_at(dataset, version)}
     items = items_at(dataset, version)

@@ -148,8 +148,10 @@ def _shapes_records(key: str) -> Iterator[SourceImage]:
                 cx, cy, radius, corners[category], rng.uniform(0, 2 * math.pi)
             )
             draw.polygon(polygon, fill=_strong_colour(rng))
+            # A detection set holds boxes only, as an uploaded COCO/YOLO/VOC detection set does.
+            outline = [polygon] if key == "shapes_segmentation" else None
             annotations.append(
-                SourceAnnotation(category=category, bbox=_bounds(polygon), segmentation=[polygon])
+                SourceAnnotation(category=category, bbox=_bounds(polygon), segmentation=outline)
             )
         yield SourceImage(
             path=f"{key}/{index:04d}.png",
