@@ -18,7 +18,7 @@ WORDS = {
     "ja": {
         "upload": "アップロード",
         "gallery": "ギャラリーを開く",
-        "not_used": "使われなかったファイル",
+        "not_used": "使用されなかったファイル",
     },
     "en": {"upload": "Upload", "gallery": "Open the gallery", "not_used": "Files not used"},
 }

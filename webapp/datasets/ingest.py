@@ -5,23 +5,18 @@ whatever the archive size. Good images are kept when others are refused; every r
 reported with its path and a reason.
 """
 
-import multiprocessing
-import os
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import connection, transaction
 from django.db.models import Count
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from webapp.datasets import images, splits
+from webapp.datasets import preparing, splits
 from webapp.datasets.models import (
     Annotation,
     Category,
@@ -91,12 +86,6 @@ class Categories:
         ]
 
 
-def storage_names(sha256: str, extension: str) -> tuple[str, str]:
-    """Server-chosen names: the content hash, never anything the uploader wrote."""
-    stem = f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
-    return f"images/{stem}.{extension}", f"thumbs/{stem}.jpg"
-
-
 def _area(annotation: SourceAnnotation) -> float:
     if annotation.segmentation:
         total = 0.0
@@ -107,103 +96,6 @@ def _area(annotation: SourceAnnotation) -> float:
     if annotation.bbox:
         return float(annotation.bbox[2] * annotation.bbox[3])
     return 0.0
-
-
-_made_dirs: set[str] = set()
-
-
-def _save_once(name: str, data: bytes) -> str:
-    """Store content-addressed data; a file already there under its hash is the same file.
-
-    On local disk this writes the file directly: Django's storage would look for a free name
-    and create the folders again for every one of tens of thousands of small files.
-    """
-    if not isinstance(default_storage, FileSystemStorage):
-        if default_storage.exists(name):
-            return name
-        return default_storage.save(name, ContentFile(data))
-    path = default_storage.path(name)
-    folder = os.path.dirname(path)
-    if folder not in _made_dirs:
-        os.makedirs(folder, exist_ok=True)
-        _made_dirs.add(folder)
-    if not os.path.exists(path):
-        partial = f"{path}.{os.getpid()}.part"  # renamed into place whole: never half a file
-        with open(partial, "wb") as stored:
-            stored.write(data)
-        os.replace(partial, path)
-    return name
-
-
-def prepare(job: tuple[bytes | np.ndarray, int]) -> dict | str:
-    """Check one image, hash it, write its file and thumbnail; return its facts or a reason.
-
-    Runs in the worker processes: no database here, only the image and the storage.
-    """
-    payload, max_pixels = job
-    try:
-        if isinstance(payload, np.ndarray):
-            checked = images.from_pixels(payload)
-        else:
-            checked = images.check_image(payload, max_pixels)
-    except images.ImageRejected as exc:
-        return str(exc)
-    except Exception as exc:  # noqa: BLE001 - a decoder's surprise concerns this one file only
-        return _("The image is truncated or damaged (%(error)s).") % {"error": exc}
-    thumb = images.thumbnail(checked.image)
-    file_name, thumb_name = storage_names(checked.sha256, checked.extension)
-    file_name = _save_once(file_name, checked.data)
-    thumb_name = _save_once(thumb_name, thumb) if thumb is not None else file_name
-    return {
-        "sha256": checked.sha256,
-        "file": file_name,
-        "thumb": thumb_name,
-        "content_type": checked.content_type,
-        "width": checked.width,
-        "height": checked.height,
-        "channels": checked.channels,
-        "bytes": len(checked.data),
-        "thumb_bytes": len(thumb or b""),
-        "phash": images.perceptual_hash(checked.image),
-    }
-
-
-class _Ready:
-    """The result of a window prepared in this process (no pool)."""
-
-    def __init__(self, results: list):
-        self.results = results
-
-    def get(self) -> list:
-        return self.results
-
-
-@contextmanager
-def worker_pool(processes: int):
-    """A pool of forked processes for `prepare`, or None to work in this process.
-
-    Celery's pool children are daemonic, and Python refuses children to daemonic processes
-    only so that they cannot outlive it; these end with the task (terminate below).
-    """
-    if processes <= 1:
-        yield None
-        return
-    # The forked children inherit the database connections but never use them: `prepare`
-    # touches only images and storage, and pool workers leave through os._exit, which closes
-    # nothing that the parent still talks through.
-    current = multiprocessing.current_process()
-    daemonic = current._config.get("daemon")
-    current._config["daemon"] = False
-    try:
-        pool = multiprocessing.get_context("fork").Pool(processes)
-    finally:
-        if daemonic is not None:
-            current._config["daemon"] = daemonic
-    try:
-        yield pool
-    finally:
-        pool.terminate()
-        pool.join()
 
 
 class Ingest:
@@ -230,7 +122,8 @@ class Ingest:
     def run(self, records: Iterable[SourceImage | Rejection]) -> None:
         """Read every record; images are prepared in worker processes, rows written here."""
         max_pixels = settings.IMAGE_MAX_PIXELS
-        with worker_pool(self.processes) as pool:
+        language = translation.get_language() or settings.LANGUAGE_CODE
+        with preparing.helper_pool(self.processes, language) as pool:
             in_flight: deque = deque()
             window: list[tuple[SourceImage, object]] = []
             window_bytes = 0
@@ -277,8 +170,8 @@ class Ingest:
         jobs = [(payload, max_pixels) for _record, payload in window]
         records = [record for record, _payload in window]
         if pool is None:
-            return records, _Ready([prepare(job) for job in jobs])
-        return records, pool.map_async(prepare, jobs, chunksize=32)
+            return records, preparing.Ready([preparing.prepare(job) for job in jobs])
+        return records, pool.map_async(preparing.prepare, jobs, chunksize=32)
 
     def _save(self, records: list[SourceImage], pending) -> None:
         """Write the rows of one prepared window in one transaction."""

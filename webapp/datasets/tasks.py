@@ -27,6 +27,13 @@ def _limits() -> archive.Limits:
     )
 
 
+POOL_FROM_IMAGES = 1000  # below this, starting helper processes costs more than it saves
+
+
+def _processes(expected_images: int) -> int:
+    return settings.INGEST_PROCESSES if expected_images >= POOL_FROM_IMAGES else 1
+
+
 def _fail(dataset: Dataset, message: str) -> None:
     Dataset.objects.filter(pk=dataset.pk).update(status=Status.FAILED, error=message)
 
@@ -70,6 +77,7 @@ def ingest_upload(dataset_id: int, upload_id: str, language: str = "en") -> None
                     ingest.Categories(result.categories),
                     quota_bytes_left=quota.storage_left(dataset.owner, dataset.course),
                     on_progress=_progress(dataset.pk, len(zf.entries)),
+                    processes=_processes(len(zf.entries)),
                 )
                 run.run(itertools.chain(zf.rejected, result.records))
                 _finish(run, dataset, result.format)
@@ -104,6 +112,7 @@ def copy_sample(dataset_id: int, key: str, language: str = "en") -> None:
             dataset,
             ingest.Categories(result.categories),
             on_progress=_progress(dataset.pk, sample.count),
+            processes=_processes(sample.count),
         )
         run.run(result.records)
         _finish(run, dataset, result.format)
