@@ -829,3 +829,14 @@ def test_samples_list_names_every_sample_in_both_languages(world):
         assert sample["count"] == SAMPLES[sample["key"]].count
         assert sample["task"] == SAMPLES[sample["key"]].task
     assert_error(Api(world, "anon").get("/api/v1/datasets/samples"), 401)
+
+
+def test_teachers_see_leaks_flagged_on_the_class_dataset_list(world):
+    """The class's dataset list marks a student's dataset that overlaps a hidden test set."""
+    test_set = from_sample(world, "teacher", visibility="hidden_test")
+    students = from_sample(world, "alice", visibility="shared")
+    teacher_page = world.client("teacher").get(f"/courses/{world.course.pk}/datasets/")
+    student_page = world.client("bob").get(f"/courses/{world.course.pk}/datasets/")
+    assert test_set.pk != students.pk
+    assert "leak-flag" in teacher_page.content.decode()
+    assert "leak-flag" not in student_page.content.decode()

@@ -32,8 +32,12 @@ def _dataset_for(request, dataset_id: int, check=permissions.can_view_dataset) -
 @login_required
 def course_datasets(request, course_id: int):
     course = _course_for(request, course_id, permissions.can_view_course)
-    datasets = permissions.visible_datasets(request.user, course).select_related("owner")
+    datasets = list(permissions.visible_datasets(request.user, course).select_related("owner"))
     may_hand_out = permissions.can_view_roster(request.user, course)
+    if may_hand_out:  # flag to teachers every dataset that overlaps a hidden test set
+        for dataset in datasets:
+            leaks = dedup.leak_summary(request.user, dataset) if dataset.head else None
+            dataset.leak_count = leaks["count"] if leaks else 0
     return render(
         request,
         "datasets/list.html",
