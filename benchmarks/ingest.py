@@ -109,14 +109,13 @@ print(json.dumps({"images": count, "seconds": seconds, "peak_mb": peak}))
 """
 
 
-def manabi_ingest(path: Path) -> dict:
-    """Manabi's ingest in a fresh process with its own data folder and database."""
+def in_fresh_process(code: str, *args: str) -> dict:
+    """Run a snippet with its own data folder and SQLite database; return its JSON line."""
     with tempfile.TemporaryDirectory() as data:
         env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
         env.update(MANABI_DATA_DIR=data, DJANGO_SETTINGS_MODULE="webapp.settings")
-        Path(data).mkdir(exist_ok=True)
         result = subprocess.run(
-            [sys.executable, "-c", MANABI_RUN, str(path)],
+            [sys.executable, "-c", code, *args],
             cwd=ROOT,
             env=env,
             capture_output=True,
@@ -126,6 +125,11 @@ def manabi_ingest(path: Path) -> dict:
         if result.returncode:
             raise SystemExit(result.stderr[-3000:])
         return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def manabi_ingest(path: Path) -> dict:
+    """Manabi's ingest in a fresh process with its own data folder and database."""
+    return in_fresh_process(MANABI_RUN, str(path))
 
 
 GALLERY_RUN = r"""
@@ -172,20 +176,7 @@ print(json.dumps(results))
 
 
 def gallery(count: int) -> dict:
-    with tempfile.TemporaryDirectory() as data:
-        env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-        env.update(MANABI_DATA_DIR=data, DJANGO_SETTINGS_MODULE="webapp.settings")
-        result = subprocess.run(
-            [sys.executable, "-c", GALLERY_RUN, str(count)],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode:
-            raise SystemExit(result.stderr[-3000:])
-        return json.loads(result.stdout.strip().splitlines()[-1])
+    return in_fresh_process(GALLERY_RUN, str(count))
 
 
 def main() -> None:

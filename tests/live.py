@@ -1,12 +1,9 @@
 """Real processes for integration and browser tests: a Celery worker and daphne on the test DB."""
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
@@ -51,10 +48,7 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+free_port = launcher.free_port
 
 
 def start(args: list[str], log: Path, **extra_env: str) -> subprocess.Popen:
@@ -70,13 +64,7 @@ def start(args: list[str], log: Path, **extra_env: str) -> subprocess.Popen:
 
 
 def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    launcher.stop(proc, " ".join(map(str, proc.args[:3])), grace=15)
 
 
 def start_worker(log: Path) -> subprocess.Popen:
@@ -140,14 +128,7 @@ def start_daphne(log: Path) -> tuple[subprocess.Popen, str]:
         log,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"daphne exited: see {log}")
-        try:
-            with urllib.request.urlopen(f"{url}/accounts/login/", timeout=2):  # noqa: S310
-                return proc, url
-        except OSError:
-            time.sleep(0.2)
-    stop(proc)
-    raise RuntimeError(f"daphne did not answer within 60 s: see {log}")
+    if not launcher.wait_http(f"{url}/accounts/login/", proc, seconds=60):
+        stop(proc)
+        raise RuntimeError(f"daphne did not answer within 60 s: see {log}")
+    return proc, url

@@ -24,19 +24,13 @@ from webapp.accounts.models import (
     normalize_join_code,
 )
 from webapp.accounts.permissions import forget_roles
+from webapp.errors import Refused
 
 MAX_ROSTER_ROWS = 2000
 
 
-class AccountsError(Exception):
-    """A refused change, with a message written for the person who asked."""
-
-    status = 400
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
+class AccountsError(Refused):
+    """A refused change to people or classes."""
 
 
 class JoinCodeInvalid(AccountsError):

@@ -15,7 +15,7 @@ from ninja.security.apikey import APIKeyCookie
 from ninja.utils import check_csrf
 
 from webapp.accounts import actions
-from webapp.datasets.actions import DatasetError
+from webapp.errors import Refused
 
 log = logging.getLogger(__name__)
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE"}
@@ -101,13 +101,8 @@ def _on_forbidden(request, exc):
     return error(str(exc) or "You may not do this.", 403)
 
 
-@api.exception_handler(actions.AccountsError)
-def _on_refused(request, exc: actions.AccountsError):
-    return error(exc.message, exc.status, {exc.field: exc.message} if exc.field else {})
-
-
-@api.exception_handler(DatasetError)
-def _on_dataset_refused(request, exc: DatasetError):
+@api.exception_handler(Refused)
+def _on_refused(request, exc: Refused):
     return error(exc.message, exc.status, {exc.field: exc.message} if exc.field else {})
 
 

@@ -26,17 +26,11 @@ from webapp.datasets.models import (
     Visibility,
 )
 from webapp.datasets.samples import SAMPLES
+from webapp.errors import Refused
 
 
-class DatasetError(Exception):
-    """A refused change, with a message for the person who asked."""
-
-    status = 400
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
+class DatasetError(Refused):
+    """A refused change to a dataset or an upload."""
 
 
 class NotFound(DatasetError):

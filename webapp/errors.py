@@ -1,0 +1,15 @@
+"""The one exception type for a refused request, shared by every app's actions."""
+
+
+class Refused(Exception):
+    """A refused change, with a message written for the person who asked.
+
+    `status` is the HTTP status the API answers with; `field` names the input to fix.
+    """
+
+    status = 400
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
