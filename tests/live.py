@@ -68,31 +68,8 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def start_worker(log: Path) -> subprocess.Popen:
-    proc = start(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "webapp",
-            "worker",
-            "-Q",
-            "default,train",
-            "-c",
-            "1",
-            "--prefetch-multiplier",
-            "1",
-            "-O",
-            "fair",
-            "-n",
-            f"test-{os.getpid()}@%h",
-            "--without-mingle",
-            "--without-gossip",
-            "-l",
-            "INFO",
-        ],
-        log,
-    )
+    name = f"test-{os.getpid()}@%h"
+    proc = start(launcher.worker_command(name, "--without-mingle", "--without-gossip"), log)
     from webapp.celery import app
 
     deadline = time.monotonic() + 60

@@ -134,6 +134,14 @@ def embedded_defaults(env: dict[str, str], data_dir: Path, host: str = "127.0.0.
     env.setdefault("SECURE_HSTS_SECONDS", "0")
 
 
+def worker_command(name: str, *extra: str) -> list[str]:
+    """The embedded Celery worker: both queues, one job at a time, nothing prefetched."""
+    return [
+        sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", "default,train",
+        "-c", "1", "-O", "fair", "--prefetch-multiplier", "1", "-n", name, "-l", "INFO", *extra,
+    ]  # fmt: skip
+
+
 def manage(*args: str, env: dict[str, str]) -> None:
     subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], env=env, check=True)
 
@@ -171,26 +179,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_demo:
             manage("seed_demo", env=env)
         worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "webapp",
-                "worker",
-                "-Q",
-                "default,train",
-                "-c",
-                "1",
-                "-O",
-                "fair",
-                "--prefetch-multiplier",
-                "1",
-                "-n",
-                "manabi@%h",
-                "-l",
-                "INFO",
-            ],
+            worker_command("manabi@%h"),
             env=env,
             cwd=BASE_DIR,
             start_new_session=True,
