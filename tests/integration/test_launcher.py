@@ -100,6 +100,16 @@ def test_run_starts_everything_and_ctrl_c_stops_everything(tmp_path):
         token = body["token"]
         status, _ = _get_json(f"{base}/api/v1/courses", token, {"name": "残るクラス"})
         assert status == 201
+        _, courses = _get_json(f"{base}/api/v1/courses", token)
+        demo = next(c["id"] for c in courses if c["name"] == "Demo class")
+        deadline = time.monotonic() + 120  # the worker ingests the digits for the demo class
+        while time.monotonic() < deadline:
+            _, datasets = _get_json(f"{base}/api/v1/datasets?course={demo}", token)
+            if datasets and datasets[0]["status"] != "processing":
+                break
+            time.sleep(0.5)
+        assert datasets[0]["status"] == "ready", datasets
+        assert datasets[0]["num_images"] == 1797 and len(datasets[0]["classes"]) == 10
     finally:
         _interrupt(proc, marker)
 

@@ -9,6 +9,7 @@ import contextlib
 import multiprocessing
 import os
 from contextlib import contextmanager
+from multiprocessing.process import AuthenticationString
 
 import numpy as np
 from django.core.files.base import ContentFile
@@ -112,8 +113,10 @@ class Ready:
 def helper_pool(processes: int, language: str):
     """A pool of helper processes for `prepare`, or None to work in this process.
 
-    Celery's pool children are daemonic, and Python refuses children to daemonic processes
-    only so that they cannot outlive it; these end with the ingest (terminate below).
+    Inside a Celery worker, Python's multiprocessing sees Celery's (billiard's) process object:
+    it is daemonic, which Python refuses children to only so that they cannot outlive it (these
+    end with the ingest: terminate below), and its key is of a type Python's pickler will not
+    send to the fork server. Both are set to what plain Python expects while the pool lives.
     """
     if processes <= 1:
         yield None
@@ -123,17 +126,18 @@ def helper_pool(processes: int, language: str):
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["webapp.datasets.preparing"])
     current = multiprocessing.current_process()
-    daemonic = current._config.get("daemon")
+    saved = dict(current._config)
     current._config["daemon"] = False
+    current._config["authkey"] = AuthenticationString(bytes(current.authkey))
+    pool = None
     try:
         pool = context.Pool(
             processes, initializer=_start_helper, initargs=(language, str(settings.MEDIA_ROOT))
         )
-    finally:
-        if daemonic is not None:
-            current._config["daemon"] = daemonic
-    try:
         yield pool
     finally:
-        pool.terminate()
-        pool.join()
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        current._config.clear()
+        current._config.update(saved)
