@@ -11,7 +11,8 @@ def test_importing_trainer_never_imports_django():
     code = (
         "import sys, pkgutil, importlib, trainer\n"
         "for m in pkgutil.walk_packages(trainer.__path__, 'trainer.'):\n"
-        "    importlib.import_module(m.name)\n"
+        "    if not m.name.endswith('__main__'):\n"
+        "        importlib.import_module(m.name)\n"
         "bad = sorted(n for n in sys.modules if n.split('.')[0] in ('django', 'webapp'))\n"
         "print(bad)\n"
         "sys.exit(1 if bad else 0)\n"

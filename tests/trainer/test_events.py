@@ -1,0 +1,184 @@
+"""Trainer events: numbered without gaps, batch events throttled, payloads JSON-ready."""
+
+import io
+import json
+import math
+
+import pytest
+
+from trainer.events import (
+    KINDS,
+    Event,
+    EventStream,
+    JsonLinesReporter,
+    ListReporter,
+    batch,
+    checkpoint,
+    epoch,
+    failed,
+    finished,
+    log,
+    started,
+)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_stream(**options):
+    reporter, clock = ListReporter(), FakeClock()
+    stream = EventStream(reporter, clock=clock, wall_clock=lambda: 1_700_000_000.0, **options)
+    return stream, reporter, clock
+
+
+def test_seq_increases_by_one_per_event():
+    stream, reporter, _ = make_stream()
+    assert stream.seq == 0
+    for kind in ("started", "log", "epoch", "checkpoint", "finished"):
+        stream.emit(kind)
+    assert [event["seq"] for event in reporter.events] == [1, 2, 3, 4, 5]
+    assert stream.seq == 5
+
+
+def test_emit_returns_the_event_it_sent():
+    stream, reporter, _ = make_stream()
+    event = stream.emit("log", **log("hello"))
+    assert isinstance(event, Event)
+    assert event.to_dict() == reporter.events[0]
+    expected = {"message": "hello", "level": "info"}
+    assert reporter.events[0] == {
+        "kind": "log",
+        "seq": 1,
+        "time": 1_700_000_000.0,
+        "data": expected,
+    }
+
+
+def test_resumed_stream_continues_after_the_stored_seq():
+    stream, reporter, _ = make_stream(start_seq=41)
+    stream.emit("log", **log("resumed from checkpoint"))
+    assert reporter.events[0]["seq"] == 42
+
+
+def test_unknown_kind_is_refused():
+    stream, _, _ = make_stream()
+    with pytest.raises(ValueError, match="unknown event kind 'progress'"):
+        stream.emit("progress")
+
+
+def test_batch_events_are_throttled_and_the_forced_last_one_is_sent():
+    stream, reporter, clock = make_stream(max_batch_per_second=5)
+    sent = []
+    for step in range(1, 101):  # 100 batches in one second
+        clock.now = (step - 1) * 0.01
+        payload = batch(epoch=1, step=step, steps=100, loss=1 / step, images_per_s=6400)
+        sent.append(stream.emit("batch", force=step == 100, **payload))
+    steps = [event["step"] for event in reporter.of_kind("batch")]
+    assert 4 <= len(steps) <= 6 and steps[0] == 1 and steps[-1] == 100
+    assert sum(event is not None for event in sent) == len(steps)
+    assert [event["seq"] for event in reporter.events] == list(range(1, len(steps) + 1))
+
+
+def test_throttling_touches_only_batch_events():
+    stream, reporter, _ = make_stream(max_batch_per_second=1)
+    stream.emit("batch", **batch(epoch=1, step=1, steps=2, loss=0.5, images_per_s=10))
+    assert (
+        stream.emit("batch", **batch(epoch=1, step=2, steps=2, loss=0.4, images_per_s=10)) is None
+    )
+    assert stream.emit("epoch") is not None
+    assert [event["kind"] for event in reporter.events] == ["batch", "epoch"]
+
+
+def test_zero_rate_sends_only_forced_batches():
+    stream, reporter, _ = make_stream(max_batch_per_second=0)
+    assert stream.emit("batch") is None
+    assert stream.emit("batch", force=True) is not None
+    assert len(reporter.events) == 1
+    with pytest.raises(ValueError):
+        EventStream(ListReporter(), max_batch_per_second=-1)
+
+
+def test_batch_sent_again_once_the_interval_has_passed():
+    stream, reporter, clock = make_stream(max_batch_per_second=2)
+    stream.emit("batch")
+    clock.now = 0.4
+    assert stream.emit("batch") is None
+    clock.now = 0.5
+    assert stream.emit("batch") is not None
+
+
+def test_started_payload():
+    payload = started(
+        spec={"model": "simple_cnn", "epochs": 8},
+        num_params=12345,
+        device="cpu",
+        classes=["cat", "dog"],
+        sizes={"train": 800, "val": 200, "test": 100},
+    )
+    assert payload == {
+        "spec": {"model": "simple_cnn", "epochs": 8},
+        "num_params": 12345,
+        "device": "cpu",
+        "classes": ["cat", "dog"],
+        "sizes": {"train": 800, "val": 200, "test": 100},
+    }
+
+
+def test_epoch_payload_turns_nan_into_null_and_allows_no_validation():
+    payload = epoch(
+        epoch=3, train_loss=math.nan, train_acc=0.5, lr=1e-3, seconds=2, images_per_s=900.5
+    )
+    assert payload["train_loss"] is None and payload["val_loss"] is None
+    assert payload["val_acc"] is None and payload["seconds"] == 2.0
+    assert json.loads(json.dumps(payload, allow_nan=False)) == payload
+
+
+def test_payload_numbers_accept_tensors():
+    torch = pytest.importorskip("torch")
+    payload = batch(epoch=1, step=1, steps=1, loss=torch.tensor(0.25), images_per_s=100)
+    assert payload["loss"] == 0.25 and type(payload["loss"]) is float
+
+
+def test_checkpoint_finished_failed_payloads(tmp_path):
+    assert checkpoint(epoch=2, path=tmp_path / "e2.safetensors")["path"].endswith("e2.safetensors")
+    assert finished({"test_acc": 0.97, "test_loss": 0.1}) == {
+        "metrics": {"test_acc": 0.97, "test_loss": 0.1}
+    }
+    reason = "loss became NaN at epoch 3 — try a lower learning rate"
+    assert failed(reason) == {"reason": reason, "detail": None}
+    assert failed(reason, detail="Traceback ...")["detail"] == "Traceback ..."
+
+
+def test_failed_event_reaches_the_reporter():
+    stream, reporter, _ = make_stream()
+    stream.emit("started")
+    stream.emit("failed", **failed("out of memory — try a smaller batch size"))
+    assert reporter.events[-1]["kind"] == "failed"
+    assert reporter.of_kind("failed") == [
+        {"reason": "out of memory — try a smaller batch size", "detail": None}
+    ]
+
+
+def test_json_lines_reporter_writes_one_parseable_line_per_event(tmp_path):
+    buffer = io.StringIO()
+    stream = EventStream(JsonLinesReporter(buffer))
+    stream.emit("started", **started(spec={}, num_params=1, device="cpu", classes=["猫"], sizes={}))
+    stream.emit("checkpoint", **checkpoint(epoch=1, path=tmp_path / "c.safetensors"))
+    stream.emit("finished", **finished({"test_acc": 1.0}))
+    lines = buffer.getvalue().splitlines()
+    assert len(lines) == 3
+    events = [json.loads(line) for line in lines]
+    assert [event["kind"] for event in events] == ["started", "checkpoint", "finished"]
+    assert [event["seq"] for event in events] == [1, 2, 3]
+    assert "猫" in lines[0]  # written as text, not \\u escapes
+
+
+def test_every_kind_has_a_payload_helper():
+    import trainer.events as events
+
+    assert all(callable(getattr(events, kind)) for kind in KINDS)

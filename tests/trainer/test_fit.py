@@ -1,0 +1,199 @@
+"""The training loop: end to end on the digits, resume, transfer modes, k folds, failures."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from trainer import fit
+from trainer.events import ListReporter
+from trainer.loops import classification
+from trainer.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _spec(data, **fields):
+    return load_spec({"data": data, **fields})
+
+
+def _kinds(reporter) -> list[str]:
+    return [event["kind"] for event in reporter.events]
+
+
+@pytest.mark.slow
+def test_simple_cnn_learns_the_digits_to_95_percent(digits_data, tmp_path):
+    reporter = ListReporter()
+    spec = _spec(
+        digits_data,
+        model="simple_cnn",
+        input_size=32,
+        epochs=5,
+        lr=5e-3,
+        schedule="onecycle",
+        batch_size=64,
+        seed=1,
+    )
+    result = classification.run(spec, tmp_path, reporter)
+    assert result["test"]["accuracy"] >= 0.95, result["test"]["accuracy"]
+    kinds = _kinds(reporter)
+    assert kinds[0] == "started" and kinds[-1] == "finished"
+    assert kinds.count("epoch") == 5 and kinds.count("checkpoint") == 5
+    seqs = [event["seq"] for event in reporter.events]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    epoch = next(e for e in reporter.events if e["kind"] == "epoch")["data"]
+    assert {
+        "train_loss",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+        "lr",
+        "seconds",
+        "images_per_s",
+    } <= set(epoch)
+    for name in ("model.safetensors", "model.torchscript.pt", "model_card.json"):
+        assert (tmp_path / name).exists(), name
+    card = json.loads((tmp_path / "model_card.json").read_text())
+    assert card["classes"] == [str(d) for d in range(10)] and card["input"]["size"] == [32, 32]
+
+
+def _cancel_at_epoch(reporter, epoch):
+    return lambda: any(
+        e["kind"] == "epoch" and e["data"]["epoch"] == epoch - 1 for e in reporter.events
+    )
+
+
+def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(small_digits, tmp_path):
+    fields = dict(
+        model="simple_cnn",
+        input_size=16,
+        epochs=3,
+        batch_size=32,
+        seed=3,
+        augmentation={"preset": "lecture"},
+    )
+    whole = tmp_path / "whole"
+    classification.run(_spec(small_digits, **fields), whole, ListReporter())
+
+    broken = tmp_path / "broken"
+    reporter = ListReporter()
+    with pytest.raises(fit.Cancelled):
+        classification.run(
+            _spec(small_digits, **fields), broken, reporter, cancel=_cancel_at_epoch(reporter, 3)
+        )
+    assert reporter.events[-1]["kind"] == "failed"
+    resumed = ListReporter()
+    classification.run(_spec(small_digits, **fields), broken, resumed, resume=True)
+    assert resumed.events[0]["data"]["resumed_from"] == 2
+    a, b = load_file(whole / "model.safetensors"), load_file(broken / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def _source(small_digits, tmp_path):
+    out = tmp_path / "source"
+    classification.run(
+        _spec(small_digits, model="simple_cnn", input_size=16, epochs=1), out, ListReporter()
+    )
+    return str(out / "model.safetensors")
+
+
+def test_transfer_modes_behave_as_the_lecture_says(small_digits, tmp_path):
+    source = _source(small_digits, tmp_path)
+    before = load_file(source)
+    runs = {}
+    for mode in ("scratch", "feature_extraction", "fine_tuning"):
+        out = tmp_path / mode
+        spec = _spec(
+            small_digits,
+            model="simple_cnn",
+            input_size=16,
+            epochs=1,
+            seed=7,
+            transfer={"source": source, "mode": mode},
+        )
+        classification.run(spec, out, ListReporter())
+        runs[mode] = load_file(out / "model.safetensors")
+    head = {key for key in before if key.startswith(_head_prefix(before))}
+    backbone = [key for key in before if key not in head and before[key].is_floating_point()]
+    # Feature extraction trains only the classifier: no backbone weight moves.
+    assert all(torch.equal(runs["feature_extraction"][k], before[k]) for k in backbone)
+    # Fine-tuning trains everything, starting from the source.
+    assert any(not torch.equal(runs["fine_tuning"][k], before[k]) for k in backbone)
+    # From scratch ignores the source: it equals a run that had no source at all.
+    plain = tmp_path / "plain"
+    classification.run(
+        _spec(small_digits, model="simple_cnn", input_size=16, epochs=1, seed=7),
+        plain,
+        ListReporter(),
+    )
+    none = load_file(plain / "model.safetensors")
+    assert all(torch.equal(runs["scratch"][k], none[k]) for k in none)
+
+
+def _head_prefix(state: dict) -> str:
+    return sorted(state)[-1].rsplit(".", 1)[0]  # the last layer's name (the classifier)
+
+
+def test_k_fold_reports_mean_and_std(small_digits, tmp_path):
+    reporter = ListReporter()
+    spec = _spec(small_digits, model="logistic", input_size=8, epochs=2, kfold=3)
+    summary = classification.run(spec, tmp_path, reporter)
+    assert len(summary["folds"]) == 3
+    assert summary["std_accuracy"] >= 0 and 0 < summary["mean_accuracy"] <= 1
+    assert reporter.events[-1]["kind"] == "finished"
+
+
+def test_exploding_loss_fails_with_advice(small_digits, tmp_path):
+    reporter = ListReporter()
+    spec = _spec(
+        small_digits,
+        model="mlp_keras",
+        input_size=8,
+        epochs=3,
+        optimizer="sgd",
+        lr=10.0,
+        momentum=0.99,
+    )
+    with pytest.raises(fit.TrainingFailed):
+        classification.run(spec, tmp_path, reporter)
+    failed = reporter.events[-1]
+    assert failed["kind"] == "failed" and "lower learning rate" in failed["data"]["reason"]
+
+
+def test_cli_runs_a_spec_and_lists_models(small_digits, tmp_path):
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(
+        json.dumps({"model": "logistic", "input_size": 8, "epochs": 1, "data": small_digits})
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "trainer", "run", str(spec_file), "--out", str(tmp_path / "out")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    events = [json.loads(line) for line in run.stdout.splitlines()]
+    assert events[0]["kind"] == "started" and events[-1]["kind"] == "finished"
+    models = subprocess.run(
+        [sys.executable, "-m", "trainer", "models"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "simple_cnn" in models and "resnet18" in models
+    summary = subprocess.run(
+        [sys.executable, "-m", "trainer", "summary", str(spec_file)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "total parameters: 650" in summary  # 8*8*10 + 10

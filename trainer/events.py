@@ -1,0 +1,191 @@
+"""What the trainer says while it runs: numbered events handed to a reporter callback.
+
+A loop writes `stream.emit("epoch", **epoch(epoch=3, train_loss=0.41, ...))`; the reporter (the
+web app's, the CLI's JsonLinesReporter, a test's ListReporter) gets `Event.to_dict()`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+KINDS = ("started", "batch", "epoch", "checkpoint", "finished", "failed", "log")
+
+
+class Reporter(Protocol):
+    """Receives each event as a plain, JSON-ready dict."""
+
+    def __call__(self, event: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class Event:
+    """One event: its kind, its number in the job (1, 2, ...), wall-clock time and payload."""
+
+    kind: str
+    seq: int
+    time: float
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as a JSON-ready dict: {"kind", "seq", "time", "data"}."""
+        return {"kind": self.kind, "seq": self.seq, "time": self.time, "data": dict(self.data)}
+
+
+class EventStream:
+    """Numbers events without gaps and sends at most `max_batch_per_second` batch events."""
+
+    def __init__(
+        self,
+        reporter: Reporter,
+        *,
+        max_batch_per_second: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        start_seq: int = 0,
+    ) -> None:
+        if max_batch_per_second < 0:
+            raise ValueError("max_batch_per_second must be 0 or more")
+        self._reporter = reporter
+        # 0 sends only forced batch events; math.inf sends every one.
+        self._interval = math.inf if max_batch_per_second == 0 else 1 / max_batch_per_second
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._seq = start_seq  # a resumed job goes on after the last event it stored
+        self._last_batch: float | None = None
+
+    @property
+    def seq(self) -> int:
+        """The sequence number of the last event sent (0 before the first)."""
+        return self._seq
+
+    def emit(self, kind: str, *, force: bool = False, **data: Any) -> Event | None:
+        """Send one event; None when a batch event was throttled away (force=True always sends)."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown event kind {kind!r}; expected one of {', '.join(KINDS)}")
+        if kind == "batch":
+            now = self._clock()
+            since = math.inf if self._last_batch is None else now - self._last_batch
+            if not force and (self._interval == math.inf or since < self._interval):
+                return None
+            self._last_batch = now
+        self._seq += 1
+        event = Event(kind=kind, seq=self._seq, time=self._wall_clock(), data=data)
+        self._reporter(event.to_dict())
+        return event
+
+
+class JsonLinesReporter:
+    """Writes each event as one JSON line to a text file (the CLI's output)."""
+
+    def __init__(self, file: TextIO) -> None:
+        self.file = file
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        # allow_nan=False: a NaN would make the line unreadable for strict JSON parsers.
+        self.file.write(json.dumps(event, ensure_ascii=False, allow_nan=False, default=str) + "\n")
+        self.file.flush()
+
+
+class ListReporter:
+    """Keeps every event in `.events` (for tests)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        """The payloads of the events of one kind, in order."""
+        return [event["data"] for event in self.events if event["kind"] == kind]
+
+
+# Payloads: keyword arguments for EventStream.emit, e.g. emit("batch", **batch(...)).
+# Numbers go through _number so that tensors become floats and NaN becomes None (JSON null).
+
+
+def started(
+    *,
+    spec: Mapping[str, Any],
+    num_params: int,
+    device: str,
+    classes: list[str],
+    sizes: Mapping[str, int],
+) -> dict[str, Any]:
+    """A job began: its spec summary, model size, device, classes and split sizes."""
+    return {
+        "spec": dict(spec),
+        "num_params": int(num_params),
+        "device": str(device),
+        "classes": list(classes),
+        "sizes": {split: int(count) for split, count in sizes.items()},  # {"train": n, ...}
+    }
+
+
+def batch(*, epoch: int, step: int, steps: int, loss: Any, images_per_s: Any) -> dict[str, Any]:
+    """Progress inside an epoch: step of steps (1-based), the batch's loss and throughput."""
+    return {
+        "epoch": int(epoch),
+        "step": int(step),
+        "steps": int(steps),
+        "loss": _number(loss),
+        "images_per_s": _number(images_per_s),
+    }
+
+
+def epoch(
+    *,
+    epoch: int,
+    train_loss: Any,
+    train_acc: Any,
+    val_loss: Any = None,
+    val_acc: Any = None,
+    lr: Any,
+    seconds: Any,
+    images_per_s: Any,
+) -> dict[str, Any]:
+    """One finished epoch (1-based); val_* are None when there is no validation split."""
+    return {
+        "epoch": int(epoch),
+        "train_loss": _number(train_loss),
+        "train_acc": _number(train_acc),
+        "val_loss": _number(val_loss),
+        "val_acc": _number(val_acc),
+        "lr": _number(lr),
+        "seconds": _number(seconds),
+        "images_per_s": _number(images_per_s),
+    }
+
+
+def checkpoint(*, epoch: int, path: str | Path) -> dict[str, Any]:
+    """A checkpoint was written after `epoch`; a job resumes from the last one."""
+    return {"epoch": int(epoch), "path": str(path)}
+
+
+def finished(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The job ended well; `metrics` are the test metrics (e.g. {"test_acc": 0.97})."""
+    return {"metrics": {name: _number(value) for name, value in metrics.items()}}
+
+
+def failed(reason: str, *, detail: str | None = None) -> dict[str, Any]:
+    """The job stopped: `reason` for a student, `detail` (e.g. the traceback) for a teacher."""
+    return {"reason": reason, "detail": detail}
+
+
+def log(message: str, *, level: str = "info") -> dict[str, Any]:
+    """A line of text for the job's log."""
+    return {"message": message, "level": level}
+
+
+def _number(value: Any) -> float | None:
+    """A float from a Python number or a 0-d tensor; None for None, NaN and infinity."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None

@@ -1,0 +1,562 @@
+"""The job spec: what to train, on which data, how. Typed, validated, versioned.
+
+`load_spec` is the one way in from outside; every problem comes back as a `SpecError` whose
+`.errors` maps a field path ("lr", "data.items.3.label") to a message written for a student.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import importlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+MAX_EPOCHS = 300
+SPEC_VERSION = 1
+CHECKPOINT_SUFFIX = ".safetensors"
+MAX_LISTED = 10  # per-item errors listed before the rest are summed up
+
+Fraction = Annotated[float, Field(ge=0, le=1)]
+Beta = Annotated[float, Field(ge=0, lt=1)]
+
+
+class SpecError(ValueError):
+    """A job spec that cannot run; `.errors` maps field paths to messages for a student."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        self.errors = errors
+        listed = "; ".join(f"{field}: {message}" for field, message in errors.items())
+        super().__init__(f"the job spec has {len(errors)} problem(s): {listed}")
+
+
+def _problems(problems: list[tuple[str, str]]) -> PydanticCustomError:
+    """One validation error carrying several (field path relative to the model, message) pairs."""
+    summary = "; ".join(f"{field}: {message}" for field, message in problems)
+    return PydanticCustomError(
+        "spec_problems", "{summary}", {"summary": summary, "problems": problems}
+    )
+
+
+class _Settings(BaseModel):
+    # A misspelt setting must not be silently ignored; NaN and infinity are never meant.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class ManifestItem(_Settings):
+    """One image of the data set: where it is, its class, and which split and fold it is in."""
+
+    path: str = Field(min_length=1)
+    label: int | None = None
+    split: Literal["train", "val", "test"] = "train"
+    fold: int = Field(default=-1, ge=-1)  # -1: not assigned to a cross-validation fold
+    id: str | int | None = None
+
+
+class DataSpec(_Settings):
+    """The classes and the images: inline `items` or a `manifest` file, not both."""
+
+    classes: list[Annotated[str, Field(min_length=1)]] = []
+    items: list[ManifestItem] = []
+    manifest: str | None = Field(None, min_length=1)  # JSON lines or a JSON list of items
+    root: str | None = None  # base folder for relative item paths
+    version: str | None = None  # data version id, recorded on the model card
+
+    @model_validator(mode="after")
+    def _check_items(self) -> DataSpec:
+        problems: list[tuple[str, str]] = []
+        if self.items and self.manifest is not None:
+            problems.append(("manifest", "give the items or a manifest file, not both"))
+        elif not self.items and self.manifest is None:
+            problems.append(
+                ("items", "there are no images: list the items or give a manifest file")
+            )
+        seen: set[str] = set()
+        for name in self.classes:
+            if name in seen:
+                problems.append(("classes", f"the class '{name}' is listed twice"))
+            seen.add(name)
+        problems += _label_problems(self.items, self.classes, "items")
+        if problems:
+            raise _problems(problems)
+        return self
+
+
+def _label_problems(
+    items: list[ManifestItem], classes: list[str], field: str
+) -> list[tuple[str, str]]:
+    """Out-of-range labels as ("<field>.<i>.label", message): the first few, then a count."""
+    if not classes:
+        return []
+    top = len(classes) - 1
+    hint = "use 0, the only class" if top == 0 else f"use 0 to {top}, one per class"
+    bad = [
+        i for i, item in enumerate(items) if item.label is not None and not 0 <= item.label <= top
+    ]
+    problems = [
+        (f"{field}.{i}.label", f"label {items[i].label} is not a class: {hint}")
+        for i in bad[:MAX_LISTED]
+    ]
+    if len(bad) > MAX_LISTED:
+        problems.append(
+            (field, f"{len(bad) - MAX_LISTED} more items have a label that is not a class")
+        )
+    return problems
+
+
+class Augmentation(_Settings):
+    """Random changes to training images; preset "lecture" is the lecture's Keras settings."""
+
+    rotation: float = Field(default=0.0, ge=0, le=180)  # degrees
+    shear: Fraction = 0.0
+    zoom: Fraction = 0.0
+    hflip: bool = False
+    vflip: bool = False
+    color_jitter: Fraction = 0.0
+    random_crop: int = Field(default=0, ge=0, le=64)  # padding in pixels before cropping back
+    preset: Literal["none", "lecture"] = "none"
+
+    @model_validator(mode="after")
+    def _fill_preset(self) -> Augmentation:
+        if self.preset == "lecture":
+            # Values the student set explicitly win over the preset's.
+            for name, value in LECTURE_AUGMENTATION.items():
+                if name not in self.model_fields_set:
+                    setattr(self, name, value)
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any augmentation will change the training images."""
+        return any(value for name, value in self if name != "preset")
+
+
+# The lecture's ImageDataGenerator(rotation_range=45, shear_range=0.3, zoom_range=0.4,
+# horizontal_flip=True).
+LECTURE_AUGMENTATION: dict[str, Any] = {"rotation": 45.0, "shear": 0.3, "zoom": 0.4, "hflip": True}
+
+
+_NOT_SAFETENSORS = "only .safetensors checkpoints are accepted; they cannot run code"
+
+
+class Transfer(_Settings):
+    """Start from other weights: "none", "imagenet" or an earlier run's .safetensors checkpoint."""
+
+    source: str = Field(default="none", min_length=1)
+    mode: Literal["scratch", "feature_extraction", "fine_tuning"] = "scratch"
+    backbone_lr_factor: float = Field(
+        default=0.1, gt=0, le=1
+    )  # fine-tuning: backbone lr = lr × this
+
+    @model_validator(mode="after")
+    def _check_source(self) -> Transfer:
+        if self.source == "none" and self.mode != "scratch":
+            raise _problems([("source", "choose a source to transfer from")])
+        if self.source not in ("none", "imagenet") and not self.source.endswith(CHECKPOINT_SUFFIX):
+            raise _problems([("source", _NOT_SAFETENSORS)])
+        return self
+
+
+class EarlyStopping(_Settings):
+    """Stop when the validation metric has not improved for `patience` epochs."""
+
+    patience: int = Field(default=5, ge=1, le=100)
+    metric: Literal["val_loss", "val_acc"] = "val_loss"
+
+
+class JobSpec(_Settings):
+    """Everything one training job needs; every field but `data` has a default."""
+
+    spec_version: Literal[1] = 1
+    task: Literal["classification", "detection", "segmentation", "keypoints"] = "classification"
+    model: str | list[dict[str, Any]] = "simple_cnn"  # a registry name or a list of layers
+    input_size: Annotated[int, Field(ge=8, le=1024)] | None = None  # None: the model's default
+    channels: Literal[1, 3] | None = None  # None: from the data (grayscale → 1)
+    data: DataSpec
+    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
+    lr: float = Field(default=1e-3, gt=0, le=10)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    nesterov: bool = False
+    betas: tuple[Beta, Beta] = (0.9, 0.999)
+    weight_decay: Fraction = 0.0
+    schedule: Literal["none", "step", "cosine", "onecycle"] = "none"
+    step_size: int = Field(default=10, ge=1)
+    gamma: float = Field(default=0.1, gt=0, lt=1)
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    epochs: int = Field(default=5, ge=1, le=MAX_EPOCHS)
+    label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+    early_stopping: EarlyStopping | None = None
+    augmentation: Augmentation = Augmentation()
+    transfer: Transfer = Transfer()
+    kfold: int = 0  # 0: a single hold-out run; k: k-fold cross-validation
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    compile: bool = False
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _check_model(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if not value.strip():
+                raise _problems([("", "choose a model")])
+            return value.strip()
+        if isinstance(value, list):
+            if not value:
+                raise _problems([("", "add at least one layer")])
+            bad = [
+                (str(i), "must be one layer's settings (an object)")
+                for i, layer in enumerate(value)
+                if not isinstance(layer, dict)
+            ]
+            if bad:
+                raise _problems(bad)
+            return value
+        raise _problems([("", "must be a model name or a list of layers")])
+
+    @field_validator("early_stopping", mode="before")
+    @classmethod
+    def _early_stopping_switch(cls, value: Any) -> Any:
+        # A form's checkbox: true turns it on with the defaults, false turns it off.
+        if value is True:
+            return {}
+        return None if value is False else value
+
+    @field_validator("kfold")
+    @classmethod
+    def _check_kfold(cls, value: int) -> int:
+        if value != 0 and not 2 <= value <= 20:
+            raise _problems([("", "must be 0 (no cross-validation) or between 2 and 20")])
+        return value
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> JobSpec:
+        problems: list[tuple[str, str]] = []
+        if self.task == "classification" and not self.data.classes:
+            problems.append(("data.classes", "add at least one class"))
+        if self.optimizer == "sgd" and self.nesterov and self.momentum == 0:
+            problems.append(("nesterov", "Nesterov momentum needs a momentum above 0"))
+        if problems:
+            raise _problems(problems)
+        return self
+
+    def to_json(self) -> str:
+        """The spec as JSON text; the same spec always gives the same text."""
+        return self.model_dump_json(indent=2)
+
+    def summary(self) -> dict[str, Any]:
+        """The few settings a dashboard shows for a job (the "started" event's spec)."""
+        model = self.model if isinstance(self.model, str) else f"{len(self.model)} layers"
+        return {
+            "task": self.task,
+            "model": model,
+            "input_size": self.input_size,
+            "optimizer": self.optimizer,
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            "epochs": self.epochs,
+            "transfer": self.transfer.source,
+            "transfer_mode": self.transfer.mode,
+            "augmentation": self.augmentation.enabled,
+            "kfold": self.kfold,
+            "data_version": self.data.version,
+        }
+
+
+RECIPES: dict[str, dict[str, Any]] = {
+    # The lecture's Keras MLP on digits: Adam(lr=1e-3, β=(0.9, 0.999)), batch 128, 5 epochs.
+    "mlp_keras": {
+        "model": "mlp_keras",
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "betas": (0.9, 0.999),
+        "batch_size": 128,
+        "epochs": 5,
+    },
+}
+
+
+def from_recipe(name: str, **overrides: Any) -> dict[str, Any]:
+    """A spec dict from a named recipe, with `overrides` on top (nested dicts are merged)."""
+    if name not in RECIPES:
+        raise SpecError({"recipe": f"unknown recipe '{name}'; choose one of: {', '.join(RECIPES)}"})
+    spec = copy.deepcopy(RECIPES[name])
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(spec.get(key), dict):
+            spec[key] = {**spec[key], **value}
+        else:
+            spec[key] = value
+    return spec
+
+
+def load_spec(data: dict[str, Any] | str | Path, *, check_registry: bool = True) -> JobSpec:
+    """Validate a spec given as a dict, JSON text or a JSON file path; raise SpecError if bad.
+
+    The registry checks import torch; a fast web request can pass check_registry=False and leave
+    them to the worker.
+    """
+    raw = _read(data) if isinstance(data, str | Path) else data
+    if not isinstance(raw, dict):
+        raise SpecError({"spec": "must be a JSON object of settings"})
+    try:
+        spec = JobSpec.model_validate(raw)
+    except ValidationError as error:
+        raise SpecError(_messages(error)) from None
+    problems = check_against_registry(spec) if check_registry else []
+    if problems:
+        raise SpecError(dict(problems))
+    return spec
+
+
+def load_manifest(path: str | Path, *, classes: list[str] | None = None) -> list[ManifestItem]:
+    """The items of a manifest file: a JSON list of items, or one JSON object per line.
+
+    With `classes`, labels are checked too. Problems raise SpecError under "data.manifest.<i>".
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise SpecError(
+            {"data.manifest": f"cannot read {path}: {error.strerror or error}"}
+        ) from None
+    errors: dict[str, str] = {}
+    rows: list[tuple[str, Any]] = []  # (where it is in the file, the parsed item)
+    whole = _parse_json(text, path.name, "data.manifest") if text.lstrip()[:1] == "[" else None
+    if whole is None and text.lstrip()[:1] == "{" and '"items"' in text:
+        whole = _parse_json(text, path.name, "data.manifest").get("items")  # {"items": [...]}
+    if isinstance(whole, list):
+        rows = [(f"item {i}", raw) for i, raw in enumerate(whole)]
+    else:
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    rows.append((f"line {number}", json.loads(line)))
+                except json.JSONDecodeError as error:
+                    errors[f"data.manifest.{len(rows)}"] = (
+                        f"line {number}: not valid JSON ({error.msg})"
+                    )
+                    rows.append((f"line {number}", None))
+    items: list[ManifestItem] = []
+    for i, (where, raw) in enumerate(rows):
+        if raw is None and f"data.manifest.{i}" in errors:
+            continue
+        try:
+            items.append(ManifestItem.model_validate(raw))
+        except ValidationError as error:
+            for field, message in _messages(error, ManifestItem).items():
+                key = f"data.manifest.{i}" + ("" if field == "spec" else f".{field}")
+                errors.setdefault(key, f"{where}: {message}")
+    if not errors:
+        for field, message in _label_problems(items, classes or [], "data.manifest"):
+            errors[field] = message
+    if errors:
+        listed = dict(list(errors.items())[:MAX_LISTED])
+        if len(errors) > MAX_LISTED:
+            listed["data.manifest"] = f"{len(errors) - MAX_LISTED} more problems in {path.name}"
+        raise SpecError(listed)
+    if not items:
+        raise SpecError({"data.manifest": f"{path.name} lists no images"})
+    return items
+
+
+def check_against_registry(spec: JobSpec) -> list[tuple[str, str]]:
+    """Problems only the model registry can see: unknown model, too-small input, layer shapes."""
+    try:
+        registry = importlib.import_module("trainer.registry")
+    except ImportError:
+        return []  # the registry is not there yet; the trainer checks again when it builds
+    problems: list[tuple[str, str]] = []
+    if isinstance(spec.model, list):
+        if spec.transfer.source == "imagenet":
+            problems.append(
+                (
+                    "transfer.source",
+                    "a model built from layers has no ImageNet weights; "
+                    "transfer from an earlier run or train from scratch",
+                )
+            )
+        if spec.input_size is not None:  # otherwise the data decides the size at run time
+            try:
+                registry.build_layers(
+                    spec.model,
+                    num_classes=max(len(spec.data.classes), 1),
+                    in_channels=spec.channels or 3,
+                    input_size=spec.input_size,
+                )
+            except ValueError as error:
+                index = getattr(error, "index", None)
+                problems.append(("model" if index is None else f"model.{index}", str(error)))
+        return problems
+    try:
+        info = registry.get_info(spec.model)
+    except KeyError:
+        models = registry.list_models() if hasattr(registry, "list_models") else []
+        names = [getattr(model, "name", str(model)) for model in models]
+        hint = f"; choose one of: {', '.join(names)}" if names else ""
+        return [("model", f"unknown model '{spec.model}'{hint}")]
+    if spec.input_size is not None and spec.input_size < info.min_input_size:
+        size = info.min_input_size
+        problems.append(("input_size", f"{info.name} needs at least {size}×{size} pixels"))
+    if spec.transfer.source == "imagenet" and not info.supports_imagenet:
+        problems.append(
+            (
+                "transfer.source",
+                f"{info.name} has no ImageNet weights; transfer from an earlier run or train from "
+                "scratch",
+            )
+        )
+    if info.kind in get_args(JobSpec.model_fields["task"].annotation) and info.kind != spec.task:
+        problems.append(
+            ("model", f"{info.name} is a {info.kind} model, but the task is {spec.task}")
+        )
+    return problems
+
+
+def _read(source: str | Path) -> Any:
+    """JSON text, or the JSON file a path names."""
+    if isinstance(source, str) and source.lstrip().startswith(("{", "[")):
+        return _parse_json(source, "the spec")
+    path = Path(source)
+    try:
+        return _parse_json(path.read_text(encoding="utf-8"), path.name)
+    except OSError as error:
+        raise SpecError({"spec": f"cannot read {path}: {error.strerror or error}"}) from None
+
+
+def _parse_json(text: str, name: str, field: str = "spec") -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno}, column {error.colno}"
+        raise SpecError({field: f"{name} is not valid JSON ({where}: {error.msg})"}) from None
+
+
+# Settings people often write under another name; difflib cannot guess these.
+_SYNONYMS = {
+    "learning_rate": "lr",
+    "num_epochs": "epochs",
+    "n_epochs": "epochs",
+    "architecture": "model",
+    "arch": "model",
+    "optim": "optimizer",
+    "batchsize": "batch_size",
+    "scheduler": "schedule",
+    "image_size": "input_size",
+    "img_size": "input_size",
+    "labels": "classes",
+}
+
+_TEMPLATES = {
+    "missing": "is required",
+    "greater_than": "must be greater than {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than": "must be less than {lt}",
+    "less_than_equal": "must be at most {le}",
+    "finite_number": "must be a finite number",
+    "string_too_short": "must not be empty",
+    "too_short": "needs at least {min_length} entries",
+    "too_long": "can have at most {max_length} entries",
+    **dict.fromkeys(("int_parsing", "int_type", "int_from_float"), "must be a whole number"),
+    **dict.fromkeys(("float_parsing", "float_type"), "must be a number"),
+    **dict.fromkeys(("bool_parsing", "bool_type"), "must be true or false"),
+    **dict.fromkeys(("list_type", "tuple_type"), "must be a list"),
+    **dict.fromkeys(("model_type", "model_attributes_type", "dict_type"), "must be an object"),
+    "string_type": "must be text",
+}
+_MISSING = {"data": "add the data to train on: its classes and items (or a manifest file)"}
+
+
+def _messages(error: ValidationError, root: type[BaseModel] | None = None) -> dict[str, str]:
+    """Pydantic's errors as {field path: student message}; the first message per field wins."""
+    messages: dict[str, str] = {}
+    for item in error.errors():
+        parts, parent = _clean_loc(item["loc"], root or JobSpec)
+        ctx = item.get("ctx", {})
+        if item["type"] == "spec_problems":
+            pairs = [
+                (".".join(filter(None, [*parts, field])), text) for field, text in ctx["problems"]
+            ]
+        else:
+            pairs = [(".".join(parts), _message(item, parts, parent))]
+        for field, text in pairs:
+            messages.setdefault(field or "spec", text)
+    return messages
+
+
+def _message(item: Any, parts: list[str], parent: type[BaseModel] | None) -> str:
+    kind, ctx, value = item["type"], item.get("ctx", {}), item["input"]
+    if kind == "extra_forbidden":
+        return _unknown_setting(parts[-1], parent)
+    if kind == "missing" and ".".join(parts) in _MISSING:
+        return _MISSING[".".join(parts)]
+    if kind == "literal_error" and parts == ["spec_version"]:
+        return f"this spec is for version {value}; this trainer reads version {SPEC_VERSION}"
+    if kind == "literal_error":
+        choices = re.findall(r"'([^']*)'|(\d+)", ctx.get("expected", ""))
+        options = [quoted or number for quoted, number in choices]
+        expected = ctx.get("expected", "")
+        text = f"must be {expected}" if len(options) == 2 else f"must be one of {expected}"
+        close = difflib.get_close_matches(str(value).lower(), options, n=1, cutoff=0.6)
+        return f"{text} (did you mean '{close[0]}'?)" if close else text
+    if kind in ("value_error", "assertion_error") and "error" in ctx:
+        return str(ctx["error"])
+    if kind in _TEMPLATES:
+        return _TEMPLATES[kind].format(**{k: _number(v) for k, v in ctx.items()})
+    return str(item["msg"])
+
+
+def _number(value: Any) -> Any:
+    """1.0 → 1, so bounds read as the student wrote them."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _unknown_setting(name: str, model: type[BaseModel] | None) -> str:
+    known = list(model.model_fields) if model is not None else []
+    guess = _SYNONYMS.get(name.lower())
+    if guess not in known:
+        close = difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.6)
+        guess = close[0] if close else None
+    return f"is not a setting; did you mean '{guess}'?" if guess else "is not a setting"
+
+
+def _clean_loc(
+    loc: tuple[int | str, ...], root: type[BaseModel]
+) -> tuple[list[str], type[BaseModel] | None]:
+    """Field path parts without pydantic's union tags, and the model holding the last part."""
+    parts: list[str] = []
+    model: type[BaseModel] | None = root
+    parent: type[BaseModel] | None = root
+    for part in loc:
+        if isinstance(part, int):
+            parts.append(str(part))  # a list index: the model stays the item type
+        elif model is not None:
+            parts.append(part)
+            parent = model
+            field = model.model_fields.get(part)
+            model = _submodel(field.annotation) if field is not None else None
+        # else: a union member tag such as 'str' or 'int' inside a plain field; not a path part
+    return parts, parent
+
+
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation such as `list[ManifestItem]` or `X | None`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _submodel(arg)
+        if found is not None:
+            return found
+    return None
