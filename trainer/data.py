@@ -97,7 +97,10 @@ def batches(
         else torch.arange(count, device=device)
     )
     for start in range(0, count, batch_size):
-        yield order[start : start + batch_size]
+        index = order[start : start + batch_size]
+        if shuffle and len(index) == 1 and count > 1:
+            return  # a lone last image cannot train batch norm: it joins the next epoch instead
+        yield index
 
 
 class Augment:

@@ -146,6 +146,17 @@ def make_optimizer(spec: JobSpec, model: nn.Module) -> torch.optim.Optimizer:
     return kind(groups, lr=spec.lr, betas=tuple(spec.betas), weight_decay=spec.weight_decay)
 
 
+def amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """Mixed precision for the GPU: bf16 where supported (auto), never on the CPU by default."""
+    if device.type != "cuda" or precision == "fp32":
+        return None
+    if precision == "fp16":
+        return torch.float16
+    if precision == "bf16" or torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
 def make_scheduler(spec: JobSpec, optimizer, steps_per_epoch: int):
     if spec.schedule == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, spec.step_size, spec.gamma)
@@ -174,6 +185,14 @@ class Loop:
     cancel: Callable[[], bool]
     last_batch_event: float = 0.0
     frozen: list = field(default_factory=list)  # modules kept in eval mode while training
+    amp_dtype: torch.dtype | None = None  # bf16/fp16 autocast on a GPU; None = fp32
+    scaler: object = None  # torch.amp.GradScaler for fp16
+
+    def autocast(self):
+        device = next(self.model.parameters()).device.type
+        return torch.autocast(
+            device, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+        )
 
 
 def train_one_epoch(loop: Loop, split: data.Split, epoch: int, generator: torch.Generator):
@@ -194,18 +213,24 @@ def train_one_epoch(loop: Loop, split: data.Split, epoch: int, generator: torch.
         if loop.augment is not None:
             x = loop.augment(x, generator)
         y = split.labels[index]  # (B,)
-        logits = loop.model(x)  # (B, classes)
-        loss = loop.loss_fn(logits, y)
+        with loop.autocast():
+            logits = loop.model(x)  # (B, classes)
+            loss = loop.loss_fn(logits, y)
         loop.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        loop.optimizer.step()
+        if loop.scaler is not None:  # fp16 needs its gradients scaled; bf16 and fp32 do not
+            loop.scaler.scale(loss).backward()
+            loop.scaler.step(loop.optimizer)
+            loop.scaler.update()
+        else:
+            loss.backward()
+            loop.optimizer.step()
         if isinstance(loop.scheduler, torch.optim.lr_scheduler.OneCycleLR):
             loop.scheduler.step()
         running.update(loss.detach(), logits.detach(), y)
         now = time.monotonic()
         if now - loop.last_batch_event >= BATCH_EVENT_SECONDS or step == steps:
             loop.last_batch_event = now
-            value = float(loss)
+            value = loss.item()
             if value != value:  # NaN
                 raise TrainingFailed(
                     f"The loss became NaN at epoch {epoch} — try a lower learning rate."
@@ -239,7 +264,8 @@ def evaluate(loop: Loop, split: data.Split, num_classes: int) -> metrics.Evaluat
         generator=None,
         device=split.images.device,
     ):
-        outputs.append(loop.model(loop.normalise(split.images[index])).float())
+        with loop.autocast():
+            outputs.append(loop.model(loop.normalise(split.images[index])).float())
     logits = torch.cat(outputs)  # (N, classes)
     loss = float(nn.functional.cross_entropy(logits, split.labels))
     return metrics.evaluate_logits(

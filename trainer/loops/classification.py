@@ -66,6 +66,8 @@ def _loop(spec: JobSpec, p: fit.Prepared, model: nn.Module, stream, cancel) -> f
     ]
     return fit.Loop(
         frozen=frozen,
+        amp_dtype=(amp := fit.amp_dtype(spec.precision, p.device)),
+        scaler=torch.amp.GradScaler("cuda") if amp == torch.float16 else None,
         model=model,
         optimizer=optimizer,
         scheduler=fit.make_scheduler(spec, optimizer, steps),
@@ -119,6 +121,8 @@ def _run_one(spec, p: fit.Prepared, out: Path, stream, cancel, *, resume=False, 
     full_model = fit.build_model(p)
     if p.device.type == "cuda":
         full_model = full_model.to(memory_format=torch.channels_last)
+    if spec.compile and hasattr(torch, "compile"):
+        full_model = torch.compile(full_model)  # optional: worth it for long GPU runs
     if _features_only(spec):
         # Train the classifier on features computed once (as Teachable Machine does); the
         # artifacts are still the whole model, since the classifier is trained in place.
