@@ -10,12 +10,12 @@ from trainer.spec import SpecError, load_spec
 
 
 def _run(args) -> int:
-    from trainer.loops import classification
+    from trainer import loops
 
     spec = load_spec(args.spec)
     reporter = JsonLinesReporter(sys.stdout)
     try:
-        classification.run(spec, args.out, reporter, resume=args.resume)
+        loops.run(spec, args.out, reporter, resume=args.resume)
     except Exception:  # noqa: BLE001 - the failed event already told the reason
         return 1
     return 0

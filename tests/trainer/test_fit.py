@@ -197,3 +197,29 @@ def test_cli_runs_a_spec_and_lists_models(small_digits, tmp_path):
         check=True,
     ).stdout
     assert "total parameters: 650" in summary  # 8*8*10 + 10
+
+
+def test_a_source_of_another_architecture_fails_with_a_reason(small_digits, tmp_path):
+    source = _source(small_digits, tmp_path)  # a simple_cnn checkpoint
+    reporter = ListReporter()
+    spec = _spec(
+        small_digits,
+        model="lenet_lecture",
+        input_size=32,
+        epochs=1,
+        transfer={"source": source, "mode": "fine_tuning"},
+    )
+    with pytest.raises(Exception):  # noqa: B017 - the event is what the student sees
+        classification.run(spec, tmp_path / "out", reporter)
+    assert reporter.events[-1]["kind"] == "failed"
+    assert reporter.events[-1]["data"]["reason"]
+
+
+def test_kinds_other_than_classification_are_refused_clearly(small_digits, tmp_path):
+    from trainer import loops
+    from trainer.spec import SpecError
+
+    spec = _spec({**small_digits}, task="detection")
+    with pytest.raises(SpecError) as refused:
+        loops.run(spec, tmp_path, ListReporter())
+    assert "task" in refused.value.errors

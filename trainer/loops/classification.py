@@ -50,8 +50,18 @@ def run(
     except fit.Cancelled:
         stream.emit("failed", reason="Cancelled.", cancelled=True)
         raise
-    except (fit.TrainingFailed, data.DataError, registry.WeightsUnavailable) as exc:
+    except (
+        fit.TrainingFailed,
+        data.DataError,
+        registry.WeightsUnavailable,
+        registry.ShapeError,
+        export.WeightsMismatch,
+        export.CheckpointError,
+    ) as exc:
         stream.emit("failed", reason=str(exc))
+        raise
+    except Exception as exc:
+        stream.emit("failed", reason=f"The training stopped on an internal error ({exc}).")
         raise
 
 
