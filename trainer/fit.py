@@ -27,6 +27,11 @@ class TrainingFailed(Exception):
     """Training cannot go on; the message is for the student."""
 
 
+def on_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A batch on the compute device (a no-op when the data already lives there)."""
+    return tensor if tensor.device == device else tensor.to(device, non_blocking=True)
+
+
 def pick_device(name: str) -> torch.device:
     """`auto` is CUDA when present, then Apple's MPS, else the CPU."""
     if name == "auto":
@@ -81,9 +86,9 @@ def prepare(spec: JobSpec) -> Prepared:
         size,
         channels,
         list(spec.data.classes),
-        splits["train"].to(device),
-        splits["val"].to(device),
-        splits["test"].to(device),
+        data.place(splits["train"], device),
+        data.place(splits["val"], device),
+        data.place(splits["test"], device),
         mean,
         std,
     )
@@ -209,10 +214,10 @@ def train_one_epoch(loop: Loop, split: data.Split, epoch: int, generator: torch.
     for step, index in enumerate(order, start=1):
         if loop.cancel():
             raise Cancelled
-        x = loop.normalise(split.images[index])  # (B, C, H, W) float
+        x = loop.normalise(on_device(split.images[index], loop.normalise.device))  # (B, C, H, W)
         if loop.augment is not None:
             x = loop.augment(x, generator)
-        y = split.labels[index]  # (B,)
+        y = on_device(split.labels[index], loop.normalise.device)  # (B,)
         with loop.autocast():
             logits = loop.model(x)  # (B, classes)
             loss = loop.loss_fn(logits, y)
@@ -265,9 +270,11 @@ def evaluate(loop: Loop, split: data.Split, num_classes: int) -> metrics.Evaluat
         device=split.images.device,
     ):
         with loop.autocast():
-            outputs.append(loop.model(loop.normalise(split.images[index])).float())
+            batch = on_device(split.images[index], loop.normalise.device)
+            outputs.append(loop.model(loop.normalise(batch)).float())
     logits = torch.cat(outputs)  # (N, classes)
-    loss = float(nn.functional.cross_entropy(logits, split.labels))
+    labels = on_device(split.labels, logits.device)
+    loss = float(nn.functional.cross_entropy(logits, labels))
     return metrics.evaluate_logits(
         logits.cpu(), split.labels.cpu(), split.ids, num_classes=num_classes, loss=loss
     )

@@ -112,7 +112,7 @@ def _features(model: nn.Module, split: data.Split, normalise, batch: int) -> dat
         for index in data.batches(
             len(split), batch, shuffle=False, generator=None, device=split.images.device
         ):
-            model(normalise(split.images[index]))
+            model(normalise(fit.on_device(split.images[index], normalise.device)))
     finally:
         hook.remove()
     features = torch.cat(captured) if captured else torch.empty(0, 0)  # (N, features)
@@ -121,6 +121,9 @@ def _features(model: nn.Module, split: data.Split, normalise, batch: int) -> dat
 
 class _AsIs:
     """The 'normalisation' of features: they are ready as they are."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return x
@@ -143,7 +146,7 @@ def _run_one(spec, p: fit.Prepared, out: Path, stream, cancel, *, resume=False, 
         )
         model = registry.head(full_model)
         loop = _loop(spec, p, model, stream, cancel)
-        loop.normalise = _AsIs()
+        loop.normalise = _AsIs(p.device)
     else:
         model = full_model
         loop = _loop(spec, p, model, stream, cancel)
