@@ -422,7 +422,50 @@ def check_against_registry(spec: JobSpec) -> list[tuple[str, str]]:
         problems.append(
             ("model", f"{info.name} is a {info.kind} model, but the task is {spec.task}")
         )
+    source = spec.transfer.source
+    if source.endswith(".safetensors") and spec.transfer.mode != "scratch" and not problems:
+        problem = _source_mismatch(registry, spec, info, source)
+        if problem:
+            problems.append(("transfer.source", problem))
     return problems
+
+
+def _source_mismatch(registry: Any, spec: JobSpec, info: Any, source: str) -> str | None:
+    """Why a checkpoint cannot start this model (another architecture), or None if it can.
+
+    Only the tensors' names and shapes are read (safetensors headers); the classifier may differ
+    in its class count, since it is replaced.
+    """
+    from safetensors import safe_open
+
+    if not Path(source).is_file():
+        return None  # not reachable from here (e.g. checked on the web side): the run checks it
+    try:
+        with safe_open(source, framework="pt") as stored:
+            shapes = {key: tuple(stored.get_slice(key).get_shape()) for key in stored.keys()}  # noqa: SIM118 - safe_open has no __iter__
+    except (OSError, ValueError) as error:
+        return f"the checkpoint cannot be read ({error})"
+    size = spec.input_size or info.default_input_size
+    model = registry.build(
+        info.name,
+        num_classes=max(len(spec.data.classes), 1),
+        in_channels=spec.channels or info.default_channels,
+        input_size=size,
+    )
+    head = {f"{name}." for name, module in model.named_modules() if module is registry.head(model)}
+    wanted = {key: tuple(t.shape) for key, t in model.state_dict().items()}
+    wrong = [
+        key
+        for key, shape in wanted.items()
+        if not any(key.startswith(prefix) for prefix in head) and shapes.get(key) != shape
+    ]
+    if wrong:
+        return (
+            f"the checkpoint is of another architecture than {info.name} "
+            f"({len(wrong)} of its layers do not fit, e.g. {wrong[0]}); "
+            "transfer from a run of the same model"
+        )
+    return None
 
 
 def _read(source: str | Path) -> Any:
