@@ -58,7 +58,8 @@ def _bare_epoch(model, optimizer, images, labels, normalise, batch_size, generat
 def throughput(name: str, data_spec: dict, size: int, rounds: int, batch: int) -> None:
     spec = load_spec({"model": name, "input_size": size, "batch_size": batch, "data": data_spec})
     prepared = fit.prepare(spec)
-    trainer_speeds, bare_speeds = [], []
+    trainer_speeds: list[float] = []
+    bare_speeds: list[float] = []
     for _ in range(rounds):
         for which in ("trainer", "bare"):
             torch.manual_seed(0)

@@ -4,6 +4,8 @@ import argparse
 import json
 import sys
 
+from torch import nn
+
 from trainer import registry
 from trainer.events import JsonLinesReporter
 from trainer.spec import SpecError, load_spec
@@ -33,6 +35,7 @@ def _summary(args) -> int:
     size = spec.input_size or (info.default_input_size if info else 32)
     channels = spec.channels or (info.default_channels if info else 1)
     count = len(spec.data.classes)
+    model: nn.Module
     if isinstance(spec.model, list):
         model = registry.build_layers(
             spec.model, num_classes=count, in_channels=channels, input_size=size

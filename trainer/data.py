@@ -60,8 +60,8 @@ def place(split: Split, device: torch.device) -> Split:
 def decode(path: Path, size: int, channels: int) -> np.ndarray:
     """One image as (C, size, size) uint8, resized with bilinear filtering."""
     try:
-        with Image.open(path) as image:
-            image = image.convert("L" if channels == 1 else "RGB")
+        with Image.open(path) as opened:
+            image = opened.convert("L" if channels == 1 else "RGB")
             if image.size != (size, size):
                 image = image.resize((size, size), Image.Resampling.BILINEAR)
             array = np.asarray(image, dtype=np.uint8)

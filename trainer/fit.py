@@ -8,6 +8,7 @@ artifacts. The loop itself (`train_one_epoch`, `evaluate`) is short enough to re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -99,7 +100,9 @@ def _manifest_items(spec: JobSpec) -> list:
         return list(spec.data.items)
     from trainer.spec import load_manifest  # only when the manifest is a file
 
-    return load_manifest(spec.data.manifest)
+    if spec.data.manifest is None:
+        raise data.DataError("The spec names no images (neither items nor a manifest file).")
+    return load_manifest(spec.data.manifest, classes=spec.data.classes)
 
 
 def build_model(p: Prepared) -> nn.Module:
@@ -107,6 +110,7 @@ def build_model(p: Prepared) -> nn.Module:
     spec, count = p.spec, len(p.classes)
     transfer = spec.transfer
     use_source = transfer.mode != "scratch" and transfer.source != "none"
+    model: nn.Module
     if isinstance(spec.model, list):
         model = registry.build_layers(
             spec.model, num_classes=count, in_channels=p.channels, input_size=p.size
@@ -148,7 +152,8 @@ def make_optimizer(spec: JobSpec, model: nn.Module) -> torch.optim.Optimizer:
             weight_decay=spec.weight_decay,
         )
     kind = torch.optim.AdamW if spec.optimizer == "adamw" else torch.optim.Adam
-    return kind(groups, lr=spec.lr, betas=tuple(spec.betas), weight_decay=spec.weight_decay)
+    betas = (spec.betas[0], spec.betas[1])
+    return kind(groups, lr=spec.lr, betas=betas, weight_decay=spec.weight_decay)
 
 
 def amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -181,17 +186,18 @@ class Loop:
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: object
+    scheduler: Any
     loss_fn: nn.Module
-    normalise: data.Normalise
+    normalise: Callable[[torch.Tensor], torch.Tensor]
     augment: data.Augment | None
     batch_size: int
     stream: EventStream
     cancel: Callable[[], bool]
+    device: torch.device = torch.device("cpu")  # where the model computes
     last_batch_event: float = 0.0
     frozen: list = field(default_factory=list)  # modules kept in eval mode while training
     amp_dtype: torch.dtype | None = None  # bf16/fp16 autocast on a GPU; None = fp32
-    scaler: object = None  # torch.amp.GradScaler for fp16
+    scaler: torch.amp.GradScaler | None = None  # for fp16
 
     def autocast(self):
         device = next(self.model.parameters()).device.type
@@ -214,10 +220,10 @@ def train_one_epoch(loop: Loop, split: data.Split, epoch: int, generator: torch.
     for step, index in enumerate(order, start=1):
         if loop.cancel():
             raise Cancelled
-        x = loop.normalise(on_device(split.images[index], loop.normalise.device))  # (B, C, H, W)
+        x = loop.normalise(on_device(split.images[index], loop.device))  # (B, C, H, W)
         if loop.augment is not None:
             x = loop.augment(x, generator)
-        y = on_device(split.labels[index], loop.normalise.device)  # (B,)
+        y = on_device(split.labels[index], loop.device)  # (B,)
         with loop.autocast():
             logits = loop.model(x)  # (B, classes)
             loss = loop.loss_fn(logits, y)
@@ -270,7 +276,7 @@ def evaluate(loop: Loop, split: data.Split, num_classes: int) -> metrics.Evaluat
         device=split.images.device,
     ):
         with loop.autocast():
-            batch = on_device(split.images[index], loop.normalise.device)
+            batch = on_device(split.images[index], loop.device)
             outputs.append(loop.model(loop.normalise(batch)).float())
     logits = torch.cat(outputs)  # (N, classes)
     labels = on_device(split.labels, logits.device)

@@ -231,8 +231,14 @@ def test_kinds_other_than_classification_are_refused_clearly(small_digits, tmp_p
 
 def test_early_stopping_stops_when_validation_stops_improving(small_digits, tmp_path):
     reporter = ListReporter()
-    spec = _spec(small_digits, model="logistic", input_size=8, epochs=6, lr=1e-12,
-                 early_stopping={"patience": 1, "metric": "val_acc"})
+    spec = _spec(
+        small_digits,
+        model="logistic",
+        input_size=8,
+        epochs=6,
+        lr=1e-12,
+        early_stopping={"patience": 1, "metric": "val_acc"},
+    )
     classification.run(spec, tmp_path, reporter)
     epochs = [e for e in reporter.events if e["kind"] == "epoch"]
     assert len(epochs) == 2  # epoch 2 did not beat epoch 1: patience 1 is used up

@@ -28,3 +28,13 @@ def test_no_trainer_source_mentions_django():
         text = path.read_text()
         assert "import django" not in text and "from django" not in text, path
         assert "from webapp" not in text and "import webapp" not in text, path
+
+
+def test_trainer_passes_mypy():
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "trainer", "--ignore-missing-imports"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]

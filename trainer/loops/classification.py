@@ -4,6 +4,7 @@ import copy
 import random
 import time
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -83,6 +84,7 @@ def _loop(spec: JobSpec, p: fit.Prepared, model: nn.Module, stream, cancel) -> f
         scheduler=fit.make_scheduler(spec, optimizer, steps),
         loss_fn=nn.CrossEntropyLoss(label_smoothing=spec.label_smoothing),
         normalise=data.Normalise(p.mean, p.std, p.device, channels_last=p.device.type == "cuda"),
+        device=p.device,
         augment=data.Augment(spec.augmentation, p.size) if spec.augmentation.enabled else None,
         batch_size=spec.batch_size,
         stream=stream,
@@ -119,14 +121,9 @@ def _features(model: nn.Module, split: data.Split, normalise, batch: int) -> dat
     return data.Split(features, split.labels, split.ids)
 
 
-class _AsIs:
+def _as_is(x: torch.Tensor) -> torch.Tensor:
     """The 'normalisation' of features: they are ready as they are."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return x
+    return x
 
 
 def _run_one(spec, p: fit.Prepared, out: Path, stream, cancel, *, resume=False, fold=0) -> dict:
@@ -135,7 +132,7 @@ def _run_one(spec, p: fit.Prepared, out: Path, stream, cancel, *, resume=False, 
     if p.device.type == "cuda":
         full_model = full_model.to(memory_format=torch.channels_last)
     if spec.compile and hasattr(torch, "compile"):
-        full_model = torch.compile(full_model)  # optional: worth it for long GPU runs
+        full_model = cast(nn.Module, torch.compile(full_model))  # optional: long GPU runs
     if _features_only(spec):
         # Train the classifier on features computed once (as Teachable Machine does); the
         # artifacts are still the whole model, since the classifier is trained in place.
@@ -144,9 +141,9 @@ def _run_one(spec, p: fit.Prepared, out: Path, stream, cancel, *, resume=False, 
         p = _with_splits(
             p, *(_features(full_model, s, normalise, batch) for s in (p.train, p.val, p.test))
         )
-        model = registry.head(full_model)
+        model: nn.Module = registry.head(full_model)
         loop = _loop(spec, p, model, stream, cancel)
-        loop.normalise = _AsIs(p.device)
+        loop.normalise = _as_is
     else:
         model = full_model
         loop = _loop(spec, p, model, stream, cancel)
@@ -221,13 +218,8 @@ def _run_one(spec, p: fit.Prepared, out: Path, stream, cancel, *, resume=False, 
             stream.emit("log", message=f"Early stopping after epoch {epoch}.")
             break
     test = fit.evaluate(loop, p.test, len(p.classes))
-    final = test or fit.evaluate(loop, p.val, len(p.classes))
-    result = {
-        "test": test.to_dict() if test else None,
-        "val": (fit.evaluate(loop, p.val, len(p.classes)) or final).to_dict()
-        if len(p.val)
-        else None,
-    }
+    val = fit.evaluate(loop, p.val, len(p.classes))
+    result = {"test": test.to_dict() if test else None, "val": val.to_dict() if val else None}
     _write_artifacts(spec, p, full_model, out, result)
     return result
 
