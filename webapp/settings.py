@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "webapp.accounts",
     "webapp.api",
     "webapp.datasets",
+    "webapp.jobs",
     "webapp.front",
 ]
 
@@ -179,6 +180,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_RESULT_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {"jobs.train": {"queue": "train"}}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -133,3 +133,26 @@ def visible_datasets(user: User, course: Course):
     return datasets.filter(
         Q(owner=user) | Q(visibility__in=STUDENT_VISIBLE) | Q(visibility="hidden_test")
     )
+
+
+# --- training jobs -------------------------------------------------------------------------
+
+
+def can_view_job(user: User, job) -> bool:
+    """A job is seen by its owner (while in the class) and the class's teachers and TAs."""
+    if can_view_roster(user, job.course):
+        return True
+    return role_in(user, job.course) is not None and job.owner_id == user.pk
+
+
+def can_cancel_job(user: User, job) -> bool:
+    return can_view_job(user, job)
+
+
+def can_train_on(user: User, dataset) -> bool:
+    """Train on a dataset one may see whole; hidden test sets are for grading, never training."""
+    if dataset.visibility == "hidden_test" or dataset.course.is_archived:
+        return False
+    return can_view_images(user, dataset) and (
+        user.is_superuser or role_in(user, dataset.course) is not None
+    )

@@ -91,6 +91,14 @@ def _detail_context(request, dataset: Dataset) -> dict:
         "split_rows": _split_rows(version, classes) if full and version else [],
         "report": dataset.report or {},
         "is_staff_view": permissions.can_view_roster(request.user, dataset.course),
+        "can_train": dataset.task == "classification"
+        and dataset.status == Status.READY
+        and permissions.can_train_on(request.user, dataset),
+        "jobs": [
+            job
+            for job in dataset.jobs.select_related("owner", "course")[:10]
+            if permissions.can_view_job(request.user, job)
+        ],
     }
 
 

@@ -1,0 +1,131 @@
+"""Training jobs through the API: who may submit, see, follow and cancel; events after N."""
+
+import pytest
+from django.test import Client
+
+from tests.conftest import PERSONAS
+from webapp.accounts.actions import issue_token
+from webapp.datasets import actions as dataset_actions
+from webapp.datasets import tasks as dataset_tasks
+from webapp.jobs.models import Job, JobEvent
+from webapp.jobs.tasks import JobReporter, StaleAttempt
+
+pytestmark = pytest.mark.django_db
+SPEC = {"model": "logistic", "epochs": 1, "input_size": 8}
+
+
+def _api(world, persona):
+    client = Client()
+    headers = {}
+    if persona != "anon":
+        raw, _ = issue_token(world.user(persona))
+        headers["HTTP_AUTHORIZATION"] = f"Bearer {raw}"
+    return client, headers
+
+
+def _dataset(world, owner="alice", visibility="private"):
+    dataset = dataset_actions.copy_sample(
+        world.user(owner), world.course, "faces", visibility=visibility
+    )
+    dataset_tasks.copy_sample(dataset.pk, "faces", "en")
+    dataset.refresh_from_db()
+    return dataset
+
+
+def _submit(world, persona, dataset, spec=SPEC):
+    client, headers = _api(world, persona)
+    return client.post(
+        "/api/v1/jobs",
+        {"dataset": dataset.pk, "spec": spec},
+        content_type="application/json",
+        **headers,
+    )
+
+
+def test_owner_submits_a_job_that_waits_in_the_queue(world):
+    response = _submit(world, "alice", _dataset(world))
+    assert response.status_code == 201, response.content
+    job = Job.objects.get(pk=response.json()["id"])
+    assert job.status == "queued" and job.dataset_version == 1 and job.spec == SPEC
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"model": "logistic", "lr": -1}, "spec.lr"),
+        ({"model": "logistic", "epochs": 100000}, "spec.epochs"),
+        ({"model": "logistic", "data": {}}, "spec"),
+    ],
+)
+def test_bad_specs_are_refused_naming_the_field(world, spec, field):
+    response = _submit(world, "alice", _dataset(world), spec)
+    assert response.status_code == 400
+    assert field in response.json()["errors"]
+
+
+def test_nobody_trains_on_a_hidden_test_set(world):
+    hidden = _dataset(world, owner="teacher", visibility="hidden_test")
+    assert _submit(world, "teacher", hidden).status_code == 403
+    assert _submit(world, "alice", hidden).status_code == 403
+
+
+def test_the_class_limit_on_open_jobs_is_kept(world):
+    world.course.concurrent_jobs_per_student = 1
+    world.course.save()
+    dataset = _dataset(world)
+    assert _submit(world, "alice", dataset).status_code == 201
+    assert _submit(world, "alice", dataset).status_code == 409
+
+
+SEE = {
+    "anon": 401,
+    "alice": 200,
+    "bob": 404,
+    "carol": 404,
+    "ta": 200,
+    "teacher": 200,
+    "other_teacher": 404,
+}
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_who_sees_and_follows_a_job(world, persona):
+    job = Job.objects.get(pk=_submit(world, "alice", _dataset(world)).json()["id"])
+    client, headers = _api(world, persona)
+    assert client.get(f"/api/v1/jobs/{job.pk}", **headers).status_code == SEE[persona]
+    assert client.get(f"/api/v1/jobs/{job.pk}/events", **headers).status_code == SEE[persona]
+    page = Client()
+    if persona != "anon":
+        page.force_login(world.user(persona))
+    expected_page = {401: 302}.get(SEE[persona], SEE[persona])
+    assert page.get(f"/jobs/{job.pk}/").status_code == expected_page
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_who_may_cancel_a_queued_job(world, persona):
+    job = Job.objects.get(pk=_submit(world, "alice", _dataset(world)).json()["id"])
+    client, headers = _api(world, persona)
+    response = client.post(f"/api/v1/jobs/{job.pk}/cancel", **headers)
+    assert response.status_code == SEE[persona]
+    job.refresh_from_db()
+    assert (job.status == "cancelled") == (SEE[persona] == 200)
+
+
+def test_events_after_n_give_exactly_the_later_ones(world):
+    job = Job.objects.get(pk=_submit(world, "alice", _dataset(world)).json()["id"])
+    for number in range(1, 6):
+        JobEvent.objects.create(
+            job=job, number=number, attempt=1, seq=number, kind="log", data={"message": str(number)}
+        )
+    client, headers = _api(world, "alice")
+    events = client.get(f"/api/v1/jobs/{job.pk}/events?after=2", **headers).json()["events"]
+    assert [e["number"] for e in events] == [3, 4, 5]
+
+
+def test_a_stale_attempt_cannot_write_events(world):
+    job = Job.objects.get(pk=_submit(world, "alice", _dataset(world)).json()["id"])
+    Job.objects.filter(pk=job.pk).update(status="running", attempts=2)
+    with pytest.raises(StaleAttempt):
+        JobReporter(job.pk, attempt=1)({"kind": "log", "seq": 1, "data": {}})
+    JobReporter(job.pk, attempt=2)({"kind": "log", "seq": 1, "data": {"message": "ok"}})
+    assert list(JobEvent.objects.filter(job=job).values_list("attempt", flat=True)) == [2]
