@@ -261,6 +261,38 @@ def train_one_epoch(loop: Loop, split: data.Split, epoch: int, generator: torch.
     return running.loss, running.accuracy, len(split) / max(seconds, 1e-9), seconds
 
 
+PRECISE_BN_BELOW_STEPS = 20  # epochs this short leave batch-norm averages far behind
+
+
+@torch.no_grad()
+def refresh_batch_norm(loop: Loop, split: data.Split) -> None:
+    """Recompute batch-norm statistics for the current weights ("precise BN").
+
+    With only a few steps an epoch, the running averages still mostly remember their start,
+    and a model that fits its training images guesses at random on validation. One pass in
+    order (no randomness: resuming stays exact) sets them to this epoch's true averages.
+    """
+    norms = [
+        m
+        for m in loop.model.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m not in loop.frozen
+    ]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the pass
+    loop.model.train()
+    for index in data.batches(
+        len(split), loop.batch_size, shuffle=False, generator=None, device=split.images.device
+    ):
+        with loop.autocast():
+            loop.model(loop.normalise(on_device(split.images[index], loop.device)))
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+
+
 @torch.no_grad()
 def evaluate(loop: Loop, split: data.Split, num_classes: int) -> metrics.Evaluation | None:
     """Loss, accuracy and the per-class picture of a split (None when it is empty)."""

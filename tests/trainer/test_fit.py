@@ -243,3 +243,45 @@ def test_early_stopping_stops_when_validation_stops_improving(small_digits, tmp_
     epochs = [e for e in reporter.events if e["kind"] == "epoch"]
     assert len(epochs) == 2  # epoch 2 did not beat epoch 1: patience 1 is used up
     assert any("Early stopping" in e["data"].get("message", "") for e in reporter.events)
+
+
+def test_short_epochs_leave_exact_batch_norm_statistics(small_digits, tmp_path):
+    """Few steps an epoch: the averages are recomputed, so validation is not a coin toss."""
+    reporter = ListReporter()
+    spec = _spec(
+        small_digits,
+        model="simple_cnn",
+        input_size=16,
+        epochs=3,
+        lr=5e-3,
+        schedule="onecycle",
+        batch_size=64,
+        seed=0,
+    )
+    classification.run(spec, tmp_path, reporter)
+    last = [e for e in reporter.events if e["kind"] == "epoch"][-1]["data"]
+    assert last["val_acc"] >= 0.7, last  # ~0.1 before the fix: chance for 10 classes
+
+
+def test_refresh_batch_norm_sets_the_true_averages():
+    from trainer import data
+
+    images = torch.arange(2 * 1 * 4 * 4, dtype=torch.uint8).view(2, 1, 4, 4).repeat(5, 1, 1, 1)
+    split = data.Split(images, torch.zeros(10, dtype=torch.int64), list(range(10)))
+    model = torch.nn.Sequential(torch.nn.BatchNorm2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 2))
+    normalise = data.Normalise([0.0], [1.0], torch.device("cpu"))
+    loop = fit.Loop(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        None,
+        torch.nn.CrossEntropyLoss(),
+        normalise,
+        None,
+        5,  # equal batches: the cumulative average of batch means is the mean
+        None,
+        lambda: False,
+    )
+    fit.refresh_batch_norm(loop, split)
+    expected = images.float().mean() / 255  # what the model sees after Normalise
+    assert torch.allclose(model[0].running_mean, expected.view(1), atol=1e-4)
+    assert model[0].momentum == 0.1  # restored

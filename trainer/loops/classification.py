@@ -174,6 +174,8 @@ def _run_one(spec, p: fit.Prepared, out: Path, stream, cancel, *, resume=False, 
     for epoch in range(first_epoch, spec.epochs + 1):
         generator = _epoch_generator(spec.seed, fold, epoch)
         train_loss, train_acc, speed, seconds = fit.train_one_epoch(loop, p.train, epoch, generator)
+        if -(-len(p.train) // spec.batch_size) < fit.PRECISE_BN_BELOW_STEPS:
+            fit.refresh_batch_norm(loop, p.train)
         if loop.scheduler is not None and not isinstance(
             loop.scheduler, torch.optim.lr_scheduler.OneCycleLR
         ):
