@@ -6,6 +6,9 @@ const jobId = script.dataset.job;
 const FORBIDDEN = 4403;
 const svg = document.getElementById("curves");
 const log = document.getElementById("log");
+const words = JSON.parse(document.getElementById("live-text").textContent);
+const fill = (template, values) =>
+  template.replace(/%\((\w+)\)s/g, (_, key) => values[key]).replace(/%%/g, "%");
 let last = 0;
 let delay = 1000;
 const epochs = [];
@@ -19,6 +22,8 @@ function status(value) {
   const badge = document.getElementById("job-status");
   badge.className = `badge job-${value}`;
   badge.textContent = badge.dataset[value] || value;
+  const cancel = document.getElementById("cancel-form");
+  if (cancel && value !== "running" && value !== "queued") cancel.remove();
 }
 
 function line(points, color, dashed) {
@@ -53,19 +58,19 @@ function handle(event) {
   const data = event.data || {};
   if (event.kind === "started") {
     status("running");
-    note(`started: ${data.parameters} parameters on ${data.device}`);
+    note(fill(words.started, { parameters: data.parameters, device: data.device }));
   } else if (event.kind === "batch") {
-    text("progress", `epoch ${data.epoch} · ${data.step}/${data.steps}`);
+    text("progress", fill(words.progress, data));
     text("speed", `${Math.round(data.images_per_s)} img/s`);
   } else if (event.kind === "epoch") {
     epochs.push(data);
     draw();
-    const v = data.val_acc == null ? "" : `, val acc ${(100 * data.val_acc).toFixed(1)}%`;
-    note(`epoch ${data.epoch}: train acc ${(100 * data.train_acc).toFixed(1)}%${v}`);
+    const percent = (v) => (v == null ? "—" : (100 * v).toFixed(1));
+    note(fill(words.epoch, { epoch: data.epoch, train: percent(data.train_acc), val: percent(data.val_acc) }));
   } else if (event.kind === "finished") {
     status("succeeded");
     if (data.test) text("test-acc", data.test.accuracy.toFixed(4));
-    note("finished");
+    note(words.finished);
   } else if (event.kind === "failed") {
     status(data.cancelled ? "cancelled" : "failed");
     note(data.reason);

@@ -10,6 +10,8 @@ from webapp.datasets import tasks as dataset_tasks
 from webapp.datasets.models import Dataset
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+FINISHED = {"ja": "完了", "en": "finished"}
+EPOCH_3 = {"ja": "エポック 3", "en": "epoch 3"}
 
 
 @pytest.mark.parametrize("lang", ["ja", "en"])
@@ -29,7 +31,8 @@ def test_student_trains_and_watches_the_curves(live_url, new_page, celery_worker
     page.fill("#train-card input[name=epochs]", "3")
     page.locator("#train-card button[type=submit]").click()
     page.wait_for_url(f"{live_url}/jobs/*/")
-    expect(page.locator("#log li").last).to_have_text("finished", timeout=90_000)
+    expect(page.locator("#log li").last).to_have_text(FINISHED[lang], timeout=90_000)
     expect(page.locator("#curves polyline").first).to_be_visible()
-    assert page.locator("#log li").filter(has_text="epoch 3").count() == 1
+    assert page.locator("#log li").filter(has_text=EPOCH_3[lang]).count() == 1
+    assert page.locator("#cancel-form").count() == 0
     shot(page, f"{lang}-30-job-finished")

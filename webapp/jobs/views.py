@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from webapp.accounts import permissions
@@ -62,6 +63,12 @@ def job_detail(request, job_id: int):
             "job": job,
             "course": job.course,
             "can_cancel": permissions.can_cancel_job(request.user, job),
+            "live_text": {
+                "started": _("started: %(parameters)s parameters on %(device)s"),
+                "epoch": _("epoch %(epoch)s: training accuracy %(train)s%%, validation %(val)s%%"),
+                "progress": _("epoch %(epoch)s · step %(step)s of %(steps)s"),
+                "finished": _("finished"),
+            },
         },
     )
 
