@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from webapp.accounts import permissions
 from webapp.accounts.course_views import _course_for
 from webapp.datasets import actions, dedup, queries, splits
-from webapp.datasets.models import Dataset, Item, Status, Task, Visibility
+from webapp.datasets.models import Dataset, Item, Split, Status, Task, Visibility
 from webapp.datasets.samples import SAMPLES
 
 PAGE_SIZE = 120
@@ -103,15 +103,12 @@ def _detail_context(request, dataset: Dataset) -> dict:
 
 
 def _split_rows(version, classes) -> list[dict]:
+    """Images per class in each split, as the version counted them."""
     counts = version.counts or {}
     return [
-        {"name": c["name"], **{s: counts.get(s, {}).get(c["name"], 0) for s in splits_names()}}
+        {"name": c["name"], **{s: counts.get(s, {}).get(c["name"], 0) for s in Split.values}}
         for c in classes
     ]
-
-
-def splits_names() -> tuple[str, ...]:
-    return ("train", "val", "test")
 
 
 @login_required
