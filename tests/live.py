@@ -69,7 +69,10 @@ def stop(proc: subprocess.Popen) -> None:
 
 def start_worker(log: Path) -> subprocess.Popen:
     name = f"test-{os.getpid()}@%h"
-    proc = start(launcher.worker_command(name, "--without-mingle", "--without-gossip"), log)
+    command = launcher.worker_command(
+        name, "--without-mingle", "--without-gossip", schedule=log.parent / "celerybeat-schedule"
+    )
+    proc = start(command, log)
     from webapp.celery import app
 
     deadline = time.monotonic() + 60

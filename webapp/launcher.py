@@ -134,11 +134,14 @@ def embedded_defaults(env: dict[str, str], data_dir: Path, host: str = "127.0.0.
     env.setdefault("SECURE_HSTS_SECONDS", "0")
 
 
-def worker_command(name: str, *extra: str) -> list[str]:
-    """The embedded Celery worker: both queues, one job at a time, nothing prefetched."""
+def worker_command(name: str, *extra: str, schedule: Path | None = None) -> list[str]:
+    """The embedded Celery worker: both queues, one job at a time, nothing prefetched, and the
+    beat that looks for jobs whose worker went silent (`-B`, fine for a single worker)."""
+    schedule = schedule or DATA_DIR / "celerybeat-schedule"
     return [
         sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", "default,train",
-        "-c", "1", "-O", "fair", "--prefetch-multiplier", "1", "-n", name, "-l", "INFO", *extra,
+        "-c", "1", "-O", "fair", "--prefetch-multiplier", "1", "-n", name, "-l", "INFO",
+        "-B", "--schedule", str(schedule), *extra,
     ]  # fmt: skip
 
 

@@ -181,6 +181,11 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_RESULT_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"jobs.train": {"queue": "train"}}
+# A running job whose worker has written nothing for this long is requeued (resuming from its
+# last checkpoint) up to JOB_MAX_ATTEMPTS times, then failed with the reason.
+JOB_HEARTBEAT_TIMEOUT = envint("JOB_HEARTBEAT_TIMEOUT", 300)
+JOB_MAX_ATTEMPTS = envint("JOB_MAX_ATTEMPTS", 3)
+CELERY_BEAT_SCHEDULE = {"reap-stale-jobs": {"task": "jobs.reap", "schedule": 60.0}}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

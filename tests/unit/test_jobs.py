@@ -129,3 +129,47 @@ def test_a_stale_attempt_cannot_write_events(world):
         JobReporter(job.pk, attempt=1)({"kind": "log", "seq": 1, "data": {}})
     JobReporter(job.pk, attempt=2)({"kind": "log", "seq": 1, "data": {"message": "ok"}})
     assert list(JobEvent.objects.filter(job=job).values_list("attempt", flat=True)) == [2]
+
+
+def _running(world, *, attempts: int, silent_for: int):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    job = Job.objects.get(pk=_submit(world, "alice", _dataset(world)).json()["id"])
+    Job.objects.filter(pk=job.pk).update(
+        status="running",
+        attempts=attempts,
+        heartbeat_at=timezone.now() - timedelta(seconds=silent_for),
+    )
+    return job
+
+
+def test_a_silent_job_is_requeued_to_resume(world, settings, django_capture_on_commit_callbacks):
+    from unittest import mock
+
+    from webapp.jobs import actions
+
+    settings.JOB_HEARTBEAT_TIMEOUT = 60
+    job = _running(world, attempts=1, silent_for=120)
+    alive = _running(world, attempts=1, silent_for=5)
+    with (
+        mock.patch("webapp.jobs.tasks.train.delay") as send,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        assert actions.reap_stale_jobs() == {"requeued": 1, "failed": 0}
+    send.assert_called_once_with(job.pk)  # the next attempt resumes from the checkpoint
+    job.refresh_from_db()
+    alive.refresh_from_db()
+    assert job.status == "queued" and job.attempts == 1
+    assert alive.status == "running"
+
+
+def test_a_job_that_keeps_losing_its_worker_fails_with_a_reason(world, settings):
+    from webapp.jobs import actions
+
+    settings.JOB_HEARTBEAT_TIMEOUT, settings.JOB_MAX_ATTEMPTS = 60, 3
+    job = _running(world, attempts=3, silent_for=120)
+    assert actions.reap_stale_jobs() == {"requeued": 0, "failed": 1}
+    job.refresh_from_db()
+    assert job.status == "failed" and "stopped answering 3 times" in job.error

@@ -1,5 +1,8 @@
 """Submitting and cancelling training jobs: write, commit, then send to the `train` queue."""
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -79,3 +82,35 @@ def cancel(job: Job) -> Job:
         job.cancel_requested = True
         job.save(update_fields=["cancel_requested"])
     return job
+
+
+def reap_stale_jobs() -> dict[str, int]:
+    """Requeue running jobs whose worker went silent, or fail them after too many attempts.
+
+    The next attempt resumes from the last checkpoint; the old one, should it wake up, finds
+    the job no longer running under its attempt number and stops writing.
+    """
+    cutoff = timezone.now() - timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT)
+    requeued = failed = 0
+    for job_id in Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff).values_list(
+        "pk", flat=True
+    ):
+        with transaction.atomic():
+            job = Job.objects.select_for_update().get(pk=job_id)
+            if job.status != JobStatus.RUNNING or job.heartbeat_at >= cutoff:
+                continue  # it answered meanwhile
+            if job.attempts >= settings.JOB_MAX_ATTEMPTS:
+                job.status = JobStatus.FAILED
+                job.finished_at = timezone.now()
+                job.error = _(
+                    "The training worker stopped answering %(n)s times (a crash or a lost "
+                    "server). Try again; if it keeps happening, tell your teacher."
+                ) % {"n": job.attempts}
+                job.save(update_fields=["status", "finished_at", "error"])
+                failed += 1
+            else:
+                job.status = JobStatus.QUEUED
+                job.save(update_fields=["status"])
+                transaction.on_commit(lambda pk=job.pk: tasks.train.delay(pk))
+                requeued += 1
+    return {"requeued": requeued, "failed": failed}

@@ -160,3 +160,11 @@ def train(job_id: int) -> None:
         result=result,
         gpu_seconds=time.monotonic() - started,
     )
+
+
+@shared_task(name="jobs.reap")
+def reap() -> dict:
+    """Celery beat runs this every minute (see CELERY_BEAT_SCHEDULE)."""
+    from webapp.jobs.actions import reap_stale_jobs  # actions imports this module
+
+    return reap_stale_jobs()
