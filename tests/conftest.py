@@ -10,6 +10,7 @@ from django.core.cache import cache
 from django.test import Client
 from django.utils import translation
 
+from webapp.accounts.actions import issue_token
 from webapp.accounts.models import Course, Membership, Role, User
 
 PASSWORD = "correct-horse-battery"
@@ -46,11 +47,28 @@ class World:
     def user(self, persona: str) -> User | None:
         return None if persona == "anon" else getattr(self, persona)
 
+    def bearer(self, persona: str) -> dict[str, str]:
+        """Request headers with a fresh API token of the persona (none for anon)."""
+        if persona == "anon":
+            return {}
+        raw, _token = issue_token(self.user(persona))
+        return {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+
     def client(self, persona: str) -> Client:
         client = Client()
         if persona != "anon":
             client.force_login(self.user(persona))
         return client
+
+
+def assert_api_error(response, status: int) -> dict:
+    """The API's error shape: JSON {"detail": str, "errors": {field: message}} with `status`."""
+    assert response.status_code == status, response.content[:300]
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert isinstance(body["detail"], str) and body["detail"]
+    assert isinstance(body["errors"], dict)
+    return body
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import json
 import pytest
 from django.test import Client
 
-from tests.conftest import PASSWORD, PERSONAS
+from tests.conftest import PASSWORD, PERSONAS, assert_api_error
 from webapp.accounts.actions import issue_token
 from webapp.accounts.models import ApiToken, Course, Membership
 
@@ -15,10 +15,7 @@ pytestmark = pytest.mark.django_db
 def api(world, persona: str):
     """A client that speaks for the persona with a bearer token (or nobody, for anon)."""
     client = Client()
-    headers = {}
-    if persona != "anon":
-        raw, _token = issue_token(world.user(persona))
-        headers["HTTP_AUTHORIZATION"] = f"Bearer {raw}"
+    headers = world.bearer(persona)
 
     def call(method: str, path: str, body=None):
         return getattr(client, method)(
@@ -29,15 +26,6 @@ def api(world, persona: str):
         )
 
     return call
-
-
-def assert_error_shape(response, status: int):
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert isinstance(body["detail"], str) and body["detail"]
-    assert isinstance(body["errors"], dict)
-    return body
 
 
 def test_token_for_good_credentials_and_401_for_bad(world):
@@ -59,14 +47,14 @@ def test_token_for_good_credentials_and_401_for_bad(world):
         {"username": "alice", "password": "wrong"},
         content_type="application/json",
     )
-    assert_error_shape(bad, 401)
+    assert_api_error(bad, 401)
 
 
 def test_revoked_token_stops_working(world):
     call = api(world, "alice")
     assert call("get", "/api/v1/me").status_code == 200
     assert call("delete", "/api/v1/auth/token").status_code == 204
-    assert_error_shape(call("get", "/api/v1/me"), 401)
+    assert_api_error(call("get", "/api/v1/me"), 401)
 
 
 def test_token_list_shows_only_own_tokens_and_never_the_value(world):
@@ -76,7 +64,7 @@ def test_token_list_shows_only_own_tokens_and_never_the_value(world):
     assert all(t["name"] != "bob's laptop" for t in listed)
     assert raw not in json.dumps(listed)
     bobs = ApiToken.objects.get(name="bob's laptop")
-    assert_error_shape(call("delete", f"/api/v1/auth/tokens/{bobs.pk}"), 404)
+    assert_api_error(call("delete", f"/api/v1/auth/tokens/{bobs.pk}"), 404)
 
 
 def test_token_endpoint_is_throttled_per_account(world, settings):
@@ -93,7 +81,7 @@ def test_token_endpoint_is_throttled_per_account(world, settings):
         {"username": "bob", "password": PASSWORD},
         content_type="application/json",
     )
-    body = assert_error_shape(locked, 429)
+    body = assert_api_error(locked, 429)
     assert "try again" in body["detail"]
     assert int(locked["Retry-After"]) > 0
 
@@ -129,17 +117,17 @@ def test_register_refusals_name_the_field(world, body, status, field):
     if status == 422:
         body.pop("join_code")
     response = Client().post("/api/v1/auth/register", body, content_type="application/json")
-    errors = assert_error_shape(response, status)["errors"]
+    errors = assert_api_error(response, status)["errors"]
     assert field in errors
 
 
 def test_malformed_json_is_a_400_not_a_500(world):
     response = Client().post("/api/v1/auth/token", "{not json", content_type="application/json")
-    assert_error_shape(response, 400)
+    assert_api_error(response, 400)
 
 
 def test_unknown_api_path_is_json_404(world):
-    assert_error_shape(Client().get("/api/v1/no-such-thing"), 404)
+    assert_api_error(Client().get("/api/v1/no-such-thing"), 404)
 
 
 def test_openapi_schema_names_the_contract():
@@ -193,14 +181,14 @@ def test_members_list_is_for_teachers_and_tas(world, persona):
         assert response.status_code == 200
         assert {m["username"] for m in response.json()} == {"teacher", "ta", "alice", "bob"}
     else:
-        assert_error_shape(response, LIST_MEMBERS[persona])
+        assert_api_error(response, LIST_MEMBERS[persona])
 
 
 @pytest.mark.parametrize("persona", PERSONAS)
 def test_course_detail_only_for_members_and_join_code_only_for_staff(world, persona):
     response = api(world, persona)("get", f"/api/v1/courses/{world.course.pk}")
     if GET_COURSE[persona] != 200:
-        assert_error_shape(response, GET_COURSE[persona])
+        assert_api_error(response, GET_COURSE[persona])
         return
     body = response.json()
     if persona in ("ta", "teacher"):
@@ -213,7 +201,7 @@ def test_course_detail_only_for_members_and_join_code_only_for_staff(world, pers
 def test_course_list_shows_only_own_classes(world, persona):
     response = api(world, persona)("get", "/api/v1/courses")
     if persona == "anon":
-        assert_error_shape(response, 401)
+        assert_api_error(response, 401)
         return
     names = {c["name"] for c in response.json()}
     in_course = persona in {"alice", "bob", "ta", "teacher"}
@@ -231,7 +219,7 @@ def test_only_the_teacher_may_patch_the_class(world, persona):
         assert response.status_code == 200
         assert response.json()["limits"]["storage_mb_per_student"] == 5
     else:
-        assert_error_shape(response, MANAGE[persona])
+        assert_api_error(response, MANAGE[persona])
     world.course.refresh_from_db()
     assert (world.course.name == "Renamed") == (persona == "teacher")
 
@@ -244,7 +232,7 @@ def test_only_the_teacher_may_regenerate_the_join_code(world, persona):
     if MANAGE[persona] == 200:
         assert response.json()["join_code"] == world.course.join_code != old
     else:
-        assert_error_shape(response, MANAGE[persona])
+        assert_api_error(response, MANAGE[persona])
         assert world.course.join_code == old
 
 
@@ -257,7 +245,7 @@ def test_only_the_teacher_may_remove_members(world, persona):
     if MANAGE[persona] == 200:
         assert response.status_code == 204 and removed
     else:
-        assert_error_shape(response, MANAGE[persona])
+        assert_api_error(response, MANAGE[persona])
         assert not removed
 
 
@@ -270,7 +258,7 @@ def test_only_the_teacher_may_change_roles(world, persona):
     if MANAGE[persona] == 200:
         assert response.status_code == 200 and role == "ta"
     else:
-        assert_error_shape(response, MANAGE[persona])
+        assert_api_error(response, MANAGE[persona])
         assert role == "student"
 
 
@@ -284,7 +272,7 @@ def test_only_the_teacher_may_reset_a_students_password(world, persona):
         world.alice.refresh_from_db()
         assert world.alice.check_password(new)
     else:
-        assert_error_shape(response, MANAGE[persona])
+        assert_api_error(response, MANAGE[persona])
         world.alice.refresh_from_db()
         assert world.alice.check_password(PASSWORD)
 
@@ -297,7 +285,7 @@ def test_only_teachers_create_classes(world, persona):
         body = response.json()
         assert set(body) == {"id", "name", "join_code"}
     else:
-        assert_error_shape(response, 401 if persona == "anon" else 403)
+        assert_api_error(response, 401 if persona == "anon" else 403)
         assert not Course.objects.filter(name="New class").exists()
 
 
@@ -307,7 +295,7 @@ def test_join_by_code_then_409_on_second_try(world):
     assert response.status_code == 200
     assert response.json()["role"] == "student"
     again = call("post", "/api/v1/courses/join", {"join_code": world.course.join_code})
-    assert "join_code" in assert_error_shape(again, 409)["errors"]
+    assert "join_code" in assert_api_error(again, 409)["errors"]
 
 
 def test_closed_or_archived_class_cannot_be_joined(world):
@@ -316,14 +304,14 @@ def test_closed_or_archived_class_cannot_be_joined(world):
     response = api(world, "carol")(
         "post", "/api/v1/courses/join", {"join_code": world.course.join_code}
     )
-    assert_error_shape(response, 404)
+    assert_api_error(response, 404)
 
 
 def test_removing_the_last_teacher_is_refused(world):
     response = api(world, "teacher")(
         "delete", f"/api/v1/courses/{world.course.pk}/members/{world.teacher.pk}"
     )
-    assert_error_shape(response, 409)
+    assert_api_error(response, 409)
 
 
 def test_session_calls_need_csrf_but_bearer_calls_do_not(world):
@@ -331,7 +319,7 @@ def test_session_calls_need_csrf_but_bearer_calls_do_not(world):
     browser.force_login(world.teacher)
     assert browser.get("/api/v1/courses").status_code == 200
     refused = browser.post("/api/v1/courses", {"name": "x"}, content_type="application/json")
-    assert_error_shape(refused, 403)
+    assert_api_error(refused, 403)
     browser.get("/accounts/settings/")  # sets the CSRF cookie, as a page load would
     csrf = browser.cookies["csrftoken"].value
     allowed = browser.post(
@@ -343,7 +331,7 @@ def test_session_calls_need_csrf_but_bearer_calls_do_not(world):
 def test_oversized_body_is_413(world, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
     response = api(world, "teacher")("post", "/api/v1/courses", {"name": "x" * 500})
-    assert_error_shape(response, 413)
+    assert_api_error(response, 413)
 
 
 def test_api_docs_page_works_offline():
@@ -359,5 +347,5 @@ def test_unexpected_server_error_is_still_json(world, monkeypatch):
         raise RuntimeError("database on fire")
 
     monkeypatch.setattr(permissions, "visible_courses", broken)
-    body = assert_error_shape(api(world, "alice")("get", "/api/v1/courses"), 500)
+    body = assert_api_error(api(world, "alice")("get", "/api/v1/courses"), 500)
     assert "on fire" not in body["detail"]  # internals stay in the log

@@ -18,8 +18,7 @@ from django.test import Client
 from django.utils import timezone
 from PIL import Image
 
-from tests.conftest import PERSONAS
-from webapp.accounts.actions import issue_token
+from tests.conftest import PERSONAS, assert_api_error
 from webapp.datasets import actions, dedup, queries, tasks
 from webapp.datasets.models import Dataset, Item, Upload
 from webapp.datasets.samples import SAMPLES
@@ -47,10 +46,7 @@ class Api:
 
     def __init__(self, world, persona: str):
         self.client = Client()
-        self.headers = {}
-        if persona != "anon":
-            raw, _token = issue_token(world.user(persona))
-            self.headers["HTTP_AUTHORIZATION"] = f"Bearer {raw}"
+        self.headers = world.bearer(persona)
 
     def get(self, path: str, **params):
         return self.client.get(path, params, **self.headers)
@@ -69,15 +65,6 @@ class Api:
             **fields,
         }
         return self.client.post("/api/v1/datasets", form, **self.headers)
-
-
-def assert_error(response, status: int) -> dict:
-    assert response.status_code == status, response.content[:300]
-    assert response["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert isinstance(body["detail"], str) and body["detail"]
-    assert isinstance(body["errors"], dict)
-    return body
 
 
 def content(response) -> bytes:
@@ -233,7 +220,7 @@ def test_summary_and_page_matrix(world, persona, visibility):
     page = world.client(persona).get(f"/datasets/{dataset.pk}/")
     assert page.status_code == page_status(expected)
     if expected != 200:
-        assert_error(response, expected)
+        assert_api_error(response, expected)
         return
     body = response.json()
     assert body["num_images"] == 200
@@ -263,7 +250,7 @@ def test_images_and_labels_matrix(world, persona, visibility):
     for path in ("items", "export", "versions"):
         response = api.get(f"/api/v1/datasets/{dataset.pk}/{path}")
         if expected != 200:
-            assert_error(response, expected)
+            assert_api_error(response, expected)
         else:
             assert response.status_code == 200, path
             content(response)
@@ -310,7 +297,7 @@ def test_class_list_shows_hidden_test_sets_to_students_as_summaries(world):
         for d in Api(world, "teacher").get("/api/v1/datasets", course=world.course.pk).json()
     }
     assert teacher_ids == {hidden.pk, private.pk}
-    assert_error(Api(world, "carol").get("/api/v1/datasets", course=world.course.pk), 404)
+    assert_api_error(Api(world, "carol").get("/api/v1/datasets", course=world.course.pk), 404)
 
 
 def test_a_students_dataset_cannot_become_a_hidden_test_set(world):
@@ -324,7 +311,7 @@ def test_a_students_dataset_cannot_become_a_hidden_test_set(world):
             content_type="application/json",
             **teacher.headers,
         )
-        assert "visibility" in assert_error(response, 400)["errors"]
+        assert "visibility" in assert_api_error(response, 400)["errors"]
     dataset.refresh_from_db()
     assert dataset.visibility == "private"
     assert Api(world, "alice").get(f"/api/v1/datasets/{dataset.pk}/items").status_code == 200
@@ -355,7 +342,7 @@ def test_who_may_copy_a_sample(world, persona, visibility):
     expected = CREATE[persona][visibility]
     created = Dataset.objects.filter(course=world.course)
     if expected != 202:
-        body = assert_error(response, expected)
+        body = assert_api_error(response, expected)
         if expected == 404:
             assert "course" in body["errors"]
         assert not created.exists()
@@ -369,11 +356,11 @@ def test_who_may_copy_a_sample(world, persona, visibility):
 
 def test_unknown_sample_and_visibility_name_the_field(world):
     api = Api(world, "alice")
-    body = assert_error(
+    body = assert_api_error(
         api.post("/api/v1/datasets/samples", {"course": world.course.pk, "sample": "cifar"}), 400
     )
     assert "sample" in body["errors"]
-    body = assert_error(
+    body = assert_api_error(
         api.post(
             "/api/v1/datasets/samples",
             {"course": world.course.pk, "sample": "faces", "visibility": "public"},
@@ -392,18 +379,18 @@ def test_archived_class_takes_no_new_datasets(world):
         sample = api.post(
             "/api/v1/datasets/samples", {"course": world.course.pk, "sample": "faces"}
         )
-        assert_error(sample, 403)
+        assert_api_error(sample, 403)
         upload = api.upload(
             world.course.pk, zip_of({"a/1.png": png(blocks(1))}), "x", "classification"
         )
-        assert_error(upload, 403)
+        assert_api_error(upload, 403)
     assert not Dataset.objects.exists() and not Upload.objects.exists()
 
 
 def test_student_may_not_hand_out_by_changing_visibility(world):
     dataset = from_sample(world, "alice")
     api = Api(world, "alice")
-    assert_error(
+    assert_api_error(
         api.client.patch(
             f"/api/v1/datasets/{dataset.pk}",
             json.dumps({"visibility": "handout"}),
@@ -496,7 +483,7 @@ def test_refused_edits_make_no_version(world):
         ({"op": "explode"}, "op"),
     ]
     for body, field in cases:
-        refused = assert_error(edit(world, "alice", dataset, **body), 400)
+        refused = assert_api_error(edit(world, "alice", dataset, **body), 400)
         assert field in refused["errors"], body
     dataset.refresh_from_db()
     assert dataset.head == 1 and dataset.versions.count() == 1
@@ -585,7 +572,7 @@ def test_who_may_edit(world, persona, visibility):
     if expected == 200:
         assert response.status_code == 200
     else:
-        assert_error(response, expected)
+        assert_api_error(response, expected)
     page = world.client(persona).post(
         f"/datasets/{dataset.pk}/edit/", {"op": "delete", "items": item_ids(dataset)[-1:]}
     )
@@ -598,7 +585,7 @@ def test_ta_edits_own_hidden_test_set_only(world):
     own = from_sample(world, "ta", visibility="hidden_test")
     teachers = from_sample(world, "teacher", key="keypoints", visibility="hidden_test")
     assert edit(world, "ta", own, op="delete", items=item_ids(own)[:1]).status_code == 200
-    assert_error(edit(world, "ta", teachers, op="delete", items=item_ids(teachers)[:1]), 403)
+    assert_api_error(edit(world, "ta", teachers, op="delete", items=item_ids(teachers)[:1]), 403)
     # The teacher edits a TA's test set too: the class's teachers edit every dataset in it.
     assert edit(world, "teacher", own, op="delete", items=item_ids(own)[:1]).status_code == 200
 
@@ -693,10 +680,12 @@ def test_export_and_upload_again_gives_the_same_dataset(world, key, fmt):
 def test_export_refusals(world):
     shapes = from_sample(world, "alice", key="shapes_detection")
     api = Api(world, "alice")
-    body = assert_error(api.get(f"/api/v1/datasets/{shapes.pk}/export", format="imagefolder"), 400)
+    body = assert_api_error(
+        api.get(f"/api/v1/datasets/{shapes.pk}/export", format="imagefolder"), 400
+    )
     assert "format" in body["errors"]
-    assert_error(api.get(f"/api/v1/datasets/{shapes.pk}/export", format="voc"), 400)
-    assert_error(api.get(f"/api/v1/datasets/{shapes.pk}/export", version=7), 404)
+    assert_api_error(api.get(f"/api/v1/datasets/{shapes.pk}/export", format="voc"), 400)
+    assert_api_error(api.get(f"/api/v1/datasets/{shapes.pk}/export", version=7), 404)
 
 
 # --- 5. duplicates and leaks into the hidden test set ------------------------------------
@@ -828,7 +817,7 @@ def test_samples_list_names_every_sample_in_both_languages(world):
         assert set(sample["description"]) == {"ja", "en"}
         assert sample["count"] == SAMPLES[sample["key"]].count
         assert sample["task"] == SAMPLES[sample["key"]].task
-    assert_error(Api(world, "anon").get("/api/v1/datasets/samples"), 401)
+    assert_api_error(Api(world, "anon").get("/api/v1/datasets/samples"), 401)
 
 
 def test_teachers_see_leaks_flagged_on_the_class_dataset_list(world):

@@ -22,7 +22,6 @@ from django.utils import translation
 from PIL import Image
 
 from tests.unit import hostile_zips as hz
-from webapp.accounts.actions import issue_token
 from webapp.datasets import actions, images, quota, tasks
 from webapp.datasets.models import Category, Dataset, Item, StoredImage
 
@@ -108,8 +107,7 @@ def assert_failed(dataset: Dataset, phrase: str) -> None:
 def api(world, persona: str):
     """A client speaking for the persona with a bearer token, in English."""
     client = Client()
-    raw, _token = issue_token(world.user(persona))
-    headers = {"HTTP_AUTHORIZATION": f"Bearer {raw}", "HTTP_ACCEPT_LANGUAGE": "en"}
+    headers = {**world.bearer(persona), "HTTP_ACCEPT_LANGUAGE": "en"}
 
     def call(method: str, path: str, body=None, raw_body: bytes | None = None):
         if raw_body is not None:

@@ -4,7 +4,6 @@ import pytest
 from django.test import Client
 
 from tests.conftest import PERSONAS
-from webapp.accounts.actions import issue_token
 from webapp.datasets import actions as dataset_actions
 from webapp.datasets import tasks as dataset_tasks
 from webapp.jobs.models import Job, JobEvent
@@ -15,12 +14,7 @@ SPEC = {"model": "logistic", "epochs": 1, "input_size": 8}
 
 
 def _api(world, persona):
-    client = Client()
-    headers = {}
-    if persona != "anon":
-        raw, _ = issue_token(world.user(persona))
-        headers["HTTP_AUTHORIZATION"] = f"Bearer {raw}"
-    return client, headers
+    return Client(), world.bearer(persona)
 
 
 def _dataset(world, owner="alice", visibility="private"):
