@@ -99,6 +99,22 @@ def misclassified(
     return rows
 
 
+def predictions(
+    logits: torch.Tensor, targets: torch.Tensor, ids: Sequence[Any]
+) -> list[dict[str, Any]]:
+    """Every sample's id, true and predicted class and confidence, in the split's order."""
+    _check(logits, targets)
+    if len(ids) != targets.shape[0]:
+        raise ValueError(f"{len(ids)} ids for {targets.shape[0]} samples")
+    confidence, predicted = logits.detach().float().softmax(dim=1).cpu().max(dim=1)  # (N,), (N,)
+    return [
+        {"id": ids[i], "true": t, "predicted": p, "confidence": round(c, 4)}
+        for i, (t, p, c) in enumerate(
+            zip(targets.cpu().tolist(), predicted.tolist(), confidence.tolist(), strict=True)
+        )
+    ]
+
+
 @dataclass
 class Evaluation:
     """Everything a results page shows about one evaluated split."""
@@ -109,10 +125,14 @@ class Evaluation:
     confusion: list[list[int]] = field(default_factory=list)
     per_class: list[dict[str, Any]] = field(default_factory=list)
     misclassified: list[dict[str, Any]] = field(default_factory=list)
+    # One row per sample (see `predictions`): written to its own file, not into the result.
+    predictions: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
+        """A JSON-ready dict (without the per-sample predictions)."""
+        data = asdict(self)
+        del data["predictions"]
+        return data
 
 
 def evaluate_logits(
@@ -134,6 +154,7 @@ def evaluate_logits(
         confusion=confusion.tolist(),
         per_class=per_class(confusion),
         misclassified=misclassified(logits, targets, ids),
+        predictions=predictions(logits, targets, ids),
     )
 
 

@@ -1,6 +1,8 @@
 """Classification and transfer learning: epochs, checkpoints, resume, k folds, the test."""
 
 import copy
+import json
+import os
 import random
 import time
 from pathlib import Path
@@ -15,6 +17,7 @@ from trainer.events import EventStream, Reporter
 from trainer.spec import JobSpec
 
 CHECKPOINT = "checkpoint.pt"
+TEST_PREDICTIONS = "predictions_test.json"  # one row per test image: what a confusion cell holds
 
 
 def seed_everything(seed: int) -> None:
@@ -223,7 +226,15 @@ def _run_one(spec, p: fit.Prepared, out: Path, stream, cancel, *, resume=False, 
     val = fit.evaluate(loop, p.val, len(p.classes))
     result = {"test": test.to_dict() if test else None, "val": val.to_dict() if val else None}
     _write_artifacts(spec, p, full_model, out, result)
+    write_predictions(out / TEST_PREDICTIONS, test.predictions if test else [])
     return result
+
+
+def write_predictions(path: Path, rows: list[dict]) -> None:
+    """The test split's per-image predictions as JSON, written atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(rows, separators=(",", ":")), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _with_splits(p: fit.Prepared, train, val, test) -> fit.Prepared:
