@@ -135,12 +135,16 @@ def embedded_defaults(env: dict[str, str], data_dir: Path, host: str = "127.0.0.
 
 
 def worker_command(name: str, *extra: str, schedule: Path | None = None) -> list[str]:
-    """The embedded Celery worker: both queues, one job at a time, nothing prefetched, and the
-    beat that looks for jobs whose worker went silent (`-B`, fine for a single worker)."""
+    """The embedded Celery worker: both queues in two processes, nothing prefetched, and the
+    beat that looks for jobs whose worker went silent (`-B`, fine for a single worker).
+
+    The scheduler hands out one training job at a time (TRAIN_SLOTS=1), so the second process
+    stays free for the default queue: a "try it" prediction never waits behind a training run.
+    """
     schedule = schedule or DATA_DIR / "celerybeat-schedule"
     return [
         sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", "default,train",
-        "-c", "1", "-O", "fair", "--prefetch-multiplier", "1", "-n", name, "-l", "INFO",
+        "-c", "2", "-O", "fair", "--prefetch-multiplier", "1", "-n", name, "-l", "INFO",
         "-B", "--schedule", str(schedule), *extra,
     ]  # fmt: skip
 

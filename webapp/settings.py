@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "webapp.datasets",
     "webapp.jobs",
     "webapp.front",
+    "webapp.assignments",
 ]
 
 MIDDLEWARE = [
@@ -185,7 +186,20 @@ CELERY_TASK_ROUTES = {"jobs.train": {"queue": "train"}}
 # last checkpoint) up to JOB_MAX_ATTEMPTS times, then failed with the reason.
 JOB_HEARTBEAT_TIMEOUT = envint("JOB_HEARTBEAT_TIMEOUT", 300)
 JOB_MAX_ATTEMPTS = envint("JOB_MAX_ATTEMPTS", 3)
-CELERY_BEAT_SCHEDULE = {"reap-stale-jobs": {"task": "jobs.reap", "schedule": 60.0}}
+# A running job's worker renews its lease this often, even while it loads data for minutes.
+JOB_HEARTBEAT_INTERVAL = envint("JOB_HEARTBEAT_INTERVAL", 30)
+# Jobs are handed to the `train` queue only while fewer than TRAIN_SLOTS hold a worker: set it
+# to the number of GPU workers (one per GPU). A job handed out but not claimed within
+# JOB_DISPATCH_TIMEOUT seconds (its message was lost, e.g. Redis restarted) is sent again.
+TRAIN_SLOTS = envint("TRAIN_SLOTS", 1)
+JOB_DISPATCH_TIMEOUT = envint("JOB_DISPATCH_TIMEOUT", 120)
+# How many jobs one student may have waiting at once (the class limit is on running ones).
+JOB_MAX_WAITING_PER_STUDENT = envint("JOB_MAX_WAITING_PER_STUDENT", 20)
+# Stored batch events are thinned to one per this many seconds (epoch events are all kept).
+JOB_BATCH_EVENT_SECONDS = float(envint("JOB_BATCH_EVENT_MS", 1000)) / 1000
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-jobs": {"task": "jobs.reap", "schedule": float(envint("JOB_REAP_SECONDS", 60))}
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -8,7 +8,6 @@ from webapp.accounts import views as account_views
 from webapp.api.urls import api
 from webapp.datasets import views as dataset_views
 from webapp.front import views as front_views
-from webapp.jobs import views as job_views
 
 urlpatterns = [
     path("", front_views.home, name="home"),
@@ -57,9 +56,8 @@ urlpatterns = [
         dataset_views.item_thumb,
         name="dataset_thumb",
     ),
-    path("datasets/<int:dataset_id>/train/", job_views.train, name="dataset_train"),
-    path("jobs/<int:job_id>/", job_views.job_detail, name="job_detail"),
-    path("jobs/<int:job_id>/cancel/", job_views.cancel, name="job_cancel"),
+    path("", include("webapp.jobs.urls")),
+    path("", include("webapp.assignments.urls")),
     path("api/v1/", api.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

@@ -53,28 +53,28 @@ function note(message) {
 }
 
 function handle(event) {
-  if (event.number <= last) return; // seen already (replay and live overlap)
-  last = event.number;
-  const data = event.data || {};
-  if (event.kind === "started") {
+  if (event.seq <= last) return; // seen already (replay and live overlap)
+  last = event.seq;
+  const data = event;
+  if (event.type === "started") {
     status("running");
     note(fill(words.started, { parameters: data.parameters, device: data.device }));
-  } else if (event.kind === "batch") {
+  } else if (event.type === "batch") {
     text("progress", fill(words.progress, data));
     text("speed", `${Math.round(data.images_per_s)} img/s`);
-  } else if (event.kind === "epoch") {
+  } else if (event.type === "epoch") {
     epochs.push(data);
     draw();
     const percent = (v) => (v == null ? "—" : (100 * v).toFixed(1));
     note(fill(words.epoch, { epoch: data.epoch, train: percent(data.train_acc), val: percent(data.val_acc) }));
-  } else if (event.kind === "finished") {
+  } else if (event.type === "finished") {
     status("succeeded");
     if (data.test) text("test-acc", data.test.accuracy.toFixed(4));
     note(words.finished);
-  } else if (event.kind === "failed") {
+  } else if (event.type === "failed") {
     status(data.cancelled ? "cancelled" : "failed");
     note(data.reason);
-  } else if (event.kind === "log") {
+  } else if (event.type === "log") {
     note(data.message);
   }
 }

@@ -86,6 +86,6 @@ def test_worker_trains_a_job_and_the_websocket_replays_its_events(world, celery_
         return received
 
     everything = async_to_sync(replay)(0)
-    assert [e["number"] for e in everything] == numbers
+    assert [e["seq"] for e in everything] == numbers
     later = async_to_sync(replay)(numbers[-3])
-    assert [e["number"] for e in later] == numbers[-2:]  # a reconnect gets only what it missed
+    assert [e["seq"] for e in later] == numbers[-2:]  # a reconnect gets only what it missed

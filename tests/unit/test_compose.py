@@ -89,9 +89,24 @@ def _healthcheck(service: str) -> list[str]:
     return shlex.split(test) if isinstance(test, str) else test
 
 
-def test_the_five_services_exist():
-    for name in ["web", "worker-train", "worker-default", "redis", "postgres"]:
+def test_the_six_services_exist():
+    for name in ["web", "worker-train", "worker-default", "beat", "redis", "postgres"]:
         assert name in SERVICES, name
+
+
+def test_one_beat_runs_the_reaper_schedule():
+    argv = _command("beat")
+    assert argv[:4] == ["celery", "-A", "webapp", "beat"]
+    assert SERVICES["beat"].get("deploy", {}).get("replicas", 1) == 1
+    assert "jobs.reap" in {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+
+
+def test_train_worker_stops_jobs_past_soft_and_hard_time_limits():
+    argv = _command("worker-train")
+    soft, hard = _option(argv, "--soft-time-limit"), _option(argv, "--time-limit")
+    assert soft and hard
+    env = SERVICES["worker-train"]["environment"]
+    assert "TRAIN_SLOTS" in env
 
 
 def test_minio_is_optional_behind_the_s3_profile():

@@ -156,3 +156,54 @@ def can_train_on(user: User, dataset) -> bool:
     return can_view_images(user, dataset) and (
         user.is_superuser or role_in(user, dataset.course) is not None
     )
+
+
+def can_reorder_queue(user: User, course: Course) -> bool:
+    """A class's teachers (not TAs) may move its waiting jobs up and down the line."""
+    return can_manage_course(user, course)
+
+
+# --- assignments and the class dashboard (teaching) --------------------------------------
+# Every member sees a class's assignments; teachers create and edit them; teachers and TAs see
+# every student's marks. Students submit their own runs and see only their own submissions;
+# the hidden test set's images stay with the staff (see can_view_images).
+
+
+def can_view_dashboard(user: User, course: Course) -> bool:
+    """The class dashboard (every student's runs and marks) is for teachers and TAs."""
+    return can_view_roster(user, course)
+
+
+def can_view_assignment(user: User, assignment) -> bool:
+    return can_view_course(user, assignment.course)
+
+
+def can_manage_assignment(user: User, course: Course) -> bool:
+    """Create and edit the class's assignments: its teachers."""
+    return can_manage_course(user, course) and not course.is_archived
+
+
+def can_view_marks(user: User, assignment) -> bool:
+    """Every student's submissions and scores, and the CSV export: teachers and TAs."""
+    return can_view_roster(user, assignment.course)
+
+
+def can_submit_to(user: User, assignment) -> bool:
+    """Students of the class hand in their own runs (the deadline is checked by the action)."""
+    course = assignment.course
+    return not course.is_archived and role_in(user, course) == Role.STUDENT
+
+
+def can_view_submission(user: User, submission) -> bool:
+    """A submission is seen by its student (while in the class) and the class's staff."""
+    course = submission.assignment.course
+    if can_view_roster(user, course):
+        return True
+    return role_in(user, course) is not None and submission.student_id == user.pk
+
+
+def can_see_leaderboard_names(user: User, assignment) -> bool:
+    """Staff always; students only when the teacher chose to show names to the class."""
+    return can_view_marks(user, assignment) or (
+        assignment.show_names and can_view_assignment(user, assignment)
+    )

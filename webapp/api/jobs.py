@@ -1,14 +1,17 @@
 """`/api/v1/jobs/*`: submit, read, follow (events after N) and cancel training jobs."""
 
-from django.http import Http404
+from django.http import FileResponse, Http404
 from django.utils.translation import gettext as _
-from ninja import Router, Schema, Status
+from ninja import File, Router, Schema, Status
 from ninja.errors import HttpError
+from ninja.files import UploadedFile
 
 from webapp.accounts import permissions
+from webapp.accounts.models import Course
 from webapp.datasets.models import Dataset
-from webapp.jobs import actions
+from webapp.jobs import actions, predict, results, scheduler
 from webapp.jobs.models import Job, JobEvent
+from webapp.jobs.queue import queue_for
 
 router = Router(tags=["jobs"])
 
@@ -25,7 +28,21 @@ def _job(request, job_id: int) -> Job:
     return job
 
 
-def job_out(job: Job) -> dict:
+def metrics_out(job: Job) -> dict:
+    """The figures known so far, under the contract's names (None where not known yet)."""
+    m = job.metrics or {}
+    test = (job.result or {}).get("test") or {}
+    val = (job.result or {}).get("val") or {}
+    return {
+        **m,
+        "test_accuracy": m.get("test_accuracy", test.get("accuracy")),
+        "val_accuracy": m.get("val_accuracy", val.get("accuracy", m.get("val_acc"))),
+        "val_loss": m.get("val_loss", val.get("loss")),
+    }
+
+
+def job_out(job: Job, position: tuple | None = None) -> dict:
+    place, start = position or scheduler.queue_position(job)
     return {
         "id": job.pk,
         "course": job.course_id,
@@ -34,6 +51,13 @@ def job_out(job: Job) -> dict:
         "owner": job.owner.username,
         "spec": job.spec,
         "status": job.status,
+        "queue_position": place,
+        "estimated_start": start,
+        "progress": round(job.progress, 4),
+        "metrics": metrics_out(job),
+        "group": job.group_id,
+        "label": job.label,
+        "priority": job.priority,
         "attempts": job.attempts,
         "error": job.error,
         "result": job.result,
@@ -70,9 +94,56 @@ def job_events(request, job_id: int, after: int = 0, limit: int = 1000):
     return {"status": job.status, "events": [event.as_message() for event in events]}
 
 
+class MoveIn(Schema):
+    where: str
+
+
+@router.post("/jobs/{job_id}/move", response=dict)
+def move_job(request, job_id: int, payload: MoveIn):
+    """Teachers reorder the waiting queue: "top", "up", "down" or "bottom"."""
+    job = _job(request, job_id)
+    if not permissions.can_reorder_queue(request.user, job.course):
+        raise HttpError(403, _("Only the class's teachers may reorder the queue."))
+    if payload.where not in ("top", "up", "down", "bottom"):
+        raise actions.JobRefused(_("Choose top, up, down or bottom."), field="where")
+    actions.reorder(job, payload.where)
+    job.refresh_from_db()
+    return job_out(job)
+
+
+@router.get("/courses/{course_id}/queue", response=dict)
+def course_queue(request, course_id: int):
+    """The class's waiting and running jobs in order (staff see all, students their own)."""
+    course = Course.objects.filter(pk=course_id).first()
+    if course is None or not permissions.can_view_course(request.user, course):
+        raise Http404
+    return {"jobs": [job_out(job, place) for job, place in queue_for(request.user, course)]}
+
+
 @router.post("/jobs/{job_id}/cancel", response=dict)
 def cancel_job(request, job_id: int):
     job = _job(request, job_id)
     if not permissions.can_cancel_job(request.user, job):
         raise HttpError(403, _("You may not cancel this job."))
     return job_out(actions.cancel(job))
+
+
+@router.get("/jobs/{job_id}/artifacts/{name}", response=dict)
+def job_artifact(request, job_id: int, name: str):
+    """Download model.safetensors, model.torchscript.pt, model.onnx or model_card.json."""
+    job = _job(request, job_id)
+    path = results.artifact_path(job.pk, name)
+    if path is None:
+        raise Http404
+    return FileResponse(
+        path.open("rb"),
+        as_attachment=True,
+        filename=f"job-{job.pk}-{name}",
+        content_type=results.ARTIFACTS[name],
+    )
+
+
+@router.post("/jobs/{job_id}/predict", response=dict)
+def predict_job(request, job_id: int, image: File[UploadedFile]):
+    """The top-5 classes of an uploaded image (multipart field `image`) from the job's model."""
+    return predict.predict(_job(request, job_id), image)

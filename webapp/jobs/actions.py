@@ -1,17 +1,23 @@
-"""Submitting and cancelling training jobs: write, commit, then send to the `train` queue."""
+"""Submitting, grouping, cancelling and reordering jobs: write, commit, then dispatch and tell."""
 
+import copy
+import os
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from webapp.accounts import permissions
 from webapp.accounts.models import User
 from webapp.datasets.models import Dataset, Status
 from webapp.errors import Refused
-from webapp.jobs import tasks
-from webapp.jobs.models import FINISHED, Job, JobStatus
+from webapp.jobs import broadcast, scheduler, tasks
+from webapp.jobs.models import FINISHED, Job, JobGroup, JobStatus
+
+MAX_GROUP = 6
 
 
 class JobRefused(Refused):
@@ -20,6 +26,26 @@ class JobRefused(Refused):
 
 class TooManyJobs(JobRefused):
     status = 409
+
+
+JOB_SOURCE = "job:"
+
+
+def source_job_id(spec: dict) -> int | None:
+    """The earlier run a spec transfers from (`"transfer": {"source": "job:<id>"}`), if any."""
+    source = (spec.get("transfer") or {}).get("source", "") if isinstance(spec, dict) else ""
+    if not isinstance(source, str) or not source.startswith(JOB_SOURCE):
+        return None
+    try:
+        return int(source[len(JOB_SOURCE) :])
+    except ValueError:
+        raise JobRefused(
+            _("Choose the earlier run to transfer from."), field="spec.transfer.source"
+        ) from None
+
+
+def model_path(job_id: int) -> str:
+    return default_storage.path(f"jobs/{job_id}/model.safetensors")
 
 
 def check_spec(spec: dict, dataset: Dataset) -> dict:
@@ -31,57 +57,164 @@ def check_spec(spec: dict, dataset: Dataset) -> dict:
             _("The spec must be an object without “data”: the dataset is chosen."), field="spec"
         )
     placeholder = {"classes": ["a"], "items": [{"path": "x.png", "label": 0}]}
+    checked = copy.deepcopy(spec)
+    if source_job_id(spec) is not None:  # resolved on the worker; any checkpoint name will do
+        checked["transfer"]["source"] = "earlier-run.safetensors"
     try:
-        load_spec({**spec, "data": placeholder}, check_registry=False)
+        load_spec({**checked, "data": placeholder}, check_registry=False)
     except SpecError as exc:
         field, message = next(iter(exc.errors.items()))
         raise JobRefused(f"{field}: {message}", field=f"spec.{field}") from None
     return spec
 
 
-@transaction.atomic
-def submit(user: User, dataset: Dataset, spec: dict) -> Job:
-    """Queue a training job on the dataset's current version."""
+def _check_source(user: User, spec: dict) -> None:
+    """An earlier run to transfer from: one the user may see, finished, with its weights."""
+    source_id = source_job_id(spec)
+    if source_id is None:
+        return
+    source = Job.objects.select_related("course").filter(pk=source_id).first()
+    if source is None or not permissions.can_view_job(user, source):
+        raise JobRefused(_("No earlier run with this id is yours."), field="spec.transfer.source")
+    if source.status != JobStatus.SUCCEEDED or not os.path.exists(model_path(source.pk)):
+        raise JobRefused(
+            _(
+                "Run %(id)s has no trained model to start from (it did not finish, or it was a "
+                "k-fold run)."
+            )
+            % {"id": source.pk},
+            field="spec.transfer.source",
+        )
+
+
+def _check_limits(user: User, course, adding: int) -> None:
+    if user.is_superuser or permissions.can_view_roster(user, course):
+        return  # teachers and TAs have no limits
+    waiting = Job.objects.filter(owner=user, status=JobStatus.QUEUED).count()
+    limit = settings.JOB_MAX_WAITING_PER_STUDENT
+    if waiting + adding > limit:
+        raise TooManyJobs(
+            _(
+                "You already have %(n)s jobs waiting; at most %(limit)s may wait at once. Wait "
+                "for some to start or cancel some."
+            )
+            % {"n": waiting, "limit": limit},
+        )
+    if scheduler.over_quota(user, course):
+        raise TooManyJobs(
+            _(
+                "Your GPU minutes in this class are used up (%(minutes)s minutes). Ask your "
+                "teacher for more."
+            )
+            % {"minutes": course.gpu_minutes_per_student}
+        )
+
+
+def _check_dataset(dataset: Dataset) -> None:
     if dataset.status != Status.READY or not dataset.head:
         raise JobRefused(_("The dataset is not ready yet."), field="dataset")
     if dataset.task != "classification":
         raise JobRefused(
             _("Training is available for classification datasets for now."), field="dataset"
         )
-    check_spec(spec, dataset)
-    course = dataset.course
-    open_jobs = Job.objects.filter(owner=user, course=course).exclude(status__in=FINISHED)
-    limit = course.concurrent_jobs_per_student
-    if open_jobs.count() >= limit and not user.is_superuser:
-        raise TooManyJobs(
-            _(
-                "You already have %(n)s jobs queued or running, the class's limit; wait for one "
-                "to finish or cancel one."
-            )
-            % {"n": limit},
-        )
+
+
+def _create(user: User, dataset: Dataset, spec: dict, **fields) -> Job:
     job = Job.objects.create(
-        course=course, owner=user, dataset=dataset, dataset_version=dataset.head, spec=spec
+        course=dataset.course,
+        owner=user,
+        dataset=dataset,
+        dataset_version=dataset.head,
+        spec=spec,
+        **fields,
     )
-    job_id = job.pk
-    transaction.on_commit(lambda: tasks.train.delay(job_id))
+    broadcast.job_changed(job)
     return job
 
 
 @transaction.atomic
+def submit(user: User, dataset: Dataset, spec: dict) -> Job:
+    """Queue a training job on the dataset's current version; it starts when its turn comes."""
+    _check_dataset(dataset)
+    check_spec(spec, dataset)
+    _check_source(user, spec)
+    _check_limits(user, dataset.course, 1)
+    job = _create(user, dataset, spec)
+    transaction.on_commit(scheduler.dispatch_jobs)
+    return job
+
+
+def set_path(spec: dict, path: str, value) -> dict:
+    """A copy of the spec with one (dotted) field set, e.g. "transfer.mode" or "optimizer"."""
+    result = copy.deepcopy(spec)
+    *parents, leaf = path.split(".")
+    node = result
+    for part in parents:
+        child = node.get(part)
+        node[part] = child = dict(child) if isinstance(child, dict) else {}
+        node = child
+    node[leaf] = value
+    return result
+
+
+def _label(value) -> str:
+    if isinstance(value, list):
+        return _("%(n)s layers") % {"n": len(value)}
+    return str(value)
+
+
+@transaction.atomic
+def submit_group(
+    user: User, dataset: Dataset, base_spec: dict, variable: str, values: list, title: str = ""
+) -> JobGroup:
+    """Queue one job per value of `variable`, as a group to compare; all or none are queued."""
+    if not 2 <= len(values) <= MAX_GROUP:
+        raise JobRefused(
+            _("Choose between 2 and %(n)s values to compare.") % {"n": MAX_GROUP},
+            field="values",
+        )
+    _check_dataset(dataset)
+    specs = [set_path(base_spec, variable, value) for value in values]
+    for spec in specs:
+        check_spec(spec, dataset)
+        _check_source(user, spec)
+    _check_limits(user, dataset.course, len(specs))
+    group = JobGroup.objects.create(
+        course=dataset.course,
+        owner=user,
+        variable=variable,
+        title=title or _("Compare %(variable)s") % {"variable": variable},
+    )
+    for value, spec in zip(values, specs, strict=True):
+        _create(user, dataset, spec, group=group, label=_label(value))
+    transaction.on_commit(scheduler.dispatch_jobs)
+    return group
+
+
 def cancel(job: Job) -> Job:
     """A queued job stops at once; a running one stops within a few seconds, keeping its work."""
-    job = Job.objects.select_for_update().get(pk=job.pk)
-    if job.status in FINISHED:
-        raise JobRefused(_("The job has already ended."))
-    if job.status == JobStatus.QUEUED:
-        job.status = JobStatus.CANCELLED
-        job.finished_at = timezone.now()
-        job.save(update_fields=["status", "finished_at"])
-    else:
-        job.cancel_requested = True
-        job.save(update_fields=["cancel_requested"])
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        if job.status in FINISHED:
+            raise JobRefused(_("The job has already ended."))
+        if job.status == JobStatus.QUEUED:
+            job.status = JobStatus.CANCELLED
+            job.finished_at = timezone.now()
+            job.save(update_fields=["status", "finished_at"])
+        else:
+            job.cancel_requested = True
+            job.save(update_fields=["cancel_requested"])
+        broadcast.job_changed(job)
+    scheduler.dispatch_jobs()  # a cancelled waiting job may have held a slot
     return job
+
+
+def reorder(job: Job, where: str) -> None:
+    """A teacher moves a waiting job: "top", "up", "down" or "bottom"."""
+    if job.status != JobStatus.QUEUED or job.dispatched_at is not None:
+        raise JobRefused(_("Only waiting jobs can be moved."))
+    scheduler.move(job, where)
+    broadcast.job_changed(job)
 
 
 def reap_stale_jobs() -> dict[str, int]:
@@ -108,9 +241,20 @@ def reap_stale_jobs() -> dict[str, int]:
                 ) % {"n": job.attempts}
                 job.save(update_fields=["status", "finished_at", "error"])
                 failed += 1
+                transaction.on_commit(scheduler.dispatch_jobs)
             else:
+                # It keeps the slot it held: sent again at once, ahead of the waiting jobs.
                 job.status = JobStatus.QUEUED
-                job.save(update_fields=["status"])
+                job.dispatched_at = timezone.now()
+                job.save(update_fields=["status", "dispatched_at"])
                 transaction.on_commit(lambda pk=job.pk: tasks.train.delay(pk))
                 requeued += 1
-    return {"requeued": requeued, "failed": failed}
+            broadcast.job_changed(job)
+    resent = scheduler.stale_dispatches()
+    started = scheduler.dispatch_jobs()
+    return {
+        "requeued": requeued,
+        "failed": failed,
+        "resent": len(resent),
+        "dispatched": len(started),
+    }

@@ -20,6 +20,24 @@ class JobStatus(models.TextChoices):
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
+class JobGroup(models.Model):
+    """Runs submitted together to compare: the three transfer modes, or one setting's values."""
+
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="job_groups")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="job_groups"
+    )
+    title = models.CharField(max_length=200)
+    variable = models.CharField(max_length=60)  # the spec field that differs, e.g. "transfer.mode"
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
 class Job(models.Model):
     course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="jobs")
     owner = models.ForeignKey(
@@ -35,13 +53,22 @@ class Job(models.Model):
     error = models.TextField(blank=True)  # why it failed, for a student
     result = models.JSONField(default=dict, blank=True)  # final metrics
     gpu_seconds = models.FloatField(default=0.0)
+    group = models.ForeignKey(
+        JobGroup, on_delete=models.SET_NULL, null=True, blank=True, related_name="jobs"
+    )
+    label = models.CharField(max_length=120, blank=True)  # its value of the group's variable
+    priority = models.IntegerField(default=0)  # teachers move jobs up the queue (higher first)
+    progress = models.FloatField(default=0.0)  # 0 … 1, from the latest event
+    metrics = models.JSONField(default=dict, blank=True)  # latest/best figures for dashboards
     created_at = models.DateTimeField(default=timezone.now)
+    dispatched_at = models.DateTimeField(null=True, blank=True)  # handed to the train queue
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "dispatched_at"], name="job_queue_idx")]
         verbose_name = _("training job")
         verbose_name_plural = _("training jobs")
 
@@ -70,10 +97,20 @@ class JobEvent(models.Model):
         return f"{self.job_id}#{self.number} {self.kind}"
 
     def as_message(self) -> dict:
+        """The event as pages and scripts see it: `seq` (the job-wide number), `type`, its data."""
         return {
-            "number": self.number,
+            **self.data,
+            "seq": self.number,
+            "type": self.kind,
             "attempt": self.attempt,
-            "kind": self.kind,
-            "data": self.data,
             "time": self.created_at.isoformat(),
         }
+
+
+class QueueLock(models.Model):
+    """One row that dispatchers update first, so two of them never hand out the same slot."""
+
+    at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"queue lock ({self.at})"

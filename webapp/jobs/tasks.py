@@ -6,16 +6,19 @@ number fences every write, so a redelivered message never mixes two runs' events
 
 import logging
 import socket
+import threading
 import time
 
-from asgiref.sync import async_to_sync
 from celery import shared_task
-from channels.layers import get_channel_layer
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Max
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from webapp.jobs import broadcast
 from webapp.jobs.models import Job, JobEvent, JobStatus
 
 log = logging.getLogger(__name__)
@@ -30,39 +33,146 @@ class StaleAttempt(Exception):
     """Another attempt owns the job now: this one must stop writing."""
 
 
-class JobReporter:
-    """Trainer events → database (first) → the job's channel group; also the heartbeat."""
+class Lease(threading.Thread):
+    """Renews a running job's heartbeat and GPU time while the attempt lives, even when the
+    trainer is silent for minutes (loading data); notices when another attempt took over."""
 
-    def __init__(self, job_id: int, attempt: int):
+    def __init__(self, job_id: int, attempt: int, base_seconds: float):
+        super().__init__(name=f"lease-{job_id}", daemon=True)
+        self.job_id, self.attempt, self.base_seconds = job_id, attempt, base_seconds
+        self.started = time.monotonic()
+        self.stop = threading.Event()
+        self.lost = False
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def renew(self) -> bool:
+        return bool(
+            Job.objects.filter(
+                pk=self.job_id, attempts=self.attempt, status=JobStatus.RUNNING
+            ).update(heartbeat_at=timezone.now(), gpu_seconds=self.base_seconds + self.elapsed())
+        )
+
+    def run(self) -> None:
+        try:
+            while not self.stop.wait(settings.JOB_HEARTBEAT_INTERVAL):
+                try:
+                    if not self.renew():
+                        self.lost = True
+                        return
+                except DatabaseError:  # the database is away for a moment: try again later
+                    log.warning("job %s: heartbeat failed", self.job_id, exc_info=True)
+        finally:
+            connection.close()  # this thread's own connection
+
+
+def progress_of(event: dict, epochs: int, folds: int, fold: int) -> float | None:
+    """How far a job is (0 … 1) after a trainer event, counting k folds as k runs."""
+    data = event.get("data", {})
+    kind = event.get("kind")
+    if kind == "batch" and data.get("steps"):
+        done = data["epoch"] - 1 + data["step"] / data["steps"]
+    elif kind == "epoch":
+        done = data["epoch"]
+    elif kind == "finished":
+        return 1.0
+    else:
+        return None
+    return min(1.0, (fold * epochs + done) / max(1, epochs * folds))
+
+
+def metrics_after(event: dict, metrics: dict) -> dict | None:
+    """The dashboard figures after an epoch or the end; None when the event changes none."""
+    data = event.get("data", {})
+    kind = event.get("kind")
+    if kind == "epoch":
+        updated = {**metrics, **{k: data.get(k) for k in EPOCH_FIGURES}}
+        if data.get("val_acc") is not None:
+            updated["best_val_acc"] = max(data["val_acc"], metrics.get("best_val_acc") or 0.0)
+        return updated
+    if kind == "finished":
+        updated = dict(metrics)
+        test, val, kfold = data.get("test"), data.get("val"), data.get("kfold")
+        if test:
+            updated["test_accuracy"] = test["accuracy"]
+            updated["test_loss"] = test["loss"]
+        if val:
+            updated["val_accuracy"] = val["accuracy"]
+            updated["val_loss"] = val["loss"]
+        if kfold:
+            updated["kfold_mean"] = kfold["mean_accuracy"]
+            updated["kfold_std"] = kfold["std_accuracy"]
+        return updated
+    return None
+
+
+EPOCH_FIGURES = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "fold")
+
+
+class JobReporter:
+    """Trainer events → database (first) → the job's channel group; also the heartbeat.
+
+    Batch events are thinned to one per JOB_BATCH_EVENT_SECONDS before they are stored; what
+    is not stored is not sent either, so a replay shows exactly what the live page showed.
+    """
+
+    def __init__(self, job_id: int, attempt: int, *, epochs: int = 1, folds: int = 1, lease=None):
         self.job_id = job_id
         self.attempt = attempt
-        self.layer = get_channel_layer()
+        self.epochs, self.folds, self.fold = epochs, max(1, folds), 0
+        self.lease = lease
         self.last_cancel_check = 0.0
+        self.last_batch = -1e9
         self.cancel_requested = False
         self.last_event: dict | None = None
 
     def __call__(self, event: dict) -> None:
         self.last_event = event
+        if self.lease is not None and self.lease.lost:
+            raise StaleAttempt
+        kind = event["kind"]
+        if kind == "batch":
+            now = time.monotonic()
+            if now - self.last_batch < settings.JOB_BATCH_EVENT_SECONDS:
+                return
+            self.last_batch = now
+        data = event.get("data", {})
+        if kind == "started":
+            self.fold = int(data.get("fold") or 0)
         with transaction.atomic():
-            owned = Job.objects.select_for_update().filter(
-                pk=self.job_id, attempts=self.attempt, status=JobStatus.RUNNING
+            job = (
+                Job.objects.select_for_update()
+                .filter(pk=self.job_id, attempts=self.attempt, status=JobStatus.RUNNING)
+                .only("pk", "metrics", "progress", "course_id", "owner_id", "status")
+                .first()
             )
-            if not owned.update(heartbeat_at=timezone.now()):
+            if job is None:
                 raise StaleAttempt
+            fields = {"heartbeat_at": timezone.now()}
+            progress = progress_of(event, self.epochs, self.folds, self.fold)
+            if progress is not None:
+                fields["progress"] = job.progress = progress
+            metrics = metrics_after(event, job.metrics or {})
+            if metrics is not None:
+                fields["metrics"] = job.metrics = metrics
+            if self.lease is not None:
+                fields["gpu_seconds"] = self.lease.base_seconds + self.lease.elapsed()
+            Job.objects.filter(pk=self.job_id).update(**fields)
             last = JobEvent.objects.filter(job_id=self.job_id).aggregate(n=Max("number"))["n"]
             stored = JobEvent.objects.create(
                 job_id=self.job_id,
                 number=(last or 0) + 1,
                 attempt=self.attempt,
                 seq=event.get("seq", 0),
-                kind=event["kind"],
-                data=event.get("data", {}),
+                kind=kind,
+                data=data,
             )
-        message = stored.as_message()
-        if self.layer is not None:
-            async_to_sync(self.layer.group_send)(
-                job_group(self.job_id), {"type": "job.event", "event": message}
-            )
+            if kind in ("started", "epoch"):
+                broadcast.job_changed(job)
+        broadcast.send_now(
+            job_group(self.job_id), {"type": "job.event", "event": stored.as_message()}
+        )
 
     def cancelled(self) -> bool:
         """Checked between batches; asks the database at most every two seconds."""
@@ -94,16 +204,33 @@ def build_spec(job: Job) -> dict:
                 "id": item.pk,
             }
         )
+    spec = dict(job.spec)
+    source = (spec.get("transfer") or {}).get("source", "")
+    if isinstance(source, str) and source.startswith("job:"):  # checked when it was submitted
+        spec["transfer"] = {
+            **spec["transfer"],
+            "source": default_storage.path(f"jobs/{int(source[4:])}/model.safetensors"),
+        }
     data = {
         "classes": [c.name for c in categories],
         "items": items,
         "version": f"{dataset.pk}:{job.dataset_version}",
     }
-    return {**job.spec, "data": data}
+    return {**spec, "data": data}
 
 
-def _finish(job_id: int, attempt: int, **fields) -> None:
-    Job.objects.filter(pk=job_id, attempts=attempt).update(finished_at=timezone.now(), **fields)
+def _finish(job_id: int, attempt: int, lease: Lease | None = None, **fields) -> None:
+    """Record the attempt's end (if it still owns the job), tell the watchers, start the next."""
+    if lease is not None:
+        lease.stop.set()
+        fields["gpu_seconds"] = lease.base_seconds + lease.elapsed()
+    with transaction.atomic():
+        owned = Job.objects.filter(pk=job_id, attempts=attempt, status=JobStatus.RUNNING)
+        if owned.update(finished_at=timezone.now(), progress=1.0, **fields):
+            broadcast.job_changed(Job.objects.get(pk=job_id))
+    from webapp.jobs import scheduler  # the scheduler sends tasks from this module
+
+    scheduler.dispatch_jobs()
 
 
 @shared_task(name="jobs.train", acks_late=True)
@@ -121,8 +248,17 @@ def train(job_id: int) -> None:
         return  # cancelled while queued, or another worker has it
     job = Job.objects.select_related("dataset").get(pk=job_id)
     attempt = job.attempts
-    reporter = JobReporter(job_id, attempt)
-    started = time.monotonic()
+    broadcast.job_changed(job)
+    lease = Lease(job_id, attempt, job.gpu_seconds)
+    lease.start()
+    spec_fields = job.spec
+    reporter = JobReporter(
+        job_id,
+        attempt,
+        epochs=int(spec_fields.get("epochs", 5)),
+        folds=int(spec_fields.get("kfold") or 1),
+        lease=lease,
+    )
 
     from trainer import fit, loops  # torch is imported on workers only
     from trainer.spec import SpecError, load_spec
@@ -132,34 +268,35 @@ def train(job_id: int) -> None:
         spec = load_spec(build_spec(job))
         result = loops.run(spec, out_dir, reporter, cancel=reporter.cancelled, resume=attempt > 1)
     except StaleAttempt:
+        lease.stop.set()
         log.warning("job %s: attempt %s lost its lease; stopping", job_id, attempt)
         return
     except fit.Cancelled:
-        _finish(job_id, attempt, status=JobStatus.CANCELLED, gpu_seconds=time.monotonic() - started)
+        _finish(job_id, attempt, lease, status=JobStatus.CANCELLED)
         return
     except SpecError as exc:
-        _finish(job_id, attempt, status=JobStatus.FAILED, error=str(exc))
+        _finish(job_id, attempt, lease, status=JobStatus.FAILED, error=str(exc))
+        return
+    except SoftTimeLimitExceeded:
+        _finish(
+            job_id,
+            attempt,
+            lease,
+            status=JobStatus.FAILED,
+            error=_(
+                "The job ran past the time limit of the training workers and was stopped; its "
+                "last checkpoint is kept. Try fewer epochs or a smaller model."
+            ),
+        )
         return
     except Exception as exc:  # noqa: BLE001 - the failed event already says why, for the student
         last = reporter.last_event or {}
         reason = last.get("data", {}).get("reason") if last.get("kind") == "failed" else None
-        _finish(
-            job_id,
-            attempt,
-            status=JobStatus.FAILED,
-            error=reason or str(exc),
-            gpu_seconds=time.monotonic() - started,
-        )
+        _finish(job_id, attempt, lease, status=JobStatus.FAILED, error=reason or str(exc))
         if reason is None:
             log.exception("job %s failed", job_id)
         return
-    _finish(
-        job_id,
-        attempt,
-        status=JobStatus.SUCCEEDED,
-        result=result,
-        gpu_seconds=time.monotonic() - started,
-    )
+    _finish(job_id, attempt, lease, status=JobStatus.SUCCEEDED, result=result)
 
 
 @shared_task(name="jobs.reap")
