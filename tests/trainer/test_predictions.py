@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from trainer.events import ListReporter
@@ -28,14 +29,19 @@ def test_the_result_dict_leaves_the_predictions_out():
     assert "predictions" not in evaluation.to_dict()
 
 
-def test_a_run_writes_one_prediction_per_test_image_matching_the_confusion(small_digits, tmp_path):
+@pytest.mark.parametrize(
+    ("split", "name"), [("test", "TEST_PREDICTIONS"), ("val", "VAL_PREDICTIONS")]
+)
+def test_a_run_writes_one_prediction_per_image_matching_the_confusion(
+    small_digits, tmp_path, split, name
+):
     spec = load_spec({"data": small_digits, "model": "logistic", "input_size": 8, "epochs": 1})
     result = classification.run(spec, tmp_path, ListReporter())
-    rows = json.loads((tmp_path / classification.TEST_PREDICTIONS).read_text())
-    test_ids = [item["id"] for item in small_digits["items"] if item["split"] == "test"]
-    assert [row["id"] for row in rows] == test_ids
+    rows = json.loads((tmp_path / getattr(classification, name)).read_text())
+    ids = [item["id"] for item in small_digits["items"] if item["split"] == split]
+    assert [row["id"] for row in rows] == ids
     confusion = [[0] * 10 for _ in range(10)]
     for row in rows:
         confusion[row["true"]][row["predicted"]] += 1
         assert 0 < row["confidence"] <= 1
-    assert confusion == result["test"]["confusion"]
+    assert confusion == result[split]["confusion"]

@@ -17,7 +17,9 @@ from trainer.events import EventStream, Reporter
 from trainer.spec import JobSpec
 
 CHECKPOINT = "checkpoint.pt"
-TEST_PREDICTIONS = "predictions_test.json"  # one row per test image: what a confusion cell holds
+# One row per image of the final evaluation: what a confusion matrix's cell holds.
+TEST_PREDICTIONS = "predictions_test.json"
+VAL_PREDICTIONS = "predictions_val.json"
 
 
 def seed_everything(seed: int) -> None:
@@ -227,11 +229,12 @@ def _run_one(spec, p: fit.Prepared, out: Path, stream, cancel, *, resume=False, 
     result = {"test": test.to_dict() if test else None, "val": val.to_dict() if val else None}
     _write_artifacts(spec, p, full_model, out, result)
     write_predictions(out / TEST_PREDICTIONS, test.predictions if test else [])
+    write_predictions(out / VAL_PREDICTIONS, val.predictions if val else [])
     return result
 
 
 def write_predictions(path: Path, rows: list[dict]) -> None:
-    """The test split's per-image predictions as JSON, written atomically."""
+    """A split's per-image predictions as JSON, written atomically."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(rows, separators=(",", ":")), encoding="utf-8")
     os.replace(tmp, path)
