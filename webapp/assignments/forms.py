@@ -1,0 +1,100 @@
+"""The teacher's assignment form and the student's submit form."""
+
+from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+
+from webapp.assignments import actions
+from webapp.assignments.models import Assignment
+from webapp.datasets.models import Dataset, Status, Visibility
+from webapp.errors import Refused
+
+DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
+
+
+class DatasetChoice(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Dataset) -> str:
+        return f"{obj.name} (v{obj.head}, {obj.get_visibility_display()})"
+
+
+class AssignmentForm(forms.ModelForm):
+    dataset_version = forms.IntegerField(
+        label=_("Dataset version"),
+        min_value=1,
+        required=False,
+        help_text=_("Leave empty for the dataset's current version."),
+    )
+    deadline = forms.DateTimeField(
+        label=_("Deadline"),
+        input_formats=[DATETIME_LOCAL, "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=DATETIME_LOCAL),
+    )
+
+    class Meta:
+        model = Assignment
+        fields = actions.FIELDS
+        field_classes = {"dataset": DatasetChoice, "hidden_test": DatasetChoice}
+        labels = {
+            "title": _("Title"),
+            "description": _("Description"),
+            "dataset": _("Dataset handed out"),
+            "hidden_test": _("Hidden test set"),
+            "metric": _("Score by"),
+            "daily_limit": _("Submissions per student per day"),
+            "show_names": _("Show students' names on the leaderboard"),
+        }
+        help_texts = {
+            "description": _("Markdown: # headings, **bold**, lists, links, tables."),
+            "dataset": _("Students train on this dataset and submit runs trained on it."),
+            "hidden_test": _(
+                "Only teachers and TAs see its images; submissions are scored on all of them."
+            ),
+            "show_names": _(
+                "Off: each student sees the scores and ranks, and only their own name. "
+                "Teachers and TAs always see every name."
+            ),
+        }
+        widgets = {"description": forms.Textarea(attrs={"rows": 8})}
+
+    def __init__(self, *args, course, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.course = course
+        ready = Dataset.objects.filter(course=course, status=Status.READY, head__gt=0)
+        self.fields["dataset"].queryset = ready.filter(
+            visibility__in=actions.HANDOUT_VISIBILITIES, task="classification"
+        )
+        self.fields["hidden_test"].queryset = ready.filter(visibility=Visibility.HIDDEN_TEST)
+        self.fields["daily_limit"].min_value = 1
+        self.fields["daily_limit"].widget.attrs["min"] = 1
+        self.fields["deadline"].help_text = _(
+            "Submissions close at this moment (time zone: %(zone)s)."
+        ) % {"zone": settings.TIME_ZONE}
+
+    def clean(self):
+        data = super().clean()
+        dataset, hidden = data.get("dataset"), data.get("hidden_test")
+        if dataset is None or hidden is None:
+            return data
+        if not data.get("dataset_version"):
+            data["dataset_version"] = dataset.head
+        try:
+            actions.check_datasets(self.course, dataset, data["dataset_version"], hidden)
+        except Refused as exc:
+            self.add_error(exc.field, exc.message)
+        return data
+
+
+class SubmitForm(forms.Form):
+    job = forms.ModelChoiceField(queryset=None, label=_("Run to submit"), empty_label=None)
+
+    def __init__(self, *args, jobs, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["job"].queryset = jobs
+        self.fields["job"].label_from_instance = _job_label
+
+
+def _job_label(job) -> str:
+    model = job.spec.get("model") if isinstance(job.spec.get("model"), str) else "layers"
+    val = (job.result or {}).get("val") or {}
+    accuracy = f" · val {val['accuracy']:.3f}" if isinstance(val.get("accuracy"), float) else ""
+    return f"#{job.pk} · {model}{accuracy} · v{job.dataset_version}"

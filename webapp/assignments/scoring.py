@@ -1,0 +1,127 @@
+"""Scoring a submission: the job's saved model against the hidden test set, on a worker.
+
+The hidden set is read at the version frozen when the run was handed in, so a later edit of
+the test set never changes a score already given without the teacher asking for it.
+"""
+
+import logging
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db.models import Q
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from webapp.assignments import actions
+from webapp.assignments.models import Metric, Submission, SubmissionStatus
+from webapp.datasets import queries as dataset_queries
+
+log = logging.getLogger(__name__)
+
+
+def hidden_items(dataset, version: int) -> tuple[list[str], list[int], list[str]]:
+    """Image paths, labels (indices into the class names) and the class names of a version."""
+    categories = dataset_queries.categories_at(dataset, version)
+    position = {c.index: i for i, c in enumerate(categories)}
+    paths, labels = [], []
+    rows = dataset_queries.items_at(dataset, version).filter(category_index__isnull=False)
+    for item in rows.select_related("image").order_by("pk").iterator(chunk_size=2000):
+        if item.category_index in position:
+            paths.append(default_storage.path(item.image.file))
+            labels.append(position[item.category_index])
+    return paths, labels, [c.name for c in categories]
+
+
+def reason_of(exc: Exception) -> dict:
+    """What went wrong, as data: the page words it in the reader's language (`reason_text`)."""
+    from trainer import data, scoring
+
+    if isinstance(exc, scoring.ClassMismatch):
+        return {"code": "classes", "names": exc.missing[:10]}
+    if isinstance(exc, scoring.ModelUnavailable):
+        return {"code": "model", "detail": str(exc)[:300]}
+    if isinstance(exc, scoring.ScoringError | data.DataError):
+        # Storage paths mean nothing to a student; the file name after them is enough.
+        detail = str(exc).replace(f"{settings.MEDIA_ROOT}/", "")
+        return {"code": "data", "detail": detail[:300]}
+    return {"code": "internal"}
+
+
+def reason_text(reason: dict) -> str:
+    """Why a submission was not scored, written for the student, in the current language."""
+    code = reason.get("code")
+    if code == "classes":
+        names = ", ".join(f"“{name}”" for name in reason.get("names", []))
+        return _(
+            "Your model does not know the class(es) %(names)s of the hidden test set. Train on "
+            "the assignment's dataset without renaming or removing classes, then submit again."
+        ) % {"names": names}
+    if code == "model":
+        return _(
+            "The trained model of this run cannot be loaded (%(reason)s). Train the run again, "
+            "then submit the new one."
+        ) % {"reason": reason.get("detail", "")}
+    if code == "data":
+        return _(
+            "The hidden test set could not be read, so nothing was scored; tell your teacher. "
+            "(%(reason)s)"
+        ) % {"reason": reason.get("detail", "")}
+    return _(
+        "Scoring stopped on an internal error, which was logged; tell your teacher. "
+        "Submitting again does not count against today's limit."
+    )
+
+
+def error_text(submission: Submission) -> str:
+    """The stored reason in the reader's language (the error column keeps the site's one)."""
+    reason = (submission.details or {}).get("reason")
+    return reason_text(reason) if reason else submission.error
+
+
+def score_submission(submission_id: int) -> str:
+    """Claim, score and store one submission; returns its final status."""
+    # A redelivered message (the worker died while scoring) may claim a submission again:
+    # scoring is a pure function of the files, so doing it twice gives the same figures.
+    claimed = Submission.objects.filter(
+        Q(status=SubmissionStatus.QUEUED) | Q(status=SubmissionStatus.SCORING), pk=submission_id
+    ).update(status=SubmissionStatus.SCORING)
+    if not claimed:
+        return "gone"
+    submission = Submission.objects.select_related(
+        "assignment__hidden_test", "assignment__course", "job"
+    ).get(pk=submission_id)
+    assignment = submission.assignment
+    actions.send_to_course(
+        assignment.course_id,
+        {"kind": "assignment", "assignment": assignment.pk, "change": "scoring"},
+    )
+    from trainer import data, scoring  # torch only here
+
+    fields: dict = {"scored_at": timezone.now()}
+    try:
+        paths, labels, classes = hidden_items(assignment.hidden_test, submission.hidden_version)
+        figures = scoring.score_model(
+            default_storage.path(f"jobs/{submission.job_id}"), paths, labels, classes
+        )
+    except Exception as exc:  # noqa: BLE001 - the student gets a reason, the log the details
+        expected = isinstance(exc, scoring.ScoringError | data.DataError)
+        log.log(
+            logging.INFO if expected else logging.ERROR,
+            "submission %s not scored: %r",
+            submission_id,
+            exc,
+            exc_info=not expected,
+        )
+        reason = reason_of(exc)
+        with translation.override(settings.LANGUAGE_CODE):
+            error = reason_text(reason)
+        fields.update(status=SubmissionStatus.FAILED, error=error, details={"reason": reason})
+    else:
+        value = figures.macro_f1 if assignment.metric == Metric.MACRO_F1 else figures.accuracy
+        fields.update(status=SubmissionStatus.SCORED, score=value, details=figures.to_dict())
+    Submission.objects.filter(pk=submission_id).update(**fields)
+    actions.send_to_course(
+        assignment.course_id,
+        {"kind": "assignment", "assignment": assignment.pk, "change": fields["status"]},
+    )
+    return fields["status"]

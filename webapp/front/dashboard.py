@@ -1,0 +1,153 @@
+"""The class dashboard: every student × their runs, who is training now, the queue; live.
+
+A fixed number of queries whatever the class size: one aggregate over the class's jobs grouped
+by student, one over the scored submissions, and the running and waiting jobs.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, FloatField, Max, Q, Sum
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, Coalesce
+from django.http import Http404
+from django.shortcuts import render
+from django.urls import NoReverseMatch, reverse
+
+from webapp.accounts import permissions
+from webapp.accounts.models import Course, Membership, Role, User
+from webapp.assignments import queries as assignment_queries
+from webapp.jobs.models import Job, JobStatus
+
+SCORE_COLUMNS = 3  # the latest assignments get a column each; the rest are one click away
+QUEUE_SHOWN = 15
+
+
+def _float(path: str):
+    return Cast(KT(path), FloatField())
+
+
+# The best validation accuracy a run reached, from the figures the trainer reported: the running
+# best, else the latest epoch's, else the final result's.
+BEST_VAL = Coalesce(
+    _float("metrics__best_val_acc"), _float("metrics__val_acc"), _float("result__val__accuracy")
+)
+
+
+@dataclass
+class StudentRow:
+    student: User
+    runs: dict = field(default_factory=dict)  # status → count
+    total: int = 0
+    best_val: float | None = None
+    gpu_minutes: float = 0.0
+    quota_used: float = 0.0  # 0 … 1 (capped) of the class's GPU minutes per student
+    last_run: datetime | None = None
+    scores: list = field(default_factory=list)  # best score per shown assignment, or None
+
+
+def _job_figures(course: Course) -> dict[int, dict]:
+    counts = {
+        status: Count("pk", filter=Q(status=status)) for status in JobStatus.values
+    }  # one column per status, in one pass over the class's jobs
+    rows = (
+        Job.objects.filter(course=course)
+        .order_by()
+        .values("owner")
+        .annotate(
+            total=Count("pk"),
+            gpu=Sum("gpu_seconds"),
+            best_val=Max(BEST_VAL),
+            last=Max("created_at"),
+            **counts,
+        )
+    )
+    return {row["owner"]: row for row in rows}
+
+
+def dashboard_context(course: Course) -> dict:
+    """Everything the dashboard shows, in a fixed number of queries."""
+    students = (
+        Membership.objects.active()
+        .filter(course=course, role=Role.STUDENT)
+        .select_related("user")
+        .order_by("user__username")
+    )
+    figures = _job_figures(course)
+    assignments = list(course.assignments.order_by("-deadline", "-pk")[:SCORE_COLUMNS])
+    best = assignment_queries.best_scores(course.pk, [a.pk for a in assignments])
+    quota = course.gpu_minutes_per_student
+    rows = []
+    for membership in students:
+        row = figures.get(membership.user_id, {})
+        minutes = (row.get("gpu") or 0.0) / 60
+        rows.append(
+            StudentRow(
+                student=membership.user,
+                runs={status: row.get(status, 0) for status in JobStatus.values},
+                total=row.get("total", 0),
+                best_val=row.get("best_val"),
+                gpu_minutes=minutes,
+                quota_used=min(1.0, minutes / quota) if quota else 0.0,
+                last_run=row.get("last"),
+                scores=[best.get((membership.user_id, a.pk)) for a in assignments],
+            )
+        )
+    running = list(
+        Job.objects.filter(course=course, status=JobStatus.RUNNING)
+        .select_related("owner")
+        .order_by("started_at", "pk")
+    )
+    waiting = Job.objects.filter(course=course, status=JobStatus.QUEUED)
+    shown = list(
+        waiting.select_related("owner").order_by("-priority", "created_at", "pk")[:QUEUE_SHOWN]
+    )
+    for job in running + shown:
+        job.model_name = _model_name(job)
+    return {
+        "course": course,
+        "rows": rows,
+        "assignments": assignments,
+        "running": running,
+        "waiting": list(
+            waiting.select_related("owner").order_by("-priority", "created_at", "pk")[:QUEUE_SHOWN]
+        ),
+        "waiting_count": waiting.count(),
+        "quota": quota,
+        "queue_url": _queue_url(course),
+        "gpu_minutes_total": sum(r.gpu_minutes for r in rows),
+    }
+
+
+def _model_name(job: Job) -> str:
+    model = job.spec.get("model")
+    return model if isinstance(model, str) else "layers"
+
+
+def _queue_url(course: Course) -> str | None:
+    """The teacher's queue page, once the jobs app has one."""
+    try:
+        return reverse("course_queue", args=[course.pk])
+    except NoReverseMatch:
+        return None
+
+
+def _course(request, course_id: int) -> Course:
+    course = Course.objects.filter(pk=course_id).first()
+    if course is None or not permissions.can_view_dashboard(request.user, course):
+        raise Http404  # students (and everyone outside) never learn it exists
+    return course
+
+
+@login_required
+def course_dashboard(request, course_id: int):
+    course = _course(request, course_id)
+    return render(request, "front/dashboard.html", dashboard_context(course))
+
+
+@login_required
+def dashboard_live(request, course_id: int):
+    """The part of the dashboard the page refreshes when a job or a submission changes."""
+    course = _course(request, course_id)
+    return render(request, "front/_dashboard_live.html", dashboard_context(course))
