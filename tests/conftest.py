@@ -117,9 +117,9 @@ def celery_worker_process(django_db_setup, django_db_blocker):
 
     live.require_redis()
     with django_db_blocker.unblock():
-        proc = live.start_worker(live.ROOT / "test-artifacts" / "logs" / "celery-worker.log")
-    yield proc
-    live.stop(proc)
+        worker = live.Worker(live.ROOT / "test-artifacts" / "logs" / "celery-worker.log")
+    yield worker
+    worker.stop()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,6 +1,8 @@
 """Real processes for integration and browser tests: a Celery worker and daphne on the test DB."""
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -41,9 +43,8 @@ test_database_url.__test__ = False  # a helper, not a test
 def child_env(**extra: str) -> dict[str, str]:
     """The environment of a server started by a test: the run command's, on the test database."""
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
-    env.update(
-        DATABASE_URL=test_database_url(), REDIS_URL=require_redis(), PYTHONUNBUFFERED="1", **extra
-    )
+    env.update(DATABASE_URL=test_database_url(), REDIS_URL=require_redis(), PYTHONUNBUFFERED="1")
+    env.update(extra)
     launcher.embedded_defaults(env, Path(settings.DATA_DIR))
     return env
 
@@ -67,22 +68,51 @@ def stop(proc: subprocess.Popen) -> None:
     launcher.stop(proc, " ".join(map(str, proc.args[:3])), grace=15)
 
 
-def start_worker(log: Path) -> subprocess.Popen:
-    name = f"test-{os.getpid()}@%h"
+def start_worker(log: Path, name: str = "", **extra_env: str) -> subprocess.Popen:
+    """A Celery worker as the run command starts it; returns once it answers a ping."""
+    name = name or f"test-{os.getpid()}"
     command = launcher.worker_command(
-        name, "--without-mingle", "--without-gossip", schedule=log.parent / "celerybeat-schedule"
+        f"{name}@%h",
+        "--without-mingle",
+        "--without-gossip",
+        schedule=log.parent / f"celerybeat-schedule-{name}",
     )
-    proc = start(command, log)
+    proc = start(command, log, **extra_env)
     from webapp.celery import app
 
+    node = f"{name}@{socket.gethostname()}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"celery worker exited: see {log}")
-        if app.control.ping(timeout=0.5):
+        if "REDIS_URL" in extra_env:  # a broker of its own: its log says when it listens
+            if f"{node} ready." in log.read_text(errors="replace"):
+                return proc
+            time.sleep(0.2)
+        elif app.control.ping(destination=[node], timeout=0.5):
             return proc
     stop(proc)
     raise RuntimeError(f"celery worker did not answer within 60 s: see {log}")
+
+
+class Worker:
+    """The session's worker process, which a test may kill and start again."""
+
+    def __init__(self, log: Path):
+        self.log = log
+        self.proc = start_worker(log)
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool processes at once, as a crash or a lost server would."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        stop(self.proc)
+        self.proc = start_worker(self.log.with_suffix(".restarted.log"))
+
+    def stop(self) -> None:
+        stop(self.proc)
 
 
 def start_daphne(log: Path) -> tuple[subprocess.Popen, str]:

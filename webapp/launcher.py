@@ -56,10 +56,12 @@ def redis_server_binary() -> str:
     )
 
 
-def start_redis(data_dir: Path, persist: bool) -> tuple[subprocess.Popen, str]:
-    """Start a private Redis on a free loopback port and wait until it answers."""
+def start_redis(
+    data_dir: Path, persist: bool, port: int | None = None
+) -> tuple[subprocess.Popen, str]:
+    """Start a private Redis on a free loopback port (or this one) and wait until it answers."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     args = [
         redis_server_binary(),
         "--port",

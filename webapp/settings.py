@@ -84,7 +84,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not :memory:, so that the test suite's live servers and workers share it; named
     # by process so that two test runs in one checkout never share one.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-db-{os.getpid()}.sqlite3")}
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20}
+    # The web server, the worker and its lease threads write at once. A deferred transaction
+    # that reads and then writes can deadlock with another writer ("database is locked" at
+    # once); IMMEDIATE takes the write lock at BEGIN and waits its turn instead. WAL lets pages
+    # read while a worker writes.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
 
 AUTH_USER_MODEL = "accounts.User"
 AUTH_PASSWORD_VALIDATORS = [
