@@ -14,6 +14,7 @@ from django.db.models.functions import Cast, Coalesce
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 
 from webapp.accounts import permissions
 from webapp.accounts.models import Course, Membership, Role, User
@@ -21,7 +22,7 @@ from webapp.assignments import queries as assignment_queries
 from webapp.jobs.models import Job, JobStatus
 
 SCORE_COLUMNS = 3  # the latest assignments get a column each; the rest are one click away
-QUEUE_SHOWN = 15
+LISTED = 15  # running and waiting jobs listed; the queue page has them all
 
 
 def _float(path: str):
@@ -37,14 +38,20 @@ BEST_VAL = Coalesce(
 
 @dataclass
 class StudentRow:
+    """One student's line; figures come formatted, so 200 rows render in a few milliseconds."""
+
     student: User
+    name: str
     runs: dict = field(default_factory=dict)  # status → count
     total: int = 0
     best_val: float | None = None
+    best_val_text: str = ""
     gpu_minutes: float = 0.0
-    quota_used: float = 0.0  # 0 … 1 (capped) of the class's GPU minutes per student
-    last_run: datetime | None = None
+    gpu_text: str = "0.0"
+    quota_percent: int = 0  # of the class's GPU minutes per student, capped at 100
+    last_run_text: str = ""
     scores: list = field(default_factory=list)  # best score per shown assignment, or None
+    score_texts: list = field(default_factory=list)
 
 
 def _job_figures(course: Course) -> dict[int, dict]:
@@ -66,8 +73,19 @@ def _job_figures(course: Course) -> dict[int, dict]:
     return {row["owner"]: row for row in rows}
 
 
-def dashboard_context(course: Course) -> dict:
-    """Everything the dashboard shows, in a fixed number of queries."""
+def _figure(value: float | None, digits: int = 3) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    local = timezone.localtime(moment)
+    return f"{local.month}/{local.day} {local:%H:%M}"
+
+
+def student_rows(course: Course, assignments: list) -> list[StudentRow]:
+    """Every active student of the class with the figures of their runs and best scores."""
     students = (
         Membership.objects.active()
         .filter(course=course, role=Role.STUDENT)
@@ -75,34 +93,41 @@ def dashboard_context(course: Course) -> dict:
         .order_by("user__username")
     )
     figures = _job_figures(course)
-    assignments = list(course.assignments.order_by("-deadline", "-pk")[:SCORE_COLUMNS])
     best = assignment_queries.best_scores(course.pk, [a.pk for a in assignments])
     quota = course.gpu_minutes_per_student
     rows = []
     for membership in students:
-        row = figures.get(membership.user_id, {})
+        user, row = membership.user, figures.get(membership.user_id, {})
         minutes = (row.get("gpu") or 0.0) / 60
+        scores = [best.get((user.pk, a.pk)) for a in assignments]
         rows.append(
             StudentRow(
-                student=membership.user,
+                student=user,
+                name=user.label(),
                 runs={status: row.get(status, 0) for status in JobStatus.values},
                 total=row.get("total", 0),
                 best_val=row.get("best_val"),
+                best_val_text=_figure(row.get("best_val")),
                 gpu_minutes=minutes,
-                quota_used=min(1.0, minutes / quota) if quota else 0.0,
-                last_run=row.get("last"),
-                scores=[best.get((membership.user_id, a.pk)) for a in assignments],
+                gpu_text=f"{minutes:.1f}",
+                quota_percent=min(100, round(100 * minutes / quota)) if quota else 0,
+                last_run_text=_when(row.get("last")),
+                scores=scores,
+                score_texts=[_figure(score) for score in scores],
             )
         )
-    running = list(
-        Job.objects.filter(course=course, status=JobStatus.RUNNING)
-        .select_related("owner")
-        .order_by("started_at", "pk")
-    )
-    waiting = Job.objects.filter(course=course, status=JobStatus.QUEUED)
-    shown = list(
-        waiting.select_related("owner").order_by("-priority", "created_at", "pk")[:QUEUE_SHOWN]
-    )
+    return rows
+
+
+def dashboard_context(course: Course) -> dict:
+    """Everything the dashboard shows, in a fixed number of queries."""
+    assignments = list(course.assignments.order_by("-deadline", "-pk")[:SCORE_COLUMNS])
+    rows = student_rows(course, assignments)
+    # Results (confusion matrices, misclassified lists) are big and not shown here.
+    jobs = Job.objects.filter(course=course).select_related("owner").defer("result")
+    running = list(jobs.filter(status=JobStatus.RUNNING).order_by("started_at", "pk")[:LISTED])
+    waiting = jobs.filter(status=JobStatus.QUEUED)
+    shown = list(waiting.order_by("-priority", "created_at", "pk")[:LISTED])
     for job in running + shown:
         job.model_name = _model_name(job)
     return {
@@ -110,13 +135,14 @@ def dashboard_context(course: Course) -> dict:
         "rows": rows,
         "assignments": assignments,
         "running": running,
-        "waiting": list(
-            waiting.select_related("owner").order_by("-priority", "created_at", "pk")[:QUEUE_SHOWN]
+        "running_count": (
+            len(running) if len(running) < LISTED else jobs.filter(status="running").count()
         ),
-        "waiting_count": waiting.count(),
-        "quota": quota,
+        "waiting": shown,
+        "waiting_count": len(shown) if len(shown) < LISTED else waiting.count(),
+        "quota": course.gpu_minutes_per_student,
         "queue_url": _queue_url(course),
-        "gpu_minutes_total": sum(r.gpu_minutes for r in rows),
+        "gpu_minutes_total": f"{sum(r.gpu_minutes for r in rows):.0f}",
     }
 
 

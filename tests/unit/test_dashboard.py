@@ -1,0 +1,184 @@
+"""The class dashboard: teachers and TAs only; every student × runs in a fixed number of queries."""
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from tests.conftest import PERSONAS, add_member
+from webapp.accounts.models import User
+from webapp.assignments.models import Assignment, Submission
+from webapp.datasets.models import Dataset
+from webapp.jobs.models import Job
+
+pytestmark = pytest.mark.django_db
+
+SEE = {
+    "anon": 302,
+    "alice": 404,  # students never, not even a hint that the page exists
+    "bob": 404,
+    "carol": 404,
+    "ta": 200,
+    "teacher": 200,
+    "other_teacher": 404,
+}
+
+
+def _dataset(world):
+    return Dataset.objects.create(
+        course=world.course,
+        owner=world.teacher,
+        name="digits",
+        task="classification",
+        visibility="handout",
+        status="ready",
+        head=1,
+    )
+
+
+def _job(world, owner, dataset, status="succeeded", **fields):
+    return Job(
+        course=world.course,
+        owner=owner,
+        dataset=dataset,
+        dataset_version=1,
+        spec={"model": "simple_cnn", "epochs": 4},
+        status=status,
+        **fields,
+    )
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_who_opens_the_dashboard(world, persona):
+    for url in (
+        f"/courses/{world.course.pk}/dashboard/",
+        f"/courses/{world.course.pk}/dashboard/live/",
+    ):
+        assert world.client(persona).get(url).status_code == SEE[persona], url
+
+
+def test_the_class_page_links_the_dashboard_for_staff_only(world):
+    url = f"/courses/{world.course.pk}/"
+    assert "dashboard-link" in world.client("ta").get(url).content.decode()
+    student = world.client("alice").get(url).content.decode()
+    assert "dashboard-link" not in student and "assignments-link" in student
+
+
+def test_each_student_row_sums_up_their_runs(world):
+    dataset = _dataset(world)
+    Job.objects.bulk_create(
+        [
+            _job(world, world.alice, dataset, metrics={"best_val_acc": 0.71}, gpu_seconds=90),
+            _job(world, world.alice, dataset, result={"val": {"accuracy": 0.83}}, gpu_seconds=30),
+            _job(world, world.alice, dataset, "failed", gpu_seconds=60),
+            _job(
+                world,
+                world.alice,
+                dataset,
+                "running",
+                progress=0.5,
+                metrics={"epoch": 2, "val_acc": 0.5},
+                started_at=timezone.now(),
+            ),
+            _job(world, world.bob, dataset, "queued"),
+            _job(world, world.teacher, dataset, "queued"),  # staff runs are not a student row
+        ]
+    )
+    world.course.gpu_minutes_per_student = 10
+    world.course.save()
+    assignment = Assignment.objects.create(
+        course=world.course,
+        created_by=world.teacher,
+        title="Digits",
+        dataset=dataset,
+        dataset_version=1,
+        hidden_test=dataset,
+        deadline=timezone.now() + timedelta(days=1),
+    )
+    Submission.objects.create(
+        assignment=assignment,
+        student=world.alice,
+        job=Job.objects.filter(owner=world.alice).first(),
+        hidden_version=1,
+        status="scored",
+        score=0.875,
+    )
+    response = world.client("teacher").get(f"/courses/{world.course.pk}/dashboard/")
+    rows = response.context["rows"]
+    assert [row.student.username for row in rows] == ["alice", "bob"]
+    alice, bob = rows
+    assert alice.runs == {
+        "queued": 0,
+        "running": 1,
+        "succeeded": 2,
+        "failed": 1,
+        "cancelled": 0,
+    }
+    assert alice.best_val == pytest.approx(0.83) and alice.gpu_minutes == pytest.approx(3.0)
+    assert alice.quota_percent == 30 and alice.scores == [0.875]
+    assert bob.total == 1 and bob.best_val is None and bob.scores == [None]
+    html = response.content.decode()
+    assert "0.830" in html and "0.875" in html and "epoch 2/4" in html
+    assert response.context["waiting_count"] == 2 and len(response.context["running"]) == 1
+
+
+def _crowd(world, students: int, jobs_each: int) -> None:
+    users = User.objects.bulk_create(
+        [User(username=f"s{n:03d}", display_name=f"学生 {n}") for n in range(students)]
+    )
+    for user in users:
+        add_member(world.course, user)
+    dataset = _dataset(world)
+    statuses = ["succeeded", "failed", "queued", "running", "cancelled"]
+    Job.objects.bulk_create(
+        [
+            _job(
+                world,
+                user,
+                dataset,
+                statuses[n % len(statuses)],
+                metrics={"best_val_acc": (n % 10) / 10, "epoch": 1},
+                gpu_seconds=n * 7.0,
+            )
+            for user in users
+            for n in range(jobs_each)
+        ]
+    )
+
+
+def test_the_dashboard_needs_the_same_queries_for_5_or_40_students(
+    world, django_assert_max_num_queries
+):
+    client = world.client("teacher")
+    url = f"/courses/{world.course.pk}/dashboard/"
+    _crowd(world, 5, 3)
+    with django_assert_max_num_queries(14):
+        assert client.get(url).status_code == 200
+    _crowd_more = [User.objects.create(username=f"late{n}") for n in range(35)]
+    for user in _crowd_more:
+        add_member(world.course, user)
+    with django_assert_max_num_queries(14):
+        response = client.get(url)
+    assert len(response.context["rows"]) == 42
+    with django_assert_max_num_queries(14):
+        assert client.get(f"/courses/{world.course.pk}/dashboard/live/").status_code == 200
+
+
+def test_dashboard_answers_quickly_with_200_students_and_2000_runs(world):
+    _crowd(world, 200, 10)
+    client = Client()
+    client.force_login(world.teacher)
+    url = f"/courses/{world.course.pk}/dashboard/"
+    client.get(url)  # warm: templates compiled, role cached per request anyway
+    timings = []
+    for _ in range(5):
+        start = time.perf_counter()
+        response = client.get(url)
+        timings.append(time.perf_counter() - start)
+        assert response.status_code == 200
+    assert len(response.context["rows"]) == 202
+    best = min(timings)
+    print(f"dashboard, 200 students × 10 jobs: best {best * 1000:.0f} ms of {timings}")
+    assert best < 0.2
