@@ -1,17 +1,31 @@
 // A job's live page: /ws/jobs/<id>/?after=N replays stored events, then streams live ones.
-// Events carry a number; the page keeps the last one, so a reconnect asks only for what it
-// missed, and an event seen twice is dropped. Curves are drawn as SVG polylines.
+// Events carry a job-wide `seq`; the page keeps the last one, so a reconnect asks only for what
+// it missed, and an event seen twice is dropped. While the job waits, the page polls the API for
+// its queue position; once it has succeeded, the result partial is loaded below the curves.
+import { legend, lineChart } from "./curves.js";
+
 const script = document.querySelector("script[data-job]");
 const jobId = script.dataset.job;
+const page = document.getElementById("job-page");
+const say = page.dataset;
 const FORBIDDEN = 4403;
-const svg = document.getElementById("curves");
-const log = document.getElementById("log");
+const TRAIN = "#0072b2";
+const VAL = "#d55e00";
 const words = JSON.parse(document.getElementById("live-text").textContent);
 const fill = (template, values) =>
   template.replace(/%\((\w+)\)s/g, (_, key) => values[key]).replace(/%%/g, "%");
+const percent = (v) => (v == null ? "—" : `${(100 * v).toFixed(1)}%`);
+const epochsPerFold = Number(say.epochs) || 1;
+const folds = Math.max(1, Number(say.folds) || 1);
+
 let last = 0;
 let delay = 1000;
-const epochs = [];
+let state = say.status;
+let resultsAsked = false;
+let fold = 0;
+let run = null; // {time, progress} when the current attempt started: the base of the ETA
+const epochs = new Map(); // "fold:epoch" → epoch event (a resumed attempt replaces its epochs)
+const batchLoss = [];
 
 function text(id, value) {
   const element = document.getElementById(id);
@@ -19,37 +33,63 @@ function text(id, value) {
 }
 
 function status(value) {
+  state = value;
   const badge = document.getElementById("job-status");
   badge.className = `badge job-${value}`;
   badge.textContent = badge.dataset[value] || value;
   const cancel = document.getElementById("cancel-form");
   if (cancel && value !== "running" && value !== "queued") cancel.remove();
+  document.getElementById("queue-card").hidden = value !== "queued";
+  if (value !== "running") text("eta", "—");
 }
 
-function line(points, color, dashed) {
-  if (points.length < 1) return "";
-  const d = points.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(" ");
-  return `<polyline fill="none" stroke="${color}" stroke-width="2" ${dashed ? 'stroke-dasharray="5 4"' : ""} points="${d}"/>`;
+function drawEpochs() {
+  const rows = [...epochs.values()].filter((e) => (e.fold || 0) === fold);
+  const series = (key, name, color, dash) => ({
+    label: name, color, dash, points: rows.map((e) => [e.epoch, e[key]]),
+  });
+  const common = { xLabel: say.epochAxis, empty: say.noData };
+  const acc = [series("train_acc", say.train, TRAIN, false), series("val_acc", say.val, VAL, false)];
+  lineChart(document.getElementById("curves"), acc, { ...common, percent: true, yLabel: say.accAxis });
+  const loss = [series("train_loss", say.train, TRAIN, true), series("val_loss", say.val, VAL, true)];
+  lineChart(document.getElementById("loss-curves"), loss, { ...common, yLabel: say.lossAxis });
+  legend(document.getElementById("curves-legend"), acc);
+  legend(document.getElementById("loss-legend"), loss);
+  const best = Math.max(...[...epochs.values()].map((e) => e.val_acc ?? -1));
+  if (best >= 0) text("best-val", percent(best));
 }
 
-function draw() {
-  const n = Math.max(epochs.length, 2);
-  const x = (i) => 40 + (i * 540) / (n - 1);
-  const maxLoss = Math.max(...epochs.map((e) => Math.max(e.train_loss || 0, e.val_loss || 0)), 1e-6);
-  const acc = (v) => 230 - v * 210;
-  const loss = (v) => 230 - (v / maxLoss) * 210;
-  const pick = (key, scale) => epochs.map((e, i) => (e[key] == null ? null : [x(i), scale(e[key])])).filter(Boolean);
-  svg.innerHTML =
-    `<line x1="40" y1="230" x2="580" y2="230" stroke="#ccc"/><line x1="40" y1="20" x2="40" y2="230" stroke="#ccc"/>` +
-    `<text x="4" y="24" font-size="11" fill="#777">100%</text><text x="14" y="234" font-size="11" fill="#777">0</text>` +
-    line(pick("train_acc", acc), "#2f5bd3", false) + line(pick("val_acc", acc), "#e6194b", false) +
-    line(pick("train_loss", loss), "#2f5bd3", true) + line(pick("val_loss", loss), "#e6194b", true);
+function drawBatches() {
+  lineChart(
+    document.getElementById("batch-curves"),
+    [{ label: say.batchLoss, color: TRAIN, thin: true, points: batchLoss }],
+    { xLabel: say.stepAxis, yLabel: say.lossAxis, empty: say.noData, minX: 0 },
+  );
+}
+
+function duration(seconds) {
+  return seconds >= 90
+    ? fill(say.minutes, { n: Math.round(seconds / 60) })
+    : fill(say.seconds, { n: Math.max(1, Math.round(seconds)) });
+}
+
+function progress(value, time) {
+  const bar = document.getElementById("progress-bar");
+  bar.value = Math.min(1, value);
+  text("progress-pct", `${Math.floor(100 * Math.min(1, value))}%`);
+  if (run && time && value > run.progress && state === "running") {
+    const elapsed = (Date.parse(time) - run.time) / 1000;
+    const left = (elapsed * (1 - value)) / (value - run.progress);
+    if (elapsed > 2 && Number.isFinite(left)) text("eta", fill(say.eta, { time: duration(left) }));
+  }
 }
 
 function note(message) {
   const item = document.createElement("li");
   item.textContent = message;
+  const log = document.getElementById("log");
   log.append(item);
+  log.scrollTop = log.scrollHeight;
 }
 
 function handle(event) {
@@ -58,25 +98,73 @@ function handle(event) {
   const data = event;
   if (event.type === "started") {
     status("running");
+    fold = data.fold || 0;
+    const done = (fold * epochsPerFold + (data.resumed_from || 0)) / (folds * epochsPerFold);
+    run = { time: Date.parse(event.time), progress: done };
+    if (fold > 0) batchLoss.length = 0;
     note(fill(words.started, { parameters: data.parameters, device: data.device }));
+    if (folds > 1) note(fill(say.fold, { n: fold }));
+    drawEpochs();
   } else if (event.type === "batch") {
+    const step = (data.epoch - 1) * data.steps + data.step;
+    while (batchLoss.length && batchLoss[batchLoss.length - 1][0] >= step) batchLoss.pop(); // a resume
+    batchLoss.push([step, data.loss]);
+    drawBatches();
     text("progress", fill(words.progress, data));
-    text("speed", `${Math.round(data.images_per_s)} img/s`);
+    if (data.images_per_s) text("speed", `${Math.round(data.images_per_s)} img/s`);
+    const done = fold * epochsPerFold + data.epoch - 1 + data.step / data.steps;
+    progress(done / (folds * epochsPerFold), event.time);
   } else if (event.type === "epoch") {
-    epochs.push(data);
-    draw();
-    const percent = (v) => (v == null ? "—" : (100 * v).toFixed(1));
-    note(fill(words.epoch, { epoch: data.epoch, train: percent(data.train_acc), val: percent(data.val_acc) }));
+    epochs.set(`${data.fold || 0}:${data.epoch}`, data);
+    drawEpochs();
+    if (data.images_per_s) text("speed", `${Math.round(data.images_per_s)} img/s`);
+    progress(((data.fold || 0) * epochsPerFold + data.epoch) / (folds * epochsPerFold), event.time);
+    note(fill(words.epoch, { epoch: data.epoch, train: (100 * data.train_acc).toFixed(1), val: data.val_acc == null ? "—" : (100 * data.val_acc).toFixed(1) }));
   } else if (event.type === "finished") {
     status("succeeded");
-    if (data.test) text("test-acc", data.test.accuracy.toFixed(4));
+    progress(1);
+    if (data.test) text("test-acc", percent(data.test.accuracy));
+    else if (data.kfold) text("test-acc", percent(data.kfold.mean_accuracy));
     note(words.finished);
+    loadResults();
   } else if (event.type === "failed") {
     status(data.cancelled ? "cancelled" : "failed");
     note(data.reason);
   } else if (event.type === "log") {
     note(data.message);
   }
+}
+
+async function api() {
+  const response = await fetch(say.apiUrl, { headers: { Accept: "application/json" } });
+  return response.ok ? response.json() : null;
+}
+
+// The trainer reports "finished" a moment before the worker marks the job succeeded.
+async function loadResults() {
+  if (resultsAsked) return;
+  resultsAsked = true;
+  for (let tries = 0; tries < 60; tries += 1) {
+    const job = await api().catch(() => null);
+    if (job && job.status === "succeeded") break;
+    if (job && job.status !== "running") return;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  await window.htmx.ajax("GET", say.resultUrl, { target: "#results", swap: "innerHTML" });
+}
+
+async function pollQueue() {
+  if (state !== "queued") return;
+  const job = await api().catch(() => null);
+  if (job && job.status === "queued") {
+    text("queue-position", job.queue_position == null ? say.queueNext : fill(say.queuePosition, { n: job.queue_position }));
+    const start = job.estimated_start ? new Date(job.estimated_start) : null;
+    const clock = start && start.toLocaleTimeString(document.documentElement.lang, { hour: "2-digit", minute: "2-digit" });
+    text("queue-start", clock ? fill(say.queueStart, { time: clock }) : "");
+  } else if (job && job.status !== state && state === "queued") {
+    status(job.status); // the websocket brings the events; this only updates the badge sooner
+  }
+  setTimeout(pollQueue, 3000);
 }
 
 function connect() {
@@ -91,5 +179,25 @@ function connect() {
   });
 }
 
-draw();
+// The misclassified gallery: sort by confidence, most or least confident first.
+document.addEventListener("click", (click) => {
+  const button = click.target.closest("[data-sort]");
+  if (!button) return;
+  const gallery = document.getElementById("mistakes");
+  const sign = button.dataset.sort === "asc" ? 1 : -1;
+  const tiles = [...gallery.children].sort((a, b) => sign * (a.dataset.confidence - b.dataset.confidence));
+  gallery.append(...tiles);
+  for (const other of button.parentElement.querySelectorAll("[data-sort]")) {
+    other.classList.toggle("active", other === button);
+    other.setAttribute("aria-pressed", String(other === button));
+  }
+});
+
+drawEpochs();
+drawBatches();
+if (state === "succeeded") {
+  progress(1);
+  loadResults();
+}
+pollQueue();
 connect();

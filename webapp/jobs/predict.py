@@ -1,0 +1,176 @@
+"""Try it: the top classes of one uploaded image, answered by a finished job's exported model.
+
+The web process checks the upload with Pillow, then sends its bytes to the `jobs.predict` task on
+the default queue and waits for the answer. A worker keeps the last few models it loaded (from
+`model.safetensors` and `model_card.json`; nothing is unpickled) and preprocesses the image
+exactly as training decoded it: resized bilinearly to the input size, scaled, normalised.
+"""
+
+import base64
+import binascii
+import io
+import json
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+from celery import shared_task
+from celery.exceptions import TimeoutError as CeleryTimeout
+from django.core.files.storage import default_storage
+from django.utils import translation
+from django.utils.translation import gettext as _
+from PIL import Image, UnidentifiedImageError
+
+from webapp.errors import Refused
+from webapp.jobs.models import Job, JobStatus
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_PIXELS = 40_000_000  # a larger image is refused before it is decoded (decompression bombs)
+TOP_K = 5
+WAIT_SECONDS = 30
+CACHED_MODELS = 4  # per worker process; a small model is a few MB
+
+
+class PredictRefused(Refused):
+    """An image or a job that Try it cannot answer, with the reason for the student."""
+
+
+class NoModel(PredictRefused):
+    status = 409
+
+
+class NoWorker(PredictRefused):
+    status = 503
+
+
+def model_dir(job_id: int) -> Path:
+    """Where the job's exported model lies."""
+    return Path(default_storage.path(f"jobs/{job_id}"))
+
+
+def check_image(upload) -> bytes:
+    """The upload's bytes when Pillow reads it as an image of sensible size, else PredictRefused."""
+    name = getattr(upload, "name", "") or "image"
+    if upload.size > MAX_UPLOAD_BYTES:
+        raise PredictRefused(
+            _("%(name)s is larger than %(mb)s MB; upload a smaller image.")
+            % {"name": name, "mb": MAX_UPLOAD_BYTES // (1024 * 1024)},
+            field="image",
+        )
+    content = upload.read()
+    try:
+        with Image.open(io.BytesIO(content)) as image:
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise PredictRefused(
+                    _("%(name)s has %(w)s×%(h)s pixels, too many; upload a smaller image.")
+                    % {"name": name, "w": width, "h": height},
+                    field="image",
+                )
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise PredictRefused(
+            _("%(name)s is not an image that can be read; upload a PNG or JPEG file.")
+            % {"name": name},
+            field="image",
+        ) from None
+    return content
+
+
+def predict(job: Job, upload) -> dict:
+    """Ask a worker for the top classes of the uploaded image; the time includes the wait."""
+    if job.status != JobStatus.SUCCEEDED or not (model_dir(job.pk) / "model.safetensors").exists():
+        raise NoModel(_("This job has no trained model to try; wait until it has succeeded."))
+    content = check_image(upload)
+    started = time.perf_counter()
+    payload = base64.b64encode(content).decode("ascii")
+    try:
+        task = predict_image.delay(job.pk, payload, TOP_K, translation.get_language() or "en")
+        answer = task.get(timeout=WAIT_SECONDS)
+    except CeleryTimeout:
+        raise NoWorker(
+            _("No worker answered within %(s)s seconds; try again in a minute.")
+            % {"s": WAIT_SECONDS}
+        ) from None
+    if answer.get("error"):
+        raise PredictRefused(answer["error"], field="image")
+    return {"top": answer["top"], "seconds": round(time.perf_counter() - started, 3)}
+
+
+# --- on the worker -------------------------------------------------------------------------------
+
+_models: OrderedDict = OrderedDict()  # (job id, weights mtime) → (model, card), last used last
+_lock = threading.Lock()  # eager mode runs in the web server's threads
+
+
+def load_model(folder: Path):
+    """The exported model in eval mode on the CPU, and its model card."""
+    from trainer import export, registry  # torch is imported on workers only
+
+    card = json.loads((folder / "model_card.json").read_text(encoding="utf-8"))
+    architecture = card["spec"]["model"]
+    shape = {
+        "num_classes": len(card["classes"]),
+        "in_channels": card["input"]["channels"],
+        "input_size": card["input"]["size"][0],
+    }
+    if isinstance(architecture, list):
+        model = registry.build_layers(architecture, **shape)
+    else:
+        model = registry.build(architecture, **shape)
+    export.load_safetensors(model, folder / "model.safetensors")
+    return model.eval(), card
+
+
+def cached_model(job_id: int):
+    """The job's model from this process's small LRU cache, loading it when new or changed."""
+    folder = model_dir(job_id)
+    key = (job_id, (folder / "model.safetensors").stat().st_mtime_ns)
+    with _lock:
+        if key in _models:
+            _models.move_to_end(key)
+            return _models[key]
+        loaded = load_model(folder)
+        _models[key] = loaded
+        while len(_models) > CACHED_MODELS:
+            _models.popitem(last=False)
+        return loaded
+
+
+def preprocess(content: bytes, card: dict):
+    """(1, C, H, W) float, as training saw its images (trainer.data.decode, then Normalise)."""
+    import torch
+
+    from trainer import data
+
+    size, channels = card["input"]["size"][0], card["input"]["channels"]
+    pixels = data.decode(io.BytesIO(content), size, channels)  # type: ignore[arg-type]  # (C, H, W)
+    normalise = data.Normalise(card["input"]["mean"], card["input"]["std"], torch.device("cpu"))
+    return normalise(torch.tensor(pixels)[None])  # (1, C, H, W)
+
+
+@shared_task(name="jobs.predict")
+def predict_image(job_id: int, image_b64: str, k: int = TOP_K, language: str = "en") -> dict:
+    """Top-k classes of one image: {"top": [{"class", "probability"}, ...]} or {"error"}."""
+    with translation.override(language):
+        return _top_classes(job_id, image_b64, k)
+
+
+def _top_classes(job_id: int, image_b64: str, k: int) -> dict:
+    from trainer import data, export
+
+    try:
+        content = base64.b64decode(image_b64, validate=True)
+    except (binascii.Error, ValueError):
+        return {"error": _("The image did not arrive whole; upload it again.")}
+    try:
+        model, card = cached_model(job_id)
+    except FileNotFoundError:
+        return {"error": _("The job's model files are gone; train the job again.")}
+    try:
+        images = preprocess(content, card)
+    except data.DataError:
+        return {"error": _("The image cannot be read; upload a PNG or JPEG file.")}
+    top = export.predict_topk(model, images, classes=card["classes"], k=k)[0]
+    return {"top": [{"class": row["class"], "probability": row["probability"]} for row in top]}
