@@ -10,7 +10,7 @@ from django.utils import timezone
 from tests.conftest import PERSONAS, add_member, make_user
 from webapp.jobs import actions, scheduler
 from webapp.jobs.models import Job, JobStatus
-from webapp.jobs.tasks import JobReporter, metrics_after, progress_of
+from webapp.jobs.tasks import JobReporter, StaleAttempt, metrics_after, progress_of
 
 pytestmark = pytest.mark.django_db
 SPEC = {"model": "logistic", "epochs": 1, "input_size": 8}
@@ -299,3 +299,30 @@ def test_batch_events_are_thinned_before_they_are_stored(world, dataset, setting
     assert kinds == ["batch", "epoch"]  # one batch event kept; every epoch event kept
     job.refresh_from_db()
     assert job.progress == pytest.approx(0.5) and job.metrics["best_val_acc"] == 0.5
+
+
+def test_a_job_past_the_soft_time_limit_fails_with_a_reason(world, dataset, settings):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from webapp.jobs import tasks
+
+    job = _job(world.alice, dataset)
+    with mock.patch("trainer.loops.run", side_effect=SoftTimeLimitExceeded()):
+        tasks.train(job.pk)
+    job.refresh_from_db()
+    assert job.status == "failed" and "time limit" in job.error and job.attempts == 1
+
+
+def test_the_lease_renews_while_it_owns_the_job_and_notices_a_takeover(world, dataset):
+    from webapp.jobs.tasks import Lease
+
+    job = _job(world.alice, dataset, status=JobStatus.RUNNING, attempts=1)
+    lease = Lease(job.pk, 1, base_seconds=30.0)
+    assert lease.renew()
+    job.refresh_from_db()
+    assert job.gpu_seconds >= 30.0 and job.heartbeat_at is not None
+    Job.objects.filter(pk=job.pk).update(attempts=2)  # the reaper gave it to another attempt
+    assert not lease.renew()
+    lease.lost = True
+    with pytest.raises(StaleAttempt):
+        JobReporter(job.pk, 1, lease=lease)({"kind": "log", "seq": 1, "data": {}})
