@@ -77,6 +77,10 @@ def _figure(value: float | None, digits: int = 3) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
+def _minutes(minutes: float) -> str:
+    return f"{minutes:.1f}" if minutes < 10 else f"{minutes:.0f}"
+
+
 def _when(moment: datetime | None) -> str:
     if moment is None:
         return ""
@@ -142,7 +146,7 @@ def dashboard_context(course: Course) -> dict:
         "waiting_count": len(shown) if len(shown) < LISTED else waiting.count(),
         "quota": course.gpu_minutes_per_student,
         "queue_url": _queue_url(course),
-        "gpu_minutes_total": f"{sum(r.gpu_minutes for r in rows):.0f}",
+        "gpu_minutes_total": _minutes(sum(r.gpu_minutes for r in rows)),
     }
 
 
