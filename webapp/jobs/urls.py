@@ -2,10 +2,10 @@
 
 from django.urls import path
 
-from webapp.jobs import queue_views, results, views
+from webapp.jobs import launch, queue_views, results, views
 
 urlpatterns = [
-    path("datasets/<int:dataset_id>/train/", views.train, name="dataset_train"),
+    path("datasets/<int:dataset_id>/train/", launch.train, name="dataset_train"),
     path("jobs/<int:job_id>/", views.job_detail, name="job_detail"),
     path("jobs/<int:job_id>/cancel/", views.cancel, name="job_cancel"),
     path("jobs/<int:job_id>/result/", results.job_result, name="job_result"),

@@ -1,4 +1,4 @@
-"""Job pages: start training from a dataset, watch a job live."""
+"""Job pages: watch a job live, cancel it (the Train page is in launch.py)."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -10,41 +10,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from webapp.accounts import permissions
-from webapp.datasets.views import _dataset_for
 from webapp.jobs import actions
 from webapp.jobs.models import Job
-
-MODELS = ("simple_cnn", "mlp_keras", "lenet_lecture", "logistic", "resnet18")
-
-
-def spec_from_form(post) -> dict:
-    """The Train form's fields as a trainer spec (the trainer validates it)."""
-    spec = {
-        "model": post.get("model", "simple_cnn"),
-        "epochs": int(post.get("epochs") or 5),
-        "batch_size": int(post.get("batch_size") or 64),
-        "optimizer": post.get("optimizer", "adam"),
-        "lr": float(post.get("lr") or 1e-3),
-    }
-    if post.get("schedule"):
-        spec["schedule"] = post["schedule"]
-    if post.get("input_size"):
-        spec["input_size"] = int(post["input_size"])
-    if post.get("augment"):
-        spec["augmentation"] = {"preset": "lecture"}
-    return spec
-
-
-@login_required
-@require_POST
-def train(request, dataset_id: int):
-    dataset = _dataset_for(request, dataset_id, permissions.can_train_on)
-    try:
-        job = actions.submit(request.user, dataset, spec_from_form(request.POST))
-    except (ValueError, actions.JobRefused) as exc:
-        messages.error(request, getattr(exc, "message", str(exc)))
-        return redirect("dataset_detail", dataset_id=dataset.pk)
-    return redirect("job_detail", job_id=job.pk)
 
 
 def _job_for(request, job_id: int) -> Job:

@@ -1,0 +1,133 @@
+"""`/api/v1/models*` and `/api/v1/jobs/validate`: what can be trained, a model's shapes and
+parameters layer by layer, and a spec's problems before it is submitted."""
+
+from typing import Literal
+
+from django.http import Http404, JsonResponse
+from django.utils.translation import gettext as _
+from ninja import Router, Schema
+from ninja.errors import HttpError
+from pydantic import Field
+
+from webapp.accounts import permissions
+from webapp.api.base import error
+from webapp.datasets.models import Dataset
+from webapp.jobs import catalog, launch_form
+
+router = Router(tags=["models"])
+
+
+class SummaryIn(Schema):
+    model: str | list[dict] = Field(description="a model name, or the builder's list of layers")
+    input_size: int | None = Field(None, ge=1, le=1024)
+    channels: Literal[1, 3] | None = None
+    classes: int = Field(10, ge=1, le=10000)
+
+
+class ValidateIn(Schema):
+    dataset: int
+    spec: dict
+
+
+@router.get("/models", response=dict)
+def list_models(request):
+    """The models one may train: lecture presets and torchvision models (with whether their
+    ImageNet weights are on this server), and the builder's layer types."""
+    return {
+        "models": [
+            {
+                "name": entry.name,
+                "kind": entry.kind,
+                "description": entry.describe(),
+                "default_input_size": entry.default_input_size,
+                "min_input_size": entry.min_input_size,
+                "imagenet": catalog.imagenet_ready(entry.name),
+            }
+            for entry in catalog.MODELS
+        ],
+        "layer_types": catalog.LAYER_TYPES,
+    }
+
+
+@router.post("/models/summary", response=dict)
+def model_summary(request, payload: SummaryIn):
+    """Output shape and parameters after each layer, from the trainer's own shape inference;
+    422 naming the layer (`model.<i>`) or the setting that does not fit."""
+    model = payload.model
+    if isinstance(model, list) and not 1 <= len(model) <= catalog.MAX_LAYERS:
+        return error(
+            _("Use between 1 and %(n)s layers.") % {"n": catalog.MAX_LAYERS},
+            422,
+            {"model": _("Use between 1 and %(n)s layers.") % {"n": catalog.MAX_LAYERS}},
+        )
+    try:
+        answer = catalog.model_summary(model, payload.input_size, payload.channels, payload.classes)
+    except catalog.SummaryUnavailable:
+        raise HttpError(
+            503, _("No worker is free to compute the shapes right now; try again in a moment.")
+        ) from None
+    if not answer["ok"]:
+        # The error shape, plus the rows of the layers before the one that does not fit.
+        return JsonResponse(
+            {
+                "detail": answer["message"],
+                "errors": {answer["field"]: answer["message"]},
+                "index": answer.get("index"),
+                "input": answer.get("input"),
+                "rows": answer.get("rows", []),
+            },
+            status=422,
+        )
+    return answer
+
+
+@router.post("/jobs/validate", response=dict)
+def validate_spec(request, payload: ValidateIn):
+    """Every problem a job with this spec would be refused for, keyed `spec.<field>`; 200 when
+    there is none. Nothing is submitted."""
+    dataset = Dataset.objects.select_related("course").filter(pk=payload.dataset).first()
+    if dataset is None or not permissions.can_view_dataset(request.user, dataset):
+        raise Http404
+    if not permissions.can_train_on(request.user, dataset):
+        raise HttpError(403, _("You may not train on this dataset."))
+    problems = launch_form.spec_problems(payload.spec)
+    problems.update(_source_problems(request.user, payload.spec))
+    if problems:
+        return error(_("Some settings are not valid."), 400, problems)
+    return {"ok": True, "errors": {}}
+
+
+def _source_problems(user, spec: dict) -> dict[str, str]:
+    """An earlier run to transfer from must be one the user may see and that succeeded."""
+    from webapp.jobs.models import Job, JobStatus
+
+    source = (spec.get("transfer") or {}).get("source", "") if isinstance(spec, dict) else ""
+    if not isinstance(source, str) or not source.startswith("job:"):
+        return {}
+    job = Job.objects.select_related("course").filter(pk=_int(source[4:])).first()
+    if job is None or not permissions.can_view_job(user, job):
+        return {"spec.transfer.source": _("No earlier run with this id is yours.")}
+    if job.status != JobStatus.SUCCEEDED or job.spec.get("kfold"):
+        return {
+            "spec.transfer.source": _(
+                "Run %(id)s has no trained model to start from (it did not finish, or it was a "
+                "k-fold run)."
+            )
+            % {"id": job.pk}
+        }
+    if job.spec.get("model") != spec.get("model", "simple_cnn"):
+        return {
+            "spec.transfer.source": _(
+                "Run %(id)s trained another model; choose that model above, or a run of the "
+                "model you chose."
+            )
+            % {"id": job.pk}
+        }
+    return {}
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return 0

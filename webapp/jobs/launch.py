@@ -1,0 +1,297 @@
+"""The Train page: choose or build a model, set the hyper-parameters, augmentation and transfer,
+then launch one job or a comparison group."""
+
+import json
+
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods
+
+from webapp.accounts import permissions
+from webapp.datasets import queries
+from webapp.datasets.models import Dataset, Status
+from webapp.datasets.views import _dataset_for
+from webapp.jobs import actions, catalog, launch_form
+from webapp.jobs.models import Job, JobGroup, JobStatus
+
+MAX_RUNS = 100  # earlier runs listed as transfer sources
+PREVIEW_IMAGES = 6
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def train(request, dataset_id: int):
+    dataset = _dataset_for(request, dataset_id, permissions.can_train_on)
+    runs = earlier_runs(request.user, dataset)
+    form = launch_form.initial()
+    if request.method == "POST":
+        form = launch_form.read(request.POST, {f"job:{run.pk}": run for run in runs})
+        if not form.errors:
+            form.add_spec_errors(launch_form.spec_problems(form.spec))
+        if not form.errors:
+            target = _launch(request.user, dataset, form, request.POST.get("action", "train"))
+            if target:
+                return redirect(target)
+    return render(request, "jobs/train.html", _context(request, dataset, form, runs))
+
+
+def earlier_runs(user, dataset: Dataset) -> list[Job]:
+    """Succeeded runs of the class that `user` may see and start from (k-fold runs keep no
+    single model)."""
+    course = dataset.course
+    jobs = Job.objects.filter(course=course, status=JobStatus.SUCCEEDED)
+    if not permissions.can_view_roster(user, course):
+        jobs = jobs.filter(owner=user)  # a narrower query; can_view_job decides below
+    jobs = jobs.select_related("owner", "course", "dataset").order_by("-finished_at", "-pk")
+    return [
+        job
+        for job in jobs[:MAX_RUNS]
+        if permissions.can_view_job(user, job) and not job.spec.get("kfold")
+    ]
+
+
+def _launch(user, dataset: Dataset, form: launch_form.TrainForm, action: str) -> str | None:
+    """Submit what the form asks for; the page to go to next, or None with the form's errors."""
+    if isinstance(form.spec.get("model"), list) and not _layers_fit(form, dataset):
+        return None
+    try:
+        if action == "compare_modes":
+            if "transfer" not in form.spec:
+                form.add_error(
+                    "transfer_source",
+                    _("Choose ImageNet or an earlier run: the three modes start from it."),
+                )
+                return None
+            group = actions.submit_group(
+                user,
+                dataset,
+                form.spec,
+                "transfer.mode",
+                list(launch_form.MODES),
+                title=_("Transfer modes: scratch, feature extraction, fine-tuning"),
+            )
+            return _group_url(group)
+        if action == "compare":
+            return _launch_comparison(user, dataset, form)
+        job = actions.submit(user, dataset, form.spec)
+    except actions.JobRefused as exc:
+        form.add_spec_errors({exc.field or "__all__": exc.message})
+        return None
+    return reverse("job_detail", args=[job.pk])
+
+
+def _launch_comparison(user, dataset: Dataset, form: launch_form.TrainForm) -> str | None:
+    parsed = launch_form.group_values(form)
+    if parsed is None:
+        return None
+    variable, base, values = parsed
+    for value in values:
+        spec = actions.set_path(base, variable.path, value)
+        for message in launch_form.spec_problems(spec).values():
+            form.add_error("compare_values", message)
+            return None
+    title = _("Compare %(setting)s: %(values)s") % {
+        "setting": variable.label,
+        "values": form.values["compare_values"],
+    }
+    group = actions.submit_group(user, dataset, base, variable.path, values, title=title[:200])
+    return _group_url(group)
+
+
+def _layers_fit(form: launch_form.TrainForm, dataset: Dataset) -> bool:
+    """Whether a layer list builds at the input size (the trainer's shape check, on a worker)."""
+    classes = max(1, len(queries.categories_at(dataset)))
+    try:
+        answer = catalog.model_summary(
+            form.spec["model"], form.spec.get("input_size"), None, classes
+        )
+    except catalog.SummaryUnavailable:
+        return True  # no worker free to check now: the job checks it when it starts
+    if answer["ok"]:
+        return True
+    index = answer.get("index")
+    if index is not None and index < len(form.spec["model"]):
+        message = _("Layer %(n)s: %(problem)s") % {"n": index + 1, "problem": answer["message"]}
+    else:
+        message = answer["message"]
+    form.add_error("layers", message)
+    return False
+
+
+def _group_url(group: JobGroup) -> str:
+    try:
+        return reverse("job_group", args=[group.pk])
+    except NoReverseMatch:  # the group page is not there yet: the first run's page
+        return reverse("job_detail", args=[group.jobs.order_by("pk").first().pk])
+
+
+def _context(request, dataset: Dataset, form: launch_form.TrainForm, runs: list[Job]) -> dict:
+    categories = queries.categories_at(dataset)
+    values, errors = form.values, form.errors
+    ready = (
+        dataset.status == Status.READY and bool(dataset.head) and dataset.task == "classification"
+    )
+    return {
+        "dataset": dataset,
+        "course": dataset.course,
+        "ready": ready,
+        "classes": categories,
+        "num_images": queries.items_at(dataset).count() if dataset.head else 0,
+        "form": form,
+        "values": values,
+        "errors": errors,
+        "other_errors": {k: v for k, v in errors.items() if k == "__all__"},
+        "hyper": [_field(s, form) for s in launch_form.HYPER],
+        "augment": [_field(s, form) for s in launch_form.AUGMENT],
+        "presets": catalog.PRESETS,
+        "torchvision": [
+            {"entry": entry, "imagenet": catalog.imagenet_ready(entry.name)}
+            for entry in catalog.TORCHVISION
+        ],
+        "runs": [_run_option(request.user, run, dataset) for run in runs],
+        "modes": _modes(),
+        "compare": launch_form.COMPARE.values(),
+        "checkpoints_dir": catalog.checkpoints_dir(),
+        "samples": _samples(dataset, categories),
+        "js": _js_config(dataset, categories, ready),
+    }
+
+
+def _field(setting: launch_form.Setting, form: launch_form.TrainForm) -> dict:
+    value = form.values.get(setting.name)
+    return {
+        "s": setting,
+        "value": "" if value is None else value,
+        "error": form.errors.get(setting.name, ""),
+        "step": "1" if setting.kind == "int" else "any",
+    }
+
+
+def _run_option(user, run: Job, dataset: Dataset) -> dict:
+    model = run.spec.get("model")
+    name = model if isinstance(model, str) else _("%(n)s layers") % {"n": len(model or [])}
+    accuracy = (run.result or {}).get("test", {}).get("accuracy")
+    parts = [f"#{run.pk} {name}", f"{run.dataset.name} v{run.dataset_version}"]
+    if accuracy is not None:
+        parts.append(_("test accuracy %(acc)s%%") % {"acc": f"{100 * accuracy:.1f}"})
+    if run.owner_id != user.pk:
+        parts.append(run.owner.label)
+    return {"value": f"job:{run.pk}", "label": " · ".join(parts), "model_json": json.dumps(model)}
+
+
+def _modes() -> list[dict]:
+    return [
+        {
+            "value": "scratch",
+            "label": _("From scratch"),
+            "help": _("Every weight starts at random; the source is not used."),
+        },
+        {
+            "value": "feature_extraction",
+            "label": _("Feature extraction"),
+            "help": _(
+                "Freeze the transferred convolutional part and train only the new classifier: "
+                "fast, and enough with few images."
+            ),
+        },
+        {
+            "value": "fine_tuning",
+            "label": _("Fine-tuning"),
+            "help": _(
+                "Start from the transferred weights and train all layers, the transferred ones "
+                "with a smaller learning rate."
+            ),
+        },
+    ]
+
+
+def _samples(dataset: Dataset, categories) -> list[str]:
+    """Thumbnails of a few training images, one per class, for the augmentation preview."""
+    if not dataset.head:
+        return []
+    items = queries.items_at(dataset).filter(split="train")
+    urls = []
+    for category in categories[:PREVIEW_IMAGES]:
+        pk = items.filter(category_index=category.index).values_list("pk", flat=True).first()
+        if pk is not None:
+            urls.append(reverse("dataset_thumb", args=[dataset.pk, pk]))
+    return urls
+
+
+def _js_config(dataset: Dataset, categories, ready: bool) -> dict:
+    """What the page's scripts need: endpoints, the layer types, and their words here."""
+    return {
+        "dataset": dataset.pk,
+        "ready": ready,
+        "fieldOfPath": launch_form.FIELD_OF_PATH,
+        "classes": max(1, len(categories)),
+        "summaryUrl": "/api/v1/models/summary",
+        "validateUrl": "/api/v1/jobs/validate",
+        "layerTypes": catalog.LAYER_TYPES,
+        "activations": catalog.ACTIVATIONS,
+        "layersInputSize": catalog.LAYERS_INPUT_SIZE,
+        "defaults": {e.name: e.default_input_size for e in catalog.MODELS},
+        "minSizes": {e.name: e.min_input_size for e in catalog.MODELS},
+        "text": _js_text(),
+    }
+
+
+def _js_text() -> dict:
+    return {
+        "add": _("Add"),
+        "remove": _("Remove"),
+        "up": _("Move up"),
+        "down": _("Move down"),
+        "output": _("Output layer (one unit per class)"),
+        "input": _("Input"),
+        "parameters": _("%(n)s parameters"),
+        "checking": _("Checking the shapes…"),
+        "busy": _(
+            "The shapes cannot be checked right now (the workers are busy); the job checks them "
+            "when it starts."
+        ),
+        "layer": _("Layer %(n)s"),
+        "wholeNumber": _("Enter a whole number."),
+        "number": _("Enter a number."),
+        "value": _("Enter a value."),
+        "rangeClosed": _("Enter a value from %(low)s to %(high)s."),
+        "rangeAbove": _("Enter a value above %(low)s and at most %(high)s."),
+        "rangeBelow": _("Enter a value of at least %(low)s and below %(high)s."),
+        "kfold": _("Enter 0 (no cross-validation) or a number from 2 to 20."),
+        "fixFirst": _("Fix the marked settings first."),
+        "example": _("For example:"),
+        "yourLayers": _("a model built from layers"),
+        "original": _("original"),
+        "random": _("random"),
+        "noImagenet": _("Only torchvision models have ImageNet weights."),
+        "noWeights": _("The administrator has not provided this model's ImageNet weights."),
+        "sourceModel": _("This run trained %(model)s: the model above was switched to it."),
+        "settings": {
+            "filters": _("filters"),
+            "kernel": _("kernel"),
+            "stride": _("stride"),
+            "padding": _("padding"),
+            "activation": _("activation"),
+            "size": _("size"),
+            "rate": _("rate"),
+            "units": _("units"),
+            "slope": _("slope"),
+        },
+        "layerHelp": {
+            "Conv2d": _("Convolution: filters slide over the image and find local features."),
+            "MaxPool": _("Max pooling: keeps the largest value of each window; halves the size."),
+            "AvgPool": _("Average pooling: the mean of each window; halves the size."),
+            "BatchNorm": _("Batch normalisation: keeps each layer's inputs well scaled."),
+            "Dropout": _("Dropout: drops random units while training, against overfitting."),
+            "Flatten": _("Flatten: feature maps → one vector, for Dense layers."),
+            "GlobalAvgPool": _("Global average pooling: the mean of each feature map."),
+            "Dense": _("Dense (fully connected): every input to every unit."),
+            "ReLU": _("ReLU activation: max(0, x)."),
+            "Sigmoid": _("Sigmoid activation: squashes to 0…1."),
+            "Tanh": _("Tanh activation: squashes to −1…1."),
+            "LeakyReLU": _("Leaky ReLU: like ReLU with a small slope below 0."),
+            "GELU": _("GELU activation: a smooth ReLU."),
+        },
+    }

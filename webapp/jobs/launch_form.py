@@ -1,0 +1,435 @@
+"""The Train page's form and the trainer's spec: settings with their explanations, parsing, and
+every problem named by the field the student typed it in."""
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from webapp.jobs import catalog
+
+MODES = ("scratch", "feature_extraction", "fine_tuning")
+STARTER_LAYERS = [
+    {"type": "Conv2d", "filters": 16, "kernel": 3, "stride": 1, "padding": "same",
+     "activation": "relu"},
+    {"type": "MaxPool", "size": 2, "stride": 2},
+    {"type": "Flatten"},
+    {"type": "Dense", "units": 64, "activation": "relu"},
+    {"type": "Dropout", "rate": 0.25},
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One form field that fills one spec field, with its bounds and a one-line explanation."""
+
+    name: str
+    path: str
+    label: Any
+    help: Any
+    kind: str  # "int", "float", "choice" or "bool"
+    default: Any = None
+    low: float | None = None
+    high: float | None = None
+    above: bool = False  # the low bound itself is not allowed
+    below: bool = False  # the high bound itself is not allowed
+    choices: tuple = ()  # (value, label) pairs
+
+    def range_message(self) -> str:
+        values = {"low": _number(self.low), "high": _number(self.high)}
+        if self.high is None:
+            return _("Enter a value of at least %(low)s.") % values
+        if self.above:
+            return _("Enter a value above %(low)s and at most %(high)s.") % values
+        if self.below:
+            return _("Enter a value of at least %(low)s and below %(high)s.") % values
+        return _("Enter a value from %(low)s to %(high)s.") % values
+
+
+def _number(value):
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+gl = gettext_lazy
+# fmt: off
+HYPER = (
+    Setting("epochs", "epochs", gl("Epochs"), gl(
+        "How many times the network sees every training image (one pass = one epoch)."),
+        "int", 5, 1, 300),
+    Setting("batch_size", "batch_size", gl("Batch size"), gl(
+        "Images per weight update: larger batches run faster per epoch but need more memory."),
+        "int", 64, 1, 4096),
+    Setting("optimizer", "optimizer", gl("Optimizer"), gl(
+        "How the weights follow the gradient: SGD, or Adam/AdamW, which adapt the step for "
+        "every weight."),
+        "choice", "adam", choices=(("sgd", "SGD"), ("adam", "Adam"), ("adamw", "AdamW"))),
+    Setting("lr", "lr", gl("Learning rate"), gl(
+        "The size of each update step (η): too large and the loss jumps about, too small and "
+        "learning is slow."),
+        "float", 0.001, 0, 10, above=True),
+    Setting("momentum", "momentum", gl("Momentum"), gl(
+        "SGD only: keeps part of the previous step, which smooths the path downhill."),
+        "float", 0.9, 0, 1, below=True),
+    Setting("weight_decay", "weight_decay", gl("Weight decay"), gl(
+        "Pulls the weights towards zero (L2 regularisation), against overfitting."),
+        "float", 0.0, 0, 1),
+    Setting("schedule", "schedule", gl("Learning-rate schedule"), gl(
+        "How the learning rate changes during training."),
+        "choice", "none", choices=(
+            ("none", gl("constant")), ("step", gl("step decay (×0.1 every 10 epochs)")),
+            ("cosine", gl("cosine decay")), ("onecycle", gl("one cycle (warm up, then decay)")))),
+    Setting("input_size", "input_size", gl("Input size (pixels)"), gl(
+        "Images are resized to this many pixels square; empty: the model's usual size."),
+        "int", None, 8, 1024),
+    Setting("early_stopping", "early_stopping", gl("Early stopping"), gl(
+        "Stop when the validation loss has not improved for some epochs, before overfitting "
+        "sets in."),
+        "bool", False),
+    Setting("patience", "early_stopping.patience", gl("Patience (epochs)"), gl(
+        "Epochs without improvement before training stops."),
+        "int", 5, 1, 100),
+    Setting("label_smoothing", "label_smoothing", gl("Label smoothing"), gl(
+        "Softens the targets (e.g. 0.1) so that the model is less over-confident."),
+        "float", 0.0, 0, 1, below=True),
+    Setting("seed", "seed", gl("Random seed"), gl(
+        "Fixes the random start: the same settings then give the same result."),
+        "int", 0, 0, 2**31 - 1),
+    Setting("kfold", "kfold", gl("k-fold cross-validation"), gl(
+        "0: one hold-out validation split. 2–20: train k times on k folds and report the "
+        "mean ± std of the accuracy."),
+        "int", 0, 0, 20),
+)
+AUGMENT = (
+    Setting("aug_rotation", "augmentation.rotation", gl("Rotation (°)"), gl(
+        "Each image is turned by a random angle up to this many degrees either way."),
+        "float", 45.0, 0, 180),
+    Setting("aug_shear", "augmentation.shear", gl("Shear"), gl(
+        "Slants the image by a random amount up to this (0.3 in the lecture)."),
+        "float", 0.3, 0, 1),
+    Setting("aug_zoom", "augmentation.zoom", gl("Zoom"), gl(
+        "Enlarges or shrinks by a random factor between 1 − zoom and 1 + zoom."),
+        "float", 0.4, 0, 1),
+    Setting("aug_hflip", "augmentation.hflip", gl("Horizontal flip"), gl(
+        "Mirrors half of the images left to right."),
+        "bool", True),
+    Setting("aug_vflip", "augmentation.vflip", gl("Vertical flip"), gl(
+        "Turns half of the images upside down (rarely right for digits or faces)."),
+        "bool", False),
+)
+# fmt: on
+SETTINGS = {s.name: s for s in (*HYPER, *AUGMENT)}
+FIELD_OF_PATH = {s.path: s.name for s in SETTINGS.values()}
+FIELD_OF_PATH.update(
+    {
+        "transfer.source": "transfer_source",
+        "transfer.mode": "transfer_mode",
+        "transfer": "transfer_source",
+        "early_stopping": "early_stopping",
+        "augmentation": "augment",
+        "values": "compare_values",
+    }
+)
+
+
+@dataclass
+class TrainForm:
+    """What the student typed (kept as typed), the spec made of it, and the problems by field."""
+
+    values: dict[str, Any]
+    spec: dict = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def add_error(self, name: str, message: str) -> None:
+        self.errors.setdefault(name, message)
+
+    def add_spec_errors(self, problems: dict[str, str]) -> None:
+        """Problems keyed "spec.<path>" (or "values", "dataset"), shown at the form's fields."""
+        for key, message in problems.items():
+            self.add_error(self.field_for(key), message)
+
+    def field_for(self, key: str) -> str:
+        path = key.removeprefix("spec.")
+        if path == "model" or path.startswith("model."):
+            return {"layers": "layers", "torchvision": "torchvision"}.get(
+                self.values.get("model_source"), "preset"
+            )
+        return FIELD_OF_PATH.get(path, FIELD_OF_PATH.get(path.split(".")[0], "__all__"))
+
+
+def initial() -> TrainForm:
+    """The form as a new Train page shows it."""
+    values: dict[str, Any] = {s.name: s.default for s in SETTINGS.values()}
+    values["augment"] = False
+    values.update(
+        model_source="preset",
+        preset="simple_cnn",
+        torchvision="resnet18",
+        layers=json.dumps(STARTER_LAYERS),
+        transfer_source="none",
+        transfer_mode="scratch",
+        compare_variable="optimizer",
+        compare_values=COMPARE["optimizer"].example,
+    )
+    return TrainForm(values)
+
+
+def read(post, runs: dict[str, Any]) -> TrainForm:
+    """Parse a submitted form into a spec; `runs` maps "job:<id>" to the runs one may start from."""
+    form = initial()
+    switches = {s.name for s in SETTINGS.values() if s.kind == "bool"} | {"augment"}
+    for name in form.values:
+        if name in switches:
+            form.values[name] = post.get(name) in ("1", "on", "true")
+        elif name in post:
+            form.values[name] = post.get(name, "").strip()
+    spec: dict[str, Any] = {"model": _model(form)}
+    skipped = {"early_stopping", "patience"}  # read below, like momentum, only when they apply
+    if form.values["optimizer"] != "sgd":
+        skipped.add("momentum")
+    for setting in HYPER:
+        value = None if setting.name in skipped else _parse(form, setting)
+        if value is not None:
+            spec[setting.path] = value
+    if form.values["early_stopping"]:
+        spec["early_stopping"] = {"patience": _parse(form, SETTINGS["patience"])}
+    if form.values["augment"]:
+        spec["augmentation"] = {s.path.split(".")[1]: _parse(form, s) for s in AUGMENT}
+    spec = _drop_defaults(spec)
+    spec.update(_transfer(form, spec, runs))
+    form.spec = spec
+    return form
+
+
+def _model(form: TrainForm):
+    source = form.values["model_source"]
+    if source == "layers":
+        try:
+            layers = json.loads(form.values["layers"] or "[]")
+        except json.JSONDecodeError:
+            layers = None
+        if not isinstance(layers, list) or not all(isinstance(x, dict) for x in layers):
+            form.add_error("layers", _("The layer list could not be read; reload the page."))
+            return []
+        if not layers:
+            form.add_error("layers", _("Add at least one layer."))
+        elif len(layers) > catalog.MAX_LAYERS:
+            form.add_error("layers", _("Use at most %(n)s layers.") % {"n": catalog.MAX_LAYERS})
+        return layers
+    if source not in ("preset", "torchvision"):
+        form.values["model_source"] = source = "preset"
+    name = form.values[source]
+    allowed = catalog.PRESETS if source == "preset" else catalog.TORCHVISION
+    if name not in {entry.name for entry in allowed}:
+        form.add_error(source, _("Choose a model from the list."))
+    return name
+
+
+def _parse(form: TrainForm, setting: Setting):
+    """One setting's value (None when left empty where that is allowed, or when it is wrong)."""
+    raw = form.values[setting.name]
+    if setting.kind == "bool":
+        return bool(raw)
+    if setting.kind == "choice":
+        if raw not in {value for value, _label in setting.choices}:
+            form.add_error(setting.name, _("Choose one of the options."))
+            return None
+        return raw
+    if raw in ("", None):
+        if setting.default is None:
+            return None
+        form.add_error(setting.name, _("Enter a value."))
+        return None
+    try:
+        value = int(raw) if setting.kind == "int" else float(raw)
+    except (TypeError, ValueError):
+        whole = setting.kind == "int"
+        form.add_error(setting.name, _("Enter a whole number.") if whole else _("Enter a number."))
+        return None
+    if setting.name == "kfold" and value == 1:
+        form.add_error("kfold", _("Enter 0 (no cross-validation) or a number from 2 to 20."))
+        return None
+    too_low = value <= setting.low if setting.above else value < setting.low
+    too_high = setting.high is not None and (
+        value >= setting.high if setting.below else value > setting.high
+    )
+    if too_low or too_high:
+        form.add_error(setting.name, setting.range_message())
+        return None
+    return value
+
+
+def _drop_defaults(spec: dict) -> dict:
+    """Keep the spec short: what the student chose, without the trainer's own defaults."""
+    keep = {"model", "epochs", "batch_size", "optimizer", "lr"}
+    if spec.get("optimizer") == "sgd":
+        keep.add("momentum")
+    defaults = {s.path: s.default for s in HYPER}
+    return {
+        key: value
+        for key, value in spec.items()
+        if key in keep or key not in defaults or value != defaults[key]
+    }
+
+
+def _transfer(form: TrainForm, spec: dict, runs: dict[str, Any]) -> dict:
+    source, mode = form.values["transfer_source"], form.values["transfer_mode"]
+    if mode not in MODES:
+        form.add_error("transfer_mode", _("Choose one of the options."))
+        return {}
+    if source == "none":
+        if mode != "scratch":
+            form.add_error(
+                "transfer_mode",
+                _("Choose ImageNet or an earlier run to transfer from, or train from scratch."),
+            )
+        return {}
+    if source.startswith("job:"):
+        run = runs.get(source)
+        if run is None:
+            form.add_error("transfer_source", _("Choose one of the listed earlier runs."))
+            return {}
+        if run.spec.get("model") != spec.get("model"):
+            form.add_error(
+                "transfer_source",
+                _(
+                    "Run %(id)s trained another model; choose that model above, or a run of the "
+                    "model you chose."
+                )
+                % {"id": run.pk},
+            )
+    elif source != "imagenet":
+        form.add_error("transfer_source", _("Choose one of the options."))
+        return {}
+    return {"transfer": {"source": source, "mode": mode}}
+
+
+def spec_problems(spec: dict) -> dict[str, str]:
+    """Every problem of a spec (without its data), keyed "spec.<field>".
+
+    Like `actions.check_spec`, which stops at the first, plus the registry's checks that the
+    catalog can make without torch.
+    """
+    from trainer.spec import SpecError, load_spec  # pydantic only: no torch in a web request
+
+    if not isinstance(spec, dict):
+        return {"spec": _("The spec must be an object of settings.")}
+    if "data" in spec:
+        return {"spec": _("The spec must be an object without “data”: the dataset is chosen.")}
+    checked = dict(spec)
+    transfer = checked.get("transfer")
+    if isinstance(transfer, dict) and str(transfer.get("source", "")).startswith("job:"):
+        checked["transfer"] = {**transfer, "source": "earlier-run.safetensors"}  # any name will do
+    placeholder = {"classes": ["a"], "items": [{"path": "x.png", "label": 0}]}
+    problems: dict[str, str] = {}
+    try:
+        load_spec({**checked, "data": placeholder}, check_registry=False)
+    except SpecError as exc:
+        problems = {f"spec.{key}": message for key, message in exc.errors.items()}
+    for key, message in catalog.registry_problems(spec).items():
+        problems.setdefault(key, message)
+    return problems
+
+
+# --- comparison groups -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A setting a group compares: the spec path it sets and how a typed value is read."""
+
+    key: str
+    path: str
+    label: Any
+    example: str
+    help: Any = ""
+
+
+# fmt: off
+COMPARE = {
+    v.key: v
+    for v in (
+        Variable("optimizer", "optimizer", gl("Optimizer"), "sgd, adam, adamw"),
+        Variable("augmentation", "augmentation.preset", gl("Augmentation on/off"), "off, on", gl(
+            "Compares no augmentation with the lecture's (rotation 45°, shear 0.3, zoom 0.4, "
+            "flip).")),
+        Variable("dropout", "model", gl("Dropout rate"), "0, 0.25, 0.5", gl(
+            "Sets the rate of every Dropout layer of the model built from layers.")),
+        Variable("model", "model", gl("Model"), "simple_cnn, mlp_keras, logistic"),
+        Variable("lr", "lr", gl("Learning rate"), "0.1, 0.01, 0.001"),
+        Variable("batch_size", "batch_size", gl("Batch size"), "32, 64, 128"),
+    )
+}
+# fmt: on
+ON_OFF = {"on": "lecture", "off": "none", "オン": "lecture", "オフ": "none"}
+
+
+def group_values(form: TrainForm) -> tuple[Variable, dict, list] | None:
+    """The variable, the base spec and the values of a "compare values of one setting" group."""
+    variable = COMPARE.get(form.values["compare_variable"])
+    if variable is None:
+        form.add_error("compare_variable", _("Choose one of the options."))
+        return None
+    words = [w for w in re.split(r"[\s,、，]+", form.values["compare_values"]) if w]
+    values: list = []
+    for word in words:
+        value = _group_value(form, variable, word)
+        if value is None:
+            return None
+        if value not in values:
+            values.append(value)
+    if not 2 <= len(values) <= 6:
+        form.add_error("compare_values", _("Give between 2 and 6 different values."))
+        return None
+    base = dict(form.spec)
+    source = (base.get("transfer") or {}).get("source", "")
+    if variable.key == "model" and source.startswith("job:"):
+        form.add_error(
+            "compare_values",
+            _("An earlier run fits only its own model: compare models without that transfer."),
+        )
+        return None
+    if variable.key == "augmentation":
+        base.pop("augmentation", None)
+    if variable.key == "dropout":
+        if not isinstance(base["model"], list) or not any(
+            str(layer.get("type", "")).lower() == "dropout" for layer in base["model"]
+        ):
+            form.add_error(
+                "compare_variable",
+                _("Dropout can be compared for a model built from layers with a Dropout layer."),
+            )
+            return None
+        values = [
+            [{**layer, "rate": rate} if layer["type"].lower() == "dropout" else layer
+             for layer in base["model"]]
+            for rate in values
+        ]  # fmt: skip
+    return variable, base, values
+
+
+def _group_value(form: TrainForm, variable: Variable, word: str):
+    word = word.strip()
+    wrong = _("“%(value)s” is not a value of this setting; for example: %(example)s") % {
+        "value": word,
+        "example": variable.example,
+    }
+    try:
+        if variable.key == "optimizer" and word.lower() in ("sgd", "adam", "adamw"):
+            return word.lower()
+        if variable.key == "augmentation" and word.lower() in ON_OFF:
+            return ON_OFF[word.lower()]
+        if variable.key == "model" and word in catalog.BY_NAME:
+            return word
+        if variable.key == "lr" and 0 < float(word) <= 10:
+            return float(word)
+        if variable.key == "dropout" and 0 <= float(word) < 1:
+            return float(word)
+        if variable.key == "batch_size" and 1 <= int(word) <= 4096:
+            return int(word)
+    except ValueError:
+        pass
+    form.add_error("compare_values", wrong)
+    return None
