@@ -505,3 +505,24 @@ def test_missing_model_files_fail_with_a_reason(world, settings):
     assert scoring.score_submission(submission.pk) == "failed"
     submission.refresh_from_db()
     assert "cannot be loaded" in submission.error and "model_card.json" in submission.error
+
+
+def test_class_names_match_across_case_and_full_width_forms():
+    from trainer.scoring import ClassMismatch, class_map
+
+    assert class_map(["ＣＡＴ ", "bird", "dog"], ["dog", "cat"]) == [1, -1, 0]
+    with pytest.raises(ClassMismatch) as refused:
+        class_map(["cat"], ["cat", "犬"])
+    assert refused.value.missing == ["犬"]
+
+
+def test_macro_f1_agrees_with_scikit_learn_and_never_credits_unknown_classes():
+    import torch
+    from sklearn.metrics import f1_score
+
+    from trainer.scoring import macro_f1
+
+    truth = [0, 0, 1, 1, 2, 2, 2]
+    predicted = [0, 1, 1, -1, 2, 2, 0]  # -1: a class the test set does not have
+    expected = f1_score(truth, predicted, labels=[0, 1, 2], average="macro")
+    assert macro_f1(torch.tensor(predicted), torch.tensor(truth)) == pytest.approx(expected)
