@@ -15,7 +15,7 @@ function draw(data) {
       points: run.points.map((p) => [p.epoch, p[key]]),
     }));
   const common = { xLabel: say.epochAxis, empty: say.noData };
-  lineChart(document.getElementById("compare-acc"), series("val_acc"), { ...common, percent: true, yLabel: say.accAxis });
+  lineChart(document.getElementById("compare-acc"), series("val_acc"), { ...common, percent: true, zoom: true, yLabel: say.accAxis });
   lineChart(document.getElementById("compare-loss"), series("val_loss"), { ...common, yLabel: say.lossAxis });
   legend(document.getElementById("compare-legend"), series("val_acc"));
   for (const swatch of document.querySelectorAll("[data-swatch]")) {

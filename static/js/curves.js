@@ -1,8 +1,6 @@
 // Line charts as plain SVG: axes with round ticks, grid lines, one polyline per series, points
 // with a tooltip. Used by the live job page and the compare page; no library, no build step.
 const NS = "http://www.w3.org/2000/svg";
-const W = 600;
-const H = 240;
 const M = { left: 52, right: 14, top: 12, bottom: 36 };
 
 // Distinct, colour-blind friendly colours (Okabe–Ito, then a few more).
@@ -37,12 +35,13 @@ function label(value, percent) {
 }
 
 /**
- * Draw `series` ([{label, color, dash, points: [[x, y], ...]}]) into an <svg viewBox="0 0 600 240">.
+ * Draw `series` ([{label, color, dash, points: [[x, y], ...]}]) into an <svg> at its viewBox size.
  * Options: percent (y from 0 to 100%), xLabel, yLabel, empty (text shown without data),
- * minX (the x axis starts there), maxPoints (longer series are thinned for drawing).
+ * minX (the x axis starts there), maxPoints (longer series are thinned for drawing), zoom.
  */
 export function lineChart(svg, series, options = {}) {
   const { percent = false, xLabel = "", yLabel = "", empty = "", minX = 1 } = options;
+  const { width: W, height: H } = svg.viewBox.baseVal;
   svg.replaceChildren();
   const drawn = series.map((s) => ({ ...s, points: s.points.filter(([, y]) => y != null && Number.isFinite(y)) }));
   const all = drawn.flatMap((s) => s.points);
@@ -54,7 +53,10 @@ export function lineChart(svg, series, options = {}) {
   const ys = all.map(([, y]) => y);
   const x0 = Math.min(minX, ...xs);
   const x1 = Math.max(x0 + 1, ...xs);
-  const y0 = percent ? 0 : Math.min(0, ...ys);
+  // zoom: a percent axis starts just below the lowest value, so close runs can be told apart.
+  const y0 = percent
+    ? (options.zoom ? Math.max(0, Math.floor((Math.min(...ys) - 0.02) * 10) / 10) : 0)
+    : Math.min(0, ...ys);
   const yTop = percent ? 1 : Math.max(...ys) * 1.05 || 1;
   const yTicks = ticks(y0, yTop, 5);
   const y1 = percent ? 1 : Math.max(yTop, yTicks[yTicks.length - 1]);
@@ -86,7 +88,7 @@ export function lineChart(svg, series, options = {}) {
       points: shown.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" "),
       "data-series": s.label,
     }));
-    if (s.points.length <= 60 && !s.thin) {
+    if ((s.points.length <= 60 && !s.thin) || s.points.length === 1) {
       for (const [x, y] of s.points) {
         const dot = el("circle", { cx: sx(x), cy: sy(y), r: 3, fill: s.color });
         dot.append(el("title", {}, `${s.label} · ${xLabel} ${x}: ${percent ? `${(y * 100).toFixed(1)}%` : y.toFixed(4)}`));

@@ -123,6 +123,7 @@ function handle(event) {
   } else if (event.type === "finished") {
     status("succeeded");
     progress(1);
+    text("progress", words.finished);
     if (data.test) text("test-acc", percent(data.test.accuracy));
     else if (data.kfold) text("test-acc", percent(data.kfold.mean_accuracy));
     note(words.finished);
