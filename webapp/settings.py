@@ -189,6 +189,8 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_RESULT_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Task modules that autodiscovery (each app's tasks.py) does not find.
+CELERY_IMPORTS = ["webapp.jobs.predict"]
 CELERY_TASK_ROUTES = {"jobs.train": {"queue": "train"}}
 # A running job whose worker has written nothing for this long is requeued (resuming from its
 # last checkpoint) up to JOB_MAX_ATTEMPTS times, then failed with the reason.

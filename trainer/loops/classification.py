@@ -255,13 +255,23 @@ def _write_artifacts(spec, p: fit.Prepared, model: nn.Module, out: Path, result:
         channels=p.channels,
         mean=p.mean,
         std=p.std,
-        spec=spec.model_dump(mode="json"),
+        spec=_card_spec(spec),
         data_version=spec.data.version,
         metrics={k: v for k, v in result.items() if v},
         model_name=str(spec.model),
         parameters=registry.parameter_count(model),
     )
     export.write_artifacts(model.float().cpu(), out, example_input=example.cpu(), card=card)
+
+
+def _card_spec(spec: JobSpec) -> dict:
+    """The spec as a model card shows it: without the data's file list (server paths, and
+    megabytes for a large set) and with a transfer source named by its file only."""
+    shown = spec.model_dump(mode="json", exclude={"data"})
+    source = shown["transfer"]["source"]
+    if source not in ("none", "imagenet"):
+        shown["transfer"]["source"] = Path(source).name
+    return shown
 
 
 def _run_folds(spec, p: fit.Prepared, out: Path, stream, cancel) -> dict:

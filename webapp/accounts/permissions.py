@@ -145,6 +145,11 @@ def can_view_job(user: User, job) -> bool:
     return role_in(user, job.course) is not None and job.owner_id == user.pk
 
 
+def can_view_group(user: User, group) -> bool:
+    """A comparison group is seen by whoever may see its jobs: its owner and the class's staff."""
+    return can_view_job(user, group)  # a group has the same course and owner_id as its jobs
+
+
 def can_cancel_job(user: User, job) -> bool:
     return can_view_job(user, job)
 

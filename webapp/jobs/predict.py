@@ -105,22 +105,11 @@ _lock = threading.Lock()  # eager mode runs in the web server's threads
 
 
 def load_model(folder: Path):
-    """The exported model in eval mode on the CPU, and its model card."""
-    from trainer import export, registry  # torch is imported on workers only
+    """The exported model in eval mode on the CPU, and its model card (safetensors only)."""
+    from trainer import scoring  # torch is imported on workers only
 
-    card = json.loads((folder / "model_card.json").read_text(encoding="utf-8"))
-    architecture = card["spec"]["model"]
-    shape = {
-        "num_classes": len(card["classes"]),
-        "in_channels": card["input"]["channels"],
-        "input_size": card["input"]["size"][0],
-    }
-    if isinstance(architecture, list):
-        model = registry.build_layers(architecture, **shape)
-    else:
-        model = registry.build(architecture, **shape)
-    export.load_safetensors(model, folder / "model.safetensors")
-    return model.eval(), card
+    card = scoring.load_card(folder)
+    return scoring.load_model(folder, card), card
 
 
 def cached_model(job_id: int):
@@ -164,9 +153,11 @@ def _top_classes(job_id: int, image_b64: str, k: int) -> dict:
         content = base64.b64decode(image_b64, validate=True)
     except (binascii.Error, ValueError):
         return {"error": _("The image did not arrive whole; upload it again.")}
+    from trainer.scoring import ModelUnavailable
+
     try:
         model, card = cached_model(job_id)
-    except FileNotFoundError:
+    except (FileNotFoundError, ModelUnavailable):
         return {"error": _("The job's model files are gone; train the job again.")}
     try:
         images = preprocess(content, card)

@@ -301,7 +301,7 @@ def group_compare(request, group_id: int):
     """A comparison group's runs (the three transfer modes, a variable's values) overlaid."""
     group = JobGroup.objects.select_related("course").filter(pk=group_id).first()
     # A group is seen by whoever may see a job of its owner in its class (same rule as jobs).
-    if group is None or not permissions.can_view_job(request.user, group):
+    if group is None or not permissions.can_view_group(request.user, group):
         raise Http404
     jobs = list(group.jobs.select_related("course", "dataset", "owner").order_by("pk")[:GROUP_MAX])
     return _render_compare(request, _visible(request, jobs), title=group.title, group=group)
