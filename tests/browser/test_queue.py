@@ -1,5 +1,7 @@
 """The training queue page: a teacher sees the line and moves a job; a student sees their place."""
 
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
@@ -35,8 +37,8 @@ def test_teacher_reorders_the_queue_and_a_student_sees_their_place(live_url, new
     )
     # The only slot is busy (a job that looks alive), so the others wait in line.
     now = timezone.now()
-    _job(course, students[0], dataset, status="running", attempts=1, started_at=now, dispatched_at=now,
-         heartbeat_at=now + timezone.timedelta(hours=1), progress=0.4)  # fmt: skip
+    alive = {"started_at": now, "dispatched_at": now, "heartbeat_at": now + timedelta(hours=1)}
+    _job(course, students[0], dataset, status="running", attempts=1, progress=0.4, **alive)
     waiting = [_job(course, s, dataset) for s in (students[0], students[1], students[2])]
 
     page = new_page(lang)

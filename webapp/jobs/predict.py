@@ -9,7 +9,6 @@ exactly as training decoded it: resized bilinearly to the input size, scaled, no
 import base64
 import binascii
 import io
-import json
 import threading
 import time
 from collections import OrderedDict
