@@ -185,7 +185,7 @@ export function initLayerBuilder({ config, csrf, input, active, sizeOf, onChange
       return;
     }
     if (answer.input) {
-      document.getElementById("input-shape").textContent = `${text.input} ${shape(answer.input)}`;
+      document.getElementById("input-shape").textContent = shape(answer.input);
     }
     const totalCell = document.getElementById("total-params").firstElementChild;
     if (response.ok) {
@@ -197,7 +197,6 @@ export function initLayerBuilder({ config, csrf, input, active, sizeOf, onChange
     const index = answer.index ?? -1;
     if (index >= 0 && index < layers.length) {
       showRows(answer.rows || [], { index, message: answer.detail });
-      errorLine.textContent = `${fill(text.layer, { n: index + 1 })}: ${answer.detail}`;
     } else {
       showRows(answer.rows || [], null);
       errorLine.textContent = answer.detail;

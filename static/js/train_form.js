@@ -193,9 +193,9 @@ function updateTransfer() {
   }
   imagenet.disabled = Boolean(reason);
   if (reason && source.value === "imagenet") source.value = "none";
-  const note = document.getElementById("source-note");
-  if (!note.dataset.switched) note.textContent = reason ? `ImageNet: ${reason}` : "";
-  delete note.dataset.switched;
+  const kept = switched?.source === source.value ? switched.message : "";
+  const lines = [kept, reason && `ImageNet: ${reason}`].filter(Boolean);
+  document.getElementById("source-note").textContent = lines.join(" ");
   document.getElementById("imagenet-where").hidden = modelSource() !== "torchvision";
   const none = source.value === "none";
   for (const radio of form.querySelectorAll("[name=transfer_mode]")) {
@@ -205,11 +205,11 @@ function updateTransfer() {
   document.getElementById("compare-modes").disabled = none || !config.ready;
 }
 
+let switched = null; // {source, message}: the note stays while that run is the source
 function useSourceModel() {
   const option = field("transfer_source").selectedOptions[0];
   if (!option?.dataset.model) return;
   const model = JSON.parse(option.dataset.model);
-  const note = document.getElementById("source-note");
   if (JSON.stringify(model) === JSON.stringify(currentModel())) return;
   if (Array.isArray(model)) {
     form.querySelector("[name=model_source][value=layers]").checked = true;
@@ -221,8 +221,8 @@ function useSourceModel() {
     form.querySelector("[name=model_source][value=torchvision]").checked = true;
     field("torchvision").value = model;
   }
-  note.textContent = fill(text.sourceModel, { model: Array.isArray(model) ? text.yourLayers : model });
-  note.dataset.switched = "1";
+  const name = Array.isArray(model) ? text.yourLayers : model;
+  switched = { source: option.value, message: fill(text.sourceModel, { model: name }) };
 }
 
 const variable = field("compare_variable");
@@ -234,6 +234,22 @@ function updateCompare() {
   example = option.dataset.example;
   const help = option.dataset.help ? `${option.dataset.help} ` : "";
   document.getElementById("compare-help").textContent = `${help}${text.example} ${example}`;
+}
+
+function showSummary() {
+  const spec = buildSpec();
+  const model = Array.isArray(spec.model) ? fill(text.nLayers, { n: spec.model.length }) : spec.model;
+  const optimizer = field("optimizer").selectedOptions[0].textContent;
+  const parts = [model, fill(text.epochs, { n: spec.epochs ?? "?" }), `${optimizer} (η = ${spec.lr})`];
+  parts.push(fill(text.batch, { n: spec.batch_size ?? "?" }));
+  if (spec.augmentation) parts.push(text.augmented);
+  if (spec.kfold) parts.push(fill(text.folds, { n: spec.kfold }));
+  if (spec.transfer) {
+    const mode = form.querySelector("[name=transfer_mode]:checked");
+    const label = mode?.closest("label").querySelector("b").textContent;
+    parts.push(fill(text.transfer, { mode: label }));
+  }
+  document.getElementById("spec-summary").textContent = parts.join(" · ");
 }
 
 // --- wiring ---------------------------------------------------------------------------------
@@ -249,6 +265,7 @@ function changed() {
   updateTransfer();
   checkAll();
   showErrors();
+  showSummary();
   clearTimeout(validateTimer);
   validateTimer = setTimeout(validate, VALIDATE_MS);
   clearTimeout(summaryTimer);
@@ -293,7 +310,11 @@ form.addEventListener("change", (event) => {
 form.addEventListener("input", (event) => {
   if (event.target.matches("input[type=number][data-kind]")) {
     clientErrors[event.target.name] = checkNumber(event.target);
+    delete serverErrors[event.target.name]; // said of the old value: ask again
+    validateAsked++; // and forget an answer still on its way
     showErrors();
+    clearTimeout(validateTimer);
+    validateTimer = setTimeout(validate, VALIDATE_MS);
   }
 });
 form.addEventListener("submit", (event) => {
@@ -314,5 +335,6 @@ showDependent();
 updateTransfer();
 updateCompare();
 showErrors();
+showSummary();
 builder.refresh();
 namedSummary();

@@ -17,7 +17,7 @@ from webapp.jobs import actions, catalog, launch_form
 from webapp.jobs.models import Job, JobGroup, JobStatus
 
 MAX_RUNS = 100  # earlier runs listed as transfer sources
-PREVIEW_IMAGES = 6
+PREVIEW_IMAGES = 4
 
 
 @login_required
@@ -172,10 +172,11 @@ def _field(setting: launch_form.Setting, form: launch_form.TrainForm) -> dict:
 def _run_option(user, run: Job, dataset: Dataset) -> dict:
     model = run.spec.get("model")
     name = model if isinstance(model, str) else _("%(n)s layers") % {"n": len(model or [])}
-    accuracy = (run.result or {}).get("test", {}).get("accuracy")
+    result = run.result or {}
+    accuracy = (result.get("test") or result.get("val") or {}).get("accuracy")
     parts = [f"#{run.pk} {name}", f"{run.dataset.name} v{run.dataset_version}"]
     if accuracy is not None:
-        parts.append(_("test accuracy %(acc)s%%") % {"acc": f"{100 * accuracy:.1f}"})
+        parts.append(_("accuracy %(acc)s%%") % {"acc": f"{100 * accuracy:.1f}"})
     if run.owner_id != user.pk:
         parts.append(run.owner.label)
     return {"value": f"job:{run.pk}", "label": " · ".join(parts), "model_json": json.dumps(model)}
@@ -262,6 +263,12 @@ def _js_text() -> dict:
         "kfold": _("Enter 0 (no cross-validation) or a number from 2 to 20."),
         "fixFirst": _("Fix the marked settings first."),
         "example": _("For example:"),
+        "nLayers": _("%(n)s layers"),
+        "epochs": _("epochs: %(n)s"),
+        "batch": _("batch size: %(n)s"),
+        "augmented": _("augmented"),
+        "folds": _("k-fold: %(n)s"),
+        "transfer": _("transfer: %(mode)s"),
         "yourLayers": _("a model built from layers"),
         "original": _("original"),
         "random": _("random"),

@@ -53,69 +53,70 @@ def _number(value):
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-gl = gettext_lazy
 # fmt: off
 HYPER = (
-    Setting("epochs", "epochs", gl("Epochs"), gl(
+    Setting("epochs", "epochs", gettext_lazy("Epochs"), gettext_lazy(
         "How many times the network sees every training image (one pass = one epoch)."),
         "int", 5, 1, 300),
-    Setting("batch_size", "batch_size", gl("Batch size"), gl(
+    Setting("batch_size", "batch_size", gettext_lazy("Batch size"), gettext_lazy(
         "Images per weight update: larger batches run faster per epoch but need more memory."),
         "int", 64, 1, 4096),
-    Setting("optimizer", "optimizer", gl("Optimizer"), gl(
+    Setting("optimizer", "optimizer", gettext_lazy("Optimizer"), gettext_lazy(
         "How the weights follow the gradient: SGD, or Adam/AdamW, which adapt the step for "
         "every weight."),
         "choice", "adam", choices=(("sgd", "SGD"), ("adam", "Adam"), ("adamw", "AdamW"))),
-    Setting("lr", "lr", gl("Learning rate"), gl(
+    Setting("lr", "lr", gettext_lazy("Learning rate"), gettext_lazy(
         "The size of each update step (η): too large and the loss jumps about, too small and "
         "learning is slow."),
         "float", 0.001, 0, 10, above=True),
-    Setting("momentum", "momentum", gl("Momentum"), gl(
+    Setting("momentum", "momentum", gettext_lazy("Momentum"), gettext_lazy(
         "SGD only: keeps part of the previous step, which smooths the path downhill."),
         "float", 0.9, 0, 1, below=True),
-    Setting("weight_decay", "weight_decay", gl("Weight decay"), gl(
+    Setting("weight_decay", "weight_decay", gettext_lazy("Weight decay"), gettext_lazy(
         "Pulls the weights towards zero (L2 regularisation), against overfitting."),
         "float", 0.0, 0, 1),
-    Setting("schedule", "schedule", gl("Learning-rate schedule"), gl(
+    Setting("schedule", "schedule", gettext_lazy("Learning-rate schedule"), gettext_lazy(
         "How the learning rate changes during training."),
         "choice", "none", choices=(
-            ("none", gl("constant")), ("step", gl("step decay (×0.1 every 10 epochs)")),
-            ("cosine", gl("cosine decay")), ("onecycle", gl("one cycle (warm up, then decay)")))),
-    Setting("input_size", "input_size", gl("Input size (pixels)"), gl(
+            ("none", gettext_lazy("constant")),
+            ("step", gettext_lazy("step decay (×0.1 every 10 epochs)")),
+            ("cosine", gettext_lazy("cosine decay")),
+            ("onecycle", gettext_lazy("one cycle (warm up, then decay)")))),
+    Setting("input_size", "input_size", gettext_lazy("Input size (pixels)"), gettext_lazy(
         "Images are resized to this many pixels square; empty: the model's usual size."),
         "int", None, 8, 1024),
-    Setting("early_stopping", "early_stopping", gl("Early stopping"), gl(
+    Setting("early_stopping", "early_stopping", gettext_lazy("Early stopping"), gettext_lazy(
         "Stop when the validation loss has not improved for some epochs, before overfitting "
         "sets in."),
         "bool", False),
-    Setting("patience", "early_stopping.patience", gl("Patience (epochs)"), gl(
+    Setting("patience", "early_stopping.patience", gettext_lazy("Patience (epochs)"), gettext_lazy(
         "Epochs without improvement before training stops."),
         "int", 5, 1, 100),
-    Setting("label_smoothing", "label_smoothing", gl("Label smoothing"), gl(
+    Setting("label_smoothing", "label_smoothing", gettext_lazy("Label smoothing"), gettext_lazy(
         "Softens the targets (e.g. 0.1) so that the model is less over-confident."),
         "float", 0.0, 0, 1, below=True),
-    Setting("seed", "seed", gl("Random seed"), gl(
+    Setting("seed", "seed", gettext_lazy("Random seed"), gettext_lazy(
         "Fixes the random start: the same settings then give the same result."),
         "int", 0, 0, 2**31 - 1),
-    Setting("kfold", "kfold", gl("k-fold cross-validation"), gl(
+    Setting("kfold", "kfold", gettext_lazy("k-fold cross-validation"), gettext_lazy(
         "0: one hold-out validation split. 2–20: train k times on k folds and report the "
         "mean ± std of the accuracy."),
         "int", 0, 0, 20),
 )
 AUGMENT = (
-    Setting("aug_rotation", "augmentation.rotation", gl("Rotation (°)"), gl(
+    Setting("aug_rotation", "augmentation.rotation", gettext_lazy("Rotation (°)"), gettext_lazy(
         "Each image is turned by a random angle up to this many degrees either way."),
         "float", 45.0, 0, 180),
-    Setting("aug_shear", "augmentation.shear", gl("Shear"), gl(
+    Setting("aug_shear", "augmentation.shear", gettext_lazy("Shear"), gettext_lazy(
         "Slants the image by a random amount up to this (0.3 in the lecture)."),
         "float", 0.3, 0, 1),
-    Setting("aug_zoom", "augmentation.zoom", gl("Zoom"), gl(
+    Setting("aug_zoom", "augmentation.zoom", gettext_lazy("Zoom"), gettext_lazy(
         "Enlarges or shrinks by a random factor between 1 − zoom and 1 + zoom."),
         "float", 0.4, 0, 1),
-    Setting("aug_hflip", "augmentation.hflip", gl("Horizontal flip"), gl(
+    Setting("aug_hflip", "augmentation.hflip", gettext_lazy("Horizontal flip"), gettext_lazy(
         "Mirrors half of the images left to right."),
         "bool", True),
-    Setting("aug_vflip", "augmentation.vflip", gl("Vertical flip"), gl(
+    Setting("aug_vflip", "augmentation.vflip", gettext_lazy("Vertical flip"), gettext_lazy(
         "Turns half of the images upside down (rarely right for digits or faces)."),
         "bool", False),
 )
@@ -351,15 +352,16 @@ class Variable:
 COMPARE = {
     v.key: v
     for v in (
-        Variable("optimizer", "optimizer", gl("Optimizer"), "sgd, adam, adamw"),
-        Variable("augmentation", "augmentation.preset", gl("Augmentation on/off"), "off, on", gl(
+        Variable("optimizer", "optimizer", gettext_lazy("Optimizer"), "sgd, adam, adamw"),
+        Variable("augmentation", "augmentation.preset", gettext_lazy("Augmentation on/off"),
+                 "off, on", gettext_lazy(
             "Compares no augmentation with the lecture's (rotation 45°, shear 0.3, zoom 0.4, "
             "flip).")),
-        Variable("dropout", "model", gl("Dropout rate"), "0, 0.25, 0.5", gl(
+        Variable("dropout", "model", gettext_lazy("Dropout rate"), "0, 0.25, 0.5", gettext_lazy(
             "Sets the rate of every Dropout layer of the model built from layers.")),
-        Variable("model", "model", gl("Model"), "simple_cnn, mlp_keras, logistic"),
-        Variable("lr", "lr", gl("Learning rate"), "0.1, 0.01, 0.001"),
-        Variable("batch_size", "batch_size", gl("Batch size"), "32, 64, 128"),
+        Variable("model", "model", gettext_lazy("Model"), "simple_cnn, mlp_keras, logistic"),
+        Variable("lr", "lr", gettext_lazy("Learning rate"), "0.1, 0.01, 0.001"),
+        Variable("batch_size", "batch_size", gettext_lazy("Batch size"), "32, 64, 128"),
     )
 }
 # fmt: on
