@@ -557,3 +557,22 @@ def test_a_bad_comparison_is_refused_naming_the_field(world, fields, field, mess
     response = _train(world, _dataset(world), action="compare", **fields)
     assert response.status_code == 200 and not Job.objects.exists()
     assert message in response.context["errors"][field]
+
+
+def test_the_page_offers_imagenet_only_for_models_whose_weights_are_here(
+    world, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    folder = tmp_path / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    (folder / "mobilenet_v3_small-047dcff4.pth").write_bytes(b"weights")
+    html = world.client("alice").get(f"/datasets/{_dataset(world).pk}/train/").content.decode()
+    assert 'value="mobilenet_v3_small" data-imagenet="1"' in html
+    assert 'value="resnet18" data-imagenet="0"' in html
+
+
+def test_a_refused_layer_list_comes_back_in_the_builder(world, eager):
+    layers = json.dumps([LAYERS[0], {"type": "Dense", "units": 4}])
+    response = _train(world, _dataset(world), model_source="layers", layers=layers)
+    assert response.context["values"]["layers"] == layers
+    assert response.context["values"]["model_source"] == "layers"

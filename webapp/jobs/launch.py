@@ -13,7 +13,7 @@ from webapp.accounts import permissions
 from webapp.datasets import queries
 from webapp.datasets.models import Dataset, Status
 from webapp.datasets.views import _dataset_for
-from webapp.jobs import actions, catalog, launch_form
+from webapp.jobs import actions, catalog, launch_form, launch_groups
 from webapp.jobs.models import Job, JobGroup, JobStatus
 
 MAX_RUNS = 100  # earlier runs listed as transfer sources
@@ -83,7 +83,7 @@ def _launch(user, dataset: Dataset, form: launch_form.TrainForm, action: str) ->
 
 
 def _launch_comparison(user, dataset: Dataset, form: launch_form.TrainForm) -> str | None:
-    parsed = launch_form.group_values(form)
+    parsed = launch_groups.group_values(form)
     if parsed is None:
         return None
     variable, base, values = parsed
@@ -152,7 +152,7 @@ def _context(request, dataset: Dataset, form: launch_form.TrainForm, runs: list[
         ],
         "runs": [_run_option(request.user, run, dataset) for run in runs],
         "modes": _modes(),
-        "compare": launch_form.COMPARE.values(),
+        "compare": launch_groups.COMPARE.values(),
         "checkpoints_dir": catalog.checkpoints_dir(),
         "samples": _samples(dataset, categories),
         "js": _js_config(dataset, categories, ready),
