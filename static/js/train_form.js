@@ -52,15 +52,24 @@ function showPanes() {
 
 let summaryTimer = null;
 let summaryAsked = 0;
+let summaryKey = null; // the named model and input size the line describes (or will)
+
+/** After any change: a new named model or size makes the line stale until its answer comes. */
+function scheduleSummary() {
+  const line = document.getElementById("model-summary");
+  const key = modelSource() === "layers" ? null : `${currentModel()}@${inputSize()}`;
+  if (key === summaryKey) return;
+  summaryKey = key;
+  summaryAsked++; // an answer about the previous model is dropped
+  line.textContent = key ? text.checking : "";
+  clearTimeout(summaryTimer);
+  if (key) summaryTimer = setTimeout(namedSummary, VALIDATE_MS);
+}
+
 async function namedSummary() {
   const line = document.getElementById("model-summary");
-  if (modelSource() === "layers") {
-    line.textContent = "";
-    return;
-  }
   const ask = ++summaryAsked;
   const model = currentModel();
-  line.textContent = text.checking;
   try {
     const response = await fetch(config.summaryUrl, {
       method: "POST",
@@ -268,8 +277,7 @@ function changed() {
   showSummary();
   clearTimeout(validateTimer);
   validateTimer = setTimeout(validate, VALIDATE_MS);
-  clearTimeout(summaryTimer);
-  summaryTimer = setTimeout(namedSummary, VALIDATE_MS);
+  scheduleSummary();
   preview?.redraw();
 }
 
@@ -337,4 +345,4 @@ updateCompare();
 showErrors();
 showSummary();
 builder.refresh();
-namedSummary();
+scheduleSummary();

@@ -144,6 +144,7 @@ def test_student_compares_the_three_transfer_modes_from_an_earlier_run(
     page.fill("#f-epochs", "1")
     page.check("input[name=transfer_mode][value=fine_tuning]")
     expect(page.locator("#server-check")).to_be_empty()
+    expect(page.locator("#model-summary")).to_contain_text("logistic")
     _shot(page, f"{lang}-44-transfer-three-modes")
     page.click("#compare-modes")
     page.wait_for_url(f"{live_url}/groups/*/")
