@@ -534,6 +534,7 @@ def test_comparing_dropout_rates_sets_every_dropout_layer(world, eager):
     assert response.status_code == 302
     rates = [job.spec["model"][4]["rate"] for job in Job.objects.order_by("pk")]
     assert rates == [0.0, 0.5]
+    assert [job.label for job in Job.objects.order_by("pk")] == ["dropout 0.0", "dropout 0.5"]
 
 
 @pytest.mark.parametrize(

@@ -165,9 +165,18 @@ def _label(value) -> str:
 
 @transaction.atomic
 def submit_group(
-    user: User, dataset: Dataset, base_spec: dict, variable: str, values: list, title: str = ""
+    user: User,
+    dataset: Dataset,
+    base_spec: dict,
+    variable: str,
+    values: list,
+    title: str = "",
+    labels: list[str] | None = None,
 ) -> JobGroup:
-    """Queue one job per value of `variable`, as a group to compare; all or none are queued."""
+    """Queue one job per value of `variable`, as a group to compare; all or none are queued.
+
+    `labels` name the runs where the values themselves do not read well (whole layer lists).
+    """
     if not 2 <= len(values) <= MAX_GROUP:
         raise JobRefused(
             _("Choose between 2 and %(n)s values to compare.") % {"n": MAX_GROUP},
@@ -185,8 +194,10 @@ def submit_group(
         variable=variable,
         title=title or _("Compare %(variable)s") % {"variable": variable},
     )
-    for value, spec in zip(values, specs, strict=True):
-        _create(user, dataset, spec, group=group, label=_label(value))
+    if labels is None or len(labels) != len(values):
+        labels = [_label(value) for value in values]
+    for label, spec in zip(labels, specs, strict=True):
+        _create(user, dataset, spec, group=group, label=label[:120])
     transaction.on_commit(scheduler.dispatch_jobs)
     return group
 

@@ -96,7 +96,16 @@ def _launch_comparison(user, dataset: Dataset, form: launch_form.TrainForm) -> s
         "setting": variable.label,
         "values": form.values["compare_values"],
     }
-    group = actions.submit_group(user, dataset, base, variable.path, values, title=title[:200])
+    labels = None
+    if variable.key == "dropout":  # the values are whole layer lists: name runs by their rate
+        labels = [
+            _("dropout %(rate)s")
+            % {"rate": next(x["rate"] for x in value if str(x["type"]).lower() == "dropout")}
+            for value in values
+        ]
+    group = actions.submit_group(
+        user, dataset, base, variable.path, values, title=title[:200], labels=labels
+    )
     return _group_url(group)
 
 
