@@ -50,7 +50,7 @@ def test_teacher_reorders_the_queue_and_a_student_sees_their_place(live_url, new
     places = [rows.nth(i).get_attribute("data-job") for i in range(1, 4)]
     assert places == [str(waiting[1].pk), str(waiting[2].pk), str(waiting[0].pk)]
     expect(rows.nth(1)).to_contain_text(WAITING[lang])
-    shot(page, f"{lang}-40-queue-teacher")
+    shot(page, f"{lang}-47-queue-teacher")
 
     rows.nth(3).locator("button[value=top]").click()
     page.wait_for_url(f"{live_url}/courses/{course.pk}/queue/")
@@ -64,4 +64,4 @@ def test_teacher_reorders_the_queue_and_a_student_sees_their_place(live_url, new
     expect(mine).to_have_count(1)  # only her own job, with its place among everybody's
     expect(mine.first.locator("td.num")).to_have_text("3")
     assert student_page.locator("button[value=top]").count() == 0
-    shot(student_page, f"{lang}-41-queue-student")
+    shot(student_page, f"{lang}-48-queue-student")
