@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import closing
@@ -252,6 +253,10 @@ def test(pytest_args: list[str]) -> int:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     env = environ_copy(PYTHONUNBUFFERED="1")
     redis_proc = None
+    # Media of its own: job folders are named by job id, and ids restart in every test database.
+    media = None if envstr("MEDIA_ROOT") else tempfile.mkdtemp(prefix="test-media-", dir=DATA_DIR)
+    if media:
+        env["MEDIA_ROOT"] = media
     try:
         if not envstr("REDIS_URL"):
             redis_proc, env["REDIS_URL"] = start_redis(DATA_DIR / "redis-test", persist=False)
@@ -263,6 +268,8 @@ def test(pytest_args: list[str]) -> int:
     finally:
         if redis_proc is not None:
             stop(redis_proc, "redis")
+        if media:
+            shutil.rmtree(media, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
