@@ -9,6 +9,7 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from webapp.accounts import permissions
 from webapp.datasets import queries
@@ -211,7 +212,17 @@ def _curves(jobs: list[Job]) -> dict[int, list[dict]]:
     return curves
 
 
+TRANSFER_MODE_NAMES = {
+    "scratch": gettext_lazy("From scratch"),
+    "feature_extraction": gettext_lazy("Feature extraction"),
+    "fine_tuning": gettext_lazy("Fine-tuning"),
+}
+
+
 def _run_label(job: Job) -> str:
+    """How a run is named on charts: its value of the compared setting, in the reader's words."""
+    if job.group_id and job.group.variable == "transfer.mode":
+        return str(TRANSFER_MODE_NAMES.get(job.label, job.label))
     return job.label or _("job %(id)s") % {"id": job.pk}
 
 
@@ -290,7 +301,7 @@ def compare(request):
             "n": len(ids),
         }
         return _render_compare(request, [], title=title, error=message)
-    found = Job.objects.select_related("course", "dataset", "owner").in_bulk(ids)
+    found = Job.objects.select_related("course", "dataset", "owner", "group").in_bulk(ids)
     if len(found) != len(ids):
         raise Http404
     return _render_compare(request, _visible(request, [found[i] for i in ids]), title=title)
@@ -303,5 +314,7 @@ def group_compare(request, group_id: int):
     # A group is seen by whoever may see a job of its owner in its class (same rule as jobs).
     if group is None or not permissions.can_view_group(request.user, group):
         raise Http404
-    jobs = list(group.jobs.select_related("course", "dataset", "owner").order_by("pk")[:GROUP_MAX])
+    jobs = list(
+        group.jobs.select_related("course", "dataset", "owner", "group").order_by("pk")[:GROUP_MAX]
+    )
     return _render_compare(request, _visible(request, jobs), title=group.title, group=group)
