@@ -254,7 +254,7 @@ def test_a_group_page_compares_its_runs_by_label(world):
     for mode in ("scratch", "fine_tuning"):
         _fake(world, dataset, group=group, label=mode, spec={**SPEC, "transfer": {"mode": mode}})
     html = _client(world, "alice").get(f"/groups/{group.pk}/").content.decode()
-    assert "Three modes" in html and ">scratch</a>" in html and ">fine_tuning</a>" in html
+    assert "Three modes" in html and ">From scratch</a>" in html and ">Fine-tuning</a>" in html
 
 
 # --- Try it -------------------------------------------------------------------------------
