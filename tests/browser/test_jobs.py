@@ -1,4 +1,5 @@
-"""Train from the dataset page and watch the job live, in Japanese and in English."""
+"""Train on the digits from the Train page and watch the curves grow live — the student in two
+tabs and the teacher at the same time — in Japanese and in English."""
 
 import pytest
 from playwright.sync_api import expect
@@ -11,7 +12,13 @@ from webapp.datasets.models import Dataset
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 FINISHED = {"ja": "完了", "en": "finished"}
-EPOCH_3 = {"ja": "エポック 3", "en": "epoch 3"}
+EPOCHS = 5
+# The points of the validation-accuracy line, counted in the page.
+POINTS = "document.querySelectorAll('#curves polyline')[1]?.getAttribute('points')"
+
+
+def _points(page) -> int:
+    return page.evaluate(f"({POINTS} || '').split(' ').filter(Boolean).length")
 
 
 @pytest.mark.parametrize("lang", ["ja", "en"])
@@ -21,19 +28,40 @@ def test_student_trains_and_watches_the_curves(live_url, new_page, celery_worker
     student = make_user(f"js_{lang}")
     add_member(course, student)
     dataset = Dataset.objects.create(
-        course=course, owner=student, name="faces", task="classification", source="sample:faces"
+        course=course, owner=student, name="digits", task="classification", source="sample:digits"
     )
-    dataset_tasks.copy_sample(dataset.pk, "faces", lang)
+    dataset_tasks.copy_sample(dataset.pk, "digits", lang)
 
     page = new_page(lang)
     sign_in(page, live_url, f"js_{lang}")
     page.goto(f"{live_url}/datasets/{dataset.pk}/")
     page.locator("#train-card a.btn").click()
-    page.fill("#f-epochs", "3")
+    page.locator("input[name=preset][value=simple_cnn]").check()
+    page.fill("#f-epochs", str(EPOCHS))
+    page.fill("#f-input_size", "16")
     page.click("#submit-train")
     page.wait_for_url(f"{live_url}/jobs/*/")
-    expect(page.locator("#log li").last).to_have_text(FINISHED[lang], timeout=90_000)
-    expect(page.locator("#curves polyline").first).to_be_visible()
-    assert page.locator("#log li").filter(has_text=EPOCH_3[lang]).count() == 1
+    job_url = page.url
+
+    second_tab = page.context.new_page()
+    second_tab.goto(job_url)
+    watcher = new_page(lang)
+    sign_in(watcher, live_url, f"jt_{lang}")
+    watcher.goto(job_url)
+
+    # Live, not at the end: a moment when the job runs and has drawn some epochs, not all.
+    page.wait_for_function(
+        f"""() => {{
+            const n = ({POINTS} || '').split(' ').filter(Boolean).length;
+            return document.getElementById('job-status').classList.contains('job-running')
+                && n >= 1 && n < {EPOCHS};
+        }}""",
+        timeout=120_000,
+        polling=50,
+    )
+    shot(page, f"{lang}-30-job-running")
+    for viewer in (page, second_tab, watcher):
+        expect(viewer.locator("#log li").last).to_have_text(FINISHED[lang], timeout=120_000)
+        assert _points(viewer) == EPOCHS  # every epoch once: no gap, no duplicate
     assert page.locator("#cancel-form").count() == 0
-    shot(page, f"{lang}-30-job-finished")
+    shot(watcher, f"{lang}-31-job-finished-teacher")
