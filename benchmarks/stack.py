@@ -6,6 +6,7 @@ with the run command's arguments. Django is set up in the calling process on the
 Everything is stopped and deleted at the end. Never touches the network.
 """
 
+import math
 import os
 import re
 import shutil
@@ -47,7 +48,7 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
         return float("nan")
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
     return ordered[rank - 1]
 
 
