@@ -5,7 +5,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import translation
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, add_member, make_user
 from webapp.accounts import actions
 from webapp.accounts.models import Course, Membership, User
 
@@ -209,3 +209,35 @@ def test_seed_demo_is_idempotent_and_keeps_changed_passwords(db):
     roles = dict(Membership.objects.filter(course=course).values_list("user__username", "role"))
     assert roles == {"teacher": "teacher", "student": "student"}
     assert User.objects.get(username="teacher").is_teacher
+
+
+@pytest.mark.parametrize("persona", ["teacher", "ta", "alice", "other_teacher"])
+def test_the_roster_knows_whose_password_may_be_reset_as_one_by_one(world, persona):
+    from webapp.accounts import permissions
+    from webapp.accounts.models import Membership
+
+    colleague = make_user("colleague")
+    add_member(world.course, colleague)
+    add_member(world.other_course, colleague, role="ta")  # staff elsewhere: hands off
+    members = list(Membership.objects.filter(course=world.course).select_related("user"))
+    user = world.user(persona)
+    one_by_one = {
+        m.pk
+        for m in members
+        if m.is_active and permissions.can_reset_password(user, world.course, m.user)
+    }
+    assert permissions.resettable_memberships(user, world.course, members) == one_by_one
+    assert bool(one_by_one) == (persona == "teacher")
+
+
+def test_the_teachers_class_page_costs_the_same_queries_for_any_roster(
+    world, django_assert_max_num_queries
+):
+    client = world.client("teacher")
+    client.get(f"/courses/{world.course.pk}/")  # warm caches (sessions, translations)
+    with django_assert_max_num_queries(20):
+        client.get(f"/courses/{world.course.pk}/")
+    for i in range(30):
+        add_member(world.course, make_user(f"extra{i}"))
+    with django_assert_max_num_queries(20):
+        assert client.get(f"/courses/{world.course.pk}/").status_code == 200

@@ -71,7 +71,7 @@ def test_each_student_row_sums_up_their_runs(world):
     Job.objects.bulk_create(
         [
             _job(world, world.alice, dataset, metrics={"best_val_acc": 0.71}, gpu_seconds=90),
-            _job(world, world.alice, dataset, result={"val": {"accuracy": 0.83}}, gpu_seconds=30),
+            _job(world, world.alice, dataset, metrics={"val_accuracy": 0.83}, gpu_seconds=30),
             _job(world, world.alice, dataset, "failed", gpu_seconds=60),
             _job(
                 world,

@@ -89,11 +89,7 @@ def _staff_context(request, course: Course) -> dict:
         "active_count": sum(1 for m in members if m.is_active),
         "can_manage": permissions.can_manage_course(request.user, course),
         "roles": Role.choices,
-        "resettable": {
-            m.pk
-            for m in members
-            if m.is_active and permissions.can_reset_password(request.user, course, m.user)
-        },
+        "resettable": permissions.resettable_memberships(request.user, course, members),
     }
 
 

@@ -1,29 +1,34 @@
 """The queue as a class sees it: its running jobs, then its waiting ones in line."""
 
+from django.db.models import Q
+
 from webapp.accounts import permissions
 from webapp.jobs import scheduler
 from webapp.jobs.models import Job, JobStatus
+
+SHOWN_WAITING = 100  # a long line is shown from its front (and everyone sees their own jobs)
 
 
 def queue_for(user, course) -> list[tuple[Job, tuple]]:
     """(job, (place in line, estimated start)) for the class's open jobs the user may see.
 
     Places count every class's waiting jobs, since all classes share the training workers.
+    Staff see the class's first SHOWN_WAITING waiting jobs; students see all of their own.
     """
     staff = user.is_superuser or permissions.can_view_roster(user, course)
-    running = Job.objects.filter(course=course, status=JobStatus.RUNNING).select_related(
-        "owner", "dataset"
-    )
-    handed_out = Job.objects.filter(
-        course=course, status=JobStatus.QUEUED, dispatched_at__isnull=False
-    ).select_related("owner", "dataset")
-    positions = scheduler.queue_positions()
-    waiting = Job.objects.filter(pk__in=list(positions), course=course).select_related(
-        "owner", "dataset"
-    )
-    waiting = sorted(waiting, key=lambda job: positions[job.pk][0])
-    rows = [(job, (None, None)) for job in [*running, *handed_out]]
-    rows += [(job, positions[job.pk]) for job in waiting]
+    open_jobs = Job.objects.filter(course=course).select_related("owner", "dataset")
     if not staff:
-        rows = [row for row in rows if row[0].owner_id == user.pk]
+        open_jobs = open_jobs.filter(owner=user)
+    holding = open_jobs.filter(
+        Q(status=JobStatus.RUNNING) | Q(status=JobStatus.QUEUED, dispatched_at__isnull=False)
+    ).order_by("started_at", "pk")
+    positions = scheduler.queue_positions()
+    ours = open_jobs.filter(status=JobStatus.QUEUED, dispatched_at__isnull=True).values_list(
+        "pk", flat=True
+    )
+    shown = sorted((pk for pk in ours if pk in positions), key=lambda pk: positions[pk][0])
+    shown = shown[:SHOWN_WAITING] if staff else shown
+    waiting = open_jobs.in_bulk(shown)
+    rows = [(job, (None, None)) for job in holding]
+    rows += [(waiting[pk], positions[pk]) for pk in shown if pk in waiting]
     return rows

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from webapp.accounts import permissions
+from webapp.accounts.models import Course, User
 from webapp.jobs import tasks
 from webapp.jobs.models import Job, JobStatus, QueueLock
 
@@ -44,7 +45,11 @@ def waiting_order() -> list[Job]:
     reordered their own class's jobs (`priority`): those are rearranged among the places the
     class holds in line, so one class's reordering never moves another class's students.
     """
-    waiting = list(_waiting().select_related("course", "owner").order_by("created_at", "pk"))
+    waiting = list(  # only what the order needs: thousands of rows may wait
+        _waiting()
+        .only("pk", "owner_id", "course_id", "created_at", "priority", "status", "dispatched_at")
+        .order_by("created_at", "pk")
+    )
     owners = {job.owner_id for job in waiting}
     last_turn = dict(
         Job.objects.filter(owner_id__in=owners, dispatched_at__isnull=False)
@@ -113,15 +118,23 @@ def dispatch_jobs() -> list[int]:
             for row in _busy().values("owner_id", "course_id").annotate(n=Count("pk"))
         }
         now = timezone.now()
+        owners: dict[int, User] = {}
+        courses: dict[int, Course] = {}
         for job in order:
             if free <= 0:
                 break
             key = (job.owner_id, job.course_id)
-            if _limited(job.owner, job.course):
-                if running.get(key, 0) >= job.course.concurrent_jobs_per_student:
+            owner = owners.get(job.owner_id) or owners.setdefault(
+                job.owner_id, User.objects.get(pk=job.owner_id)
+            )
+            course = courses.get(job.course_id) or courses.setdefault(
+                job.course_id, Course.objects.get(pk=job.course_id)
+            )
+            if _limited(owner, course):
+                if running.get(key, 0) >= course.concurrent_jobs_per_student:
                     continue  # the student's next job waits for one of theirs to end
-                if over_quota(job.owner, job.course):
-                    _fail_over_quota(job)
+                if over_quota(owner, course):
+                    _fail_over_quota(job, course)
                     continue
             updated = Job.objects.filter(
                 pk=job.pk, status=JobStatus.QUEUED, dispatched_at__isnull=True
@@ -135,7 +148,7 @@ def dispatch_jobs() -> list[int]:
     return sent
 
 
-def _fail_over_quota(job: Job) -> None:
+def _fail_over_quota(job: Job, course: Course) -> None:
     Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
         status=JobStatus.FAILED,
         finished_at=timezone.now(),
@@ -143,7 +156,7 @@ def _fail_over_quota(job: Job) -> None:
             "Your GPU minutes in this class are used up (%(minutes)s minutes). Ask your "
             "teacher for more."
         )
-        % {"minutes": job.course.gpu_minutes_per_student},
+        % {"minutes": course.gpu_minutes_per_student},
     )
 
 
