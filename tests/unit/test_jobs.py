@@ -53,7 +53,7 @@ def test_owner_submits_a_job_that_waits_in_the_queue(world):
 )
 def test_bad_specs_are_refused_naming_the_field(world, spec, field):
     response = _submit(world, "alice", _dataset(world), spec)
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert field in response.json()["errors"]
 
 

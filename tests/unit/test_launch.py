@@ -329,7 +329,7 @@ def test_every_signed_in_user_may_ask_for_a_model_summary(world, persona, eager)
 def test_validation_names_every_bad_field_under_spec(world):
     body = assert_api_error(
         _validate(world, "alice", _dataset(world), {"model": "logistic", "lr": 0, "kfold": 1}),
-        400,
+        422,
     )
     assert set(body["errors"]) == {"spec.lr", "spec.kfold"}
     ok = _validate(world, "alice", _dataset(world), {"model": "logistic", "lr": 0.01})
@@ -340,7 +340,7 @@ def test_validation_refuses_a_run_the_user_may_not_see_as_a_source(world):
     dataset = _dataset(world)
     bobs = _finished_run(world, "bob", dataset)
     spec = {"model": "logistic", "transfer": {"source": f"job:{bobs.pk}", "mode": "fine_tuning"}}
-    body = assert_api_error(_validate(world, "alice", dataset, spec), 400)
+    body = assert_api_error(_validate(world, "alice", dataset, spec), 422)
     assert "spec.transfer.source" in body["errors"]
     assert _validate(world, "teacher", dataset, spec).status_code == 200
 

@@ -93,7 +93,7 @@ def validate_spec(request, payload: ValidateIn):
     problems = launch_form.spec_problems(payload.spec)
     problems.update(_source_problems(request.user, payload.spec))
     if problems:
-        return error(_("Some settings are not valid."), 400, problems)
+        return error(_("Some settings are not valid."), 422, problems)
     return {"ok": True, "errors": {}}
 
 

@@ -28,6 +28,12 @@ class TooManyJobs(JobRefused):
     status = 409
 
 
+class InvalidSpec(JobRefused):
+    """A setting the trainer would refuse; `field` is `spec.<path>` (the API contract's 422)."""
+
+    status = 422
+
+
 JOB_SOURCE = "job:"
 
 
@@ -39,7 +45,7 @@ def source_job_id(spec: dict) -> int | None:
     try:
         return int(source[len(JOB_SOURCE) :])
     except ValueError:
-        raise JobRefused(
+        raise InvalidSpec(
             _("Choose the earlier run to transfer from."), field="spec.transfer.source"
         ) from None
 
@@ -53,7 +59,7 @@ def check_spec(spec: dict, dataset: Dataset) -> dict:
     from trainer.spec import SpecError, load_spec  # pydantic only: no torch in a web request
 
     if not isinstance(spec, dict) or "data" in spec:
-        raise JobRefused(
+        raise InvalidSpec(
             _("The spec must be an object without “data”: the dataset is chosen."), field="spec"
         )
     placeholder = {"classes": ["a"], "items": [{"path": "x.png", "label": 0}]}
@@ -64,7 +70,7 @@ def check_spec(spec: dict, dataset: Dataset) -> dict:
         load_spec({**checked, "data": placeholder}, check_registry=False)
     except SpecError as exc:
         field, message = next(iter(exc.errors.items()))
-        raise JobRefused(f"{field}: {message}", field=f"spec.{field}") from None
+        raise InvalidSpec(f"{field}: {message}", field=f"spec.{field}") from None
     return spec
 
 
@@ -75,9 +81,9 @@ def _check_source(user: User, spec: dict) -> None:
         return
     source = Job.objects.select_related("course").filter(pk=source_id).first()
     if source is None or not permissions.can_view_job(user, source):
-        raise JobRefused(_("No earlier run with this id is yours."), field="spec.transfer.source")
+        raise InvalidSpec(_("No earlier run with this id is yours."), field="spec.transfer.source")
     if source.status != JobStatus.SUCCEEDED or not os.path.exists(model_path(source.pk)):
-        raise JobRefused(
+        raise InvalidSpec(
             _(
                 "Run %(id)s has no trained model to start from (it did not finish, or it was a "
                 "k-fold run)."
