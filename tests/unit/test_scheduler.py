@@ -326,3 +326,18 @@ def test_the_lease_renews_while_it_owns_the_job_and_notices_a_takeover(world, da
     lease.lost = True
     with pytest.raises(StaleAttempt):
         JobReporter(job.pk, 1, lease=lease)({"kind": "log", "seq": 1, "data": {}})
+
+
+def test_a_submit_survives_a_broker_that_is_away(world, dataset, settings, _no_broker):
+    from django.db import transaction
+    from kombu.exceptions import OperationalError
+
+    settings.TRAIN_SLOTS = 1
+    _no_broker.side_effect = OperationalError("Redis is restarting")
+    with mock.patch.object(transaction, "on_commit", lambda fn: fn()):
+        job = actions.submit(world.alice, dataset, SPEC)  # no exception for the student
+    job.refresh_from_db()
+    assert job.status == "queued" and job.dispatched_at is not None  # resent by the reaper
+    _no_broker.side_effect = None
+    Job.objects.filter(pk=job.pk).update(dispatched_at=timezone.now() - timedelta(hours=1))
+    assert scheduler.stale_dispatches() == [job.pk]

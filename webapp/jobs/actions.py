@@ -14,7 +14,7 @@ from webapp.accounts import permissions
 from webapp.accounts.models import User
 from webapp.datasets.models import Dataset, Status
 from webapp.errors import Refused
-from webapp.jobs import broadcast, scheduler, tasks
+from webapp.jobs import broadcast, scheduler
 from webapp.jobs.models import FINISHED, Job, JobGroup, JobStatus
 
 MAX_GROUP = 6
@@ -264,7 +264,7 @@ def reap_stale_jobs() -> dict[str, int]:
                 job.status = JobStatus.QUEUED
                 job.dispatched_at = timezone.now()
                 job.save(update_fields=["status", "dispatched_at"])
-                transaction.on_commit(lambda pk=job.pk: tasks.train.delay(pk))
+                transaction.on_commit(lambda pk=job.pk: scheduler.send_to_train_queue(pk))
                 requeued += 1
             broadcast.job_changed(job)
     resent = scheduler.stale_dispatches()

@@ -8,6 +8,7 @@ priority overrides the rotation; the class's concurrent-job limit and GPU-minute
 who may start now.
 """
 
+import logging
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
@@ -22,8 +23,23 @@ from webapp.accounts.models import Course, User
 from webapp.jobs import tasks
 from webapp.jobs.models import Job, JobStatus, QueueLock
 
+log = logging.getLogger(__name__)
 NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 DEFAULT_JOB_SECONDS = 120.0  # a guess for the first jobs, before any has finished
+
+
+def send_to_train_queue(job_id: int) -> bool:
+    """Send a dispatched job to the `train` queue. With the broker away the job keeps its
+    dispatch and the reaper sends it again later (JOB_DISPATCH_TIMEOUT): a student's submit
+    never fails because Redis restarts."""
+    try:
+        tasks.train.delay(job_id)
+    except Exception:  # noqa: BLE001 - kombu/redis connection errors of every kind
+        log.warning(
+            "job %s: the train queue cannot be reached; resent later", job_id, exc_info=True
+        )
+        return False
+    return True
 
 
 def _waiting():
@@ -144,7 +160,7 @@ def dispatch_jobs() -> list[int]:
             running[key] = running.get(key, 0) + 1
             free -= 1
             sent.append(job.pk)
-            transaction.on_commit(lambda pk=job.pk: tasks.train.delay(pk))
+            transaction.on_commit(lambda pk=job.pk: send_to_train_queue(pk))
     return sent
 
 
@@ -235,7 +251,7 @@ def stale_dispatches() -> list[int]:
     if ids:
         Job.objects.filter(pk__in=ids).update(dispatched_at=timezone.now())
         for pk in ids:
-            tasks.train.delay(pk)
+            send_to_train_queue(pk)
     return ids
 
 
