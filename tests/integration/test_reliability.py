@@ -103,12 +103,13 @@ def test_redis_restarted_while_a_job_runs(world, digits, tmp_path, settings):
 
     redis, url = launcher.start_redis(tmp_path / "redis", persist=False)
     port = int(url.rsplit(":", 1)[1].split("/")[0])
-    worker = live.start_worker(
-        Path(settings.BASE_DIR) / "test-artifacts" / "logs" / "celery-redis-restart.log",
-        name=f"restart-{port}",
-        REDIS_URL=url,
-    )
+    worker = None
     try:
+        worker = live.start_worker(
+            Path(settings.BASE_DIR) / "test-artifacts" / "logs" / "celery-redis-restart.log",
+            name=f"restart-{port}",
+            REDIS_URL=url,
+        )
         job = Job.objects.create(
             course=digits.course,
             owner=world.alice,
@@ -135,8 +136,9 @@ def test_redis_restarted_while_a_job_runs(world, digits, tmp_path, settings):
         assert epochs == list(range(1, SLOW_SPEC["epochs"] + 1))
         assert events[-1].kind == "finished"
     finally:
-        live.stop(worker)
-        launcher.stop(redis, "redis")
+        if worker is not None:
+            live.stop(worker)
+        launcher.stop(redis, "redis")  # also when the worker never started
 
 
 def test_cancel_while_waiting_and_while_running(world, digits, celery_worker_process, settings):
