@@ -1,5 +1,4 @@
-// Live class pages: listen on /ws/courses/<id>/; refresh the roster when people join or leave and
-// the queue when jobs change.
+// Live class page: listens on /ws/courses/<id>/ and refreshes the roster when people join or leave.
 // Reconnects with back-off after a network drop; stops for good when the server says 4403 (forbidden).
 
 const script = document.querySelector("script[data-course]");
@@ -14,17 +13,6 @@ function show(ok) {
   state.classList.toggle("on", ok);
 }
 
-// A burst of job news (a class starting twenty runs) refreshes the page at most once a second.
-let pending = null;
-function jobChanged() {
-  if (pending) return;
-  pending = setTimeout(() => {
-    pending = null;
-    document.body.dispatchEvent(new CustomEvent("queue-changed"));
-    document.body.dispatchEvent(new CustomEvent("job-changed"));
-  }, 1000);
-}
-
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const socket = new WebSocket(`${scheme}://${location.host}/ws/courses/${courseId}/`);
@@ -35,8 +23,6 @@ function connect() {
       show(true);
     } else if (event.kind === "roster.changed") {
       document.body.dispatchEvent(new CustomEvent("roster-changed"));
-    } else if (event.kind === "job") {
-      jobChanged();
     } else if (event.kind === "course.changed") {
       const title = document.getElementById("course-name");
       if (title && title.firstChild) title.firstChild.textContent = event.name + " ";

@@ -1,4 +1,4 @@
-// Live class pages (the dashboard, an assignment): listens on /ws/courses/<id>/ and, when an
+// Live class pages (the dashboard, an assignment, the queue): listens on /ws/courses/<id>/ and, when an
 // event of a kind named in data-kinds arrives, fires "course-live" on <body>; elements with
 // hx-trigger="course-live from:body" then fetch their fresh HTML. At most one refresh a second,
 // and the last change always lands (a burst of events ends with one refresh after the burst).

@@ -19,7 +19,7 @@ from webapp.accounts.forms import (
 from webapp.accounts.models import Course, Membership, Role
 
 
-def _course_for(request, course_id: int, check) -> Course:
+def course_for(request, course_id: int, check) -> Course:
     """Return the class if the check allows; 404 to non-members so classes do not leak."""
     course = Course.objects.filter(pk=course_id).first()
     if course is None or not permissions.can_view_course(request.user, course):
@@ -95,7 +95,7 @@ def _staff_context(request, course: Course) -> dict:
 
 @login_required
 def course_detail(request, course_id: int):
-    course = _course_for(request, course_id, permissions.can_view_course)
+    course = course_for(request, course_id, permissions.can_view_course)
     context = {
         "course": course,
         "role": permissions.role_in(request.user, course),
@@ -116,7 +116,7 @@ def course_detail(request, course_id: int):
 @login_required
 def course_roster(request, course_id: int):
     """The roster table alone, for live refresh (HTMX) when someone joins or leaves."""
-    course = _course_for(request, course_id, permissions.can_view_roster)
+    course = course_for(request, course_id, permissions.can_view_roster)
     context = {"course": course, **_staff_context(request, course)}
     return render(request, "courses/_roster.html", context)
 
@@ -124,7 +124,7 @@ def course_roster(request, course_id: int):
 @login_required
 @require_POST
 def course_settings(request, course_id: int):
-    course = _course_for(request, course_id, permissions.can_manage_course)
+    course = course_for(request, course_id, permissions.can_manage_course)
     action = request.POST.get("action")
     try:
         if action == "rename":
@@ -166,7 +166,7 @@ def course_settings(request, course_id: int):
 @login_required
 @require_POST
 def member_action(request, course_id: int, membership_id: int):
-    course = _course_for(request, course_id, permissions.can_manage_course)
+    course = course_for(request, course_id, permissions.can_manage_course)
     membership = _membership(course, membership_id)
     action = request.POST.get("action")
     try:
@@ -199,7 +199,7 @@ def member_action(request, course_id: int, membership_id: int):
 @login_required
 @require_POST
 def roster_import(request, course_id: int):
-    course = _course_for(request, course_id, permissions.can_manage_course)
+    course = course_for(request, course_id, permissions.can_manage_course)
     form = RosterImportForm(request.POST, request.FILES)
     if not form.is_valid():
         for errors in form.errors.values():

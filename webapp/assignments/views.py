@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from webapp.accounts import permissions
+from webapp.accounts.course_views import course_for
 from webapp.accounts.models import Course
 from webapp.assignments import actions, queries, scoring
 from webapp.assignments.forms import AssignmentForm, SubmitForm
@@ -20,13 +21,6 @@ from webapp.assignments.text import render_markdown
 from webapp.errors import Refused
 
 CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # Excel would run such a cell as a formula
-
-
-def _course(request, course_id: int) -> Course:
-    course = Course.objects.filter(pk=course_id).first()
-    if course is None or not permissions.can_view_course(request.user, course):
-        raise Http404
-    return course
 
 
 def _assignment(request, assignment_id: int) -> Assignment:
@@ -42,7 +36,7 @@ def _assignment(request, assignment_id: int) -> Assignment:
 
 @login_required
 def course_assignments(request, course_id: int):
-    course = _course(request, course_id)
+    course = course_for(request, course_id, permissions.can_view_course)
     assignments = list(course.assignments.select_related("dataset"))
     best = queries.best_scores(course.pk, [a.pk for a in assignments])
     for assignment in assignments:
@@ -78,7 +72,7 @@ def _edit(request, course: Course, assignment: Assignment | None):
 
 @login_required
 def assignment_new(request, course_id: int):
-    course = _course(request, course_id)
+    course = course_for(request, course_id, permissions.can_view_course)
     if not permissions.can_manage_assignment(request.user, course):
         raise PermissionDenied
     return _edit(request, course, None)

@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from webapp.accounts import permissions
-from webapp.accounts.course_views import _course_for
+from webapp.accounts.course_views import course_for
 from webapp.datasets import actions, dedup, queries, splits
 from webapp.datasets.models import Dataset, Item, Split, Status, Task, Visibility
 from webapp.datasets.samples import SAMPLES
@@ -31,7 +31,7 @@ def _dataset_for(request, dataset_id: int, check=permissions.can_view_dataset) -
 
 @login_required
 def course_datasets(request, course_id: int):
-    course = _course_for(request, course_id, permissions.can_view_course)
+    course = course_for(request, course_id, permissions.can_view_course)
     datasets = list(permissions.visible_datasets(request.user, course).select_related("owner"))
     may_hand_out = permissions.can_view_roster(request.user, course)
     if may_hand_out:  # flag to teachers every dataset that overlaps a hidden test set
@@ -65,7 +65,7 @@ def course_datasets(request, course_id: int):
 @login_required
 @require_POST
 def copy_sample(request, course_id: int):
-    course = _course_for(request, course_id, permissions.can_create_dataset)
+    course = course_for(request, course_id, permissions.can_create_dataset)
     try:
         dataset = actions.copy_sample(request.user, course, request.POST.get("sample", ""))
     except actions.DatasetError as exc:

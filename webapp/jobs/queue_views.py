@@ -3,27 +3,19 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from webapp.accounts import permissions
-from webapp.accounts.models import Course
+from webapp.accounts.course_views import course_for
 from webapp.jobs import actions, scheduler
 from webapp.jobs.queue import queue_for
 from webapp.jobs.views import _job_for
 
 
-def _course_for(request, course_id: int) -> Course:
-    course = Course.objects.filter(pk=course_id).first()
-    if course is None or not permissions.can_view_course(request.user, course):
-        raise Http404
-    return course
-
-
 @login_required
 def course_queue(request, course_id: int):
-    course = _course_for(request, course_id)
+    course = course_for(request, course_id, permissions.can_view_course)
     rows = queue_for(request.user, course)
     template = "jobs/_queue.html" if request.headers.get("HX-Request") else "jobs/queue.html"
     return render(

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Max, Q, Sum
+from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -253,14 +253,3 @@ def stale_dispatches() -> list[int]:
         for pk in ids:
             send_to_train_queue(pk)
     return ids
-
-
-def used_minutes_by_owner(course) -> dict[int, float]:
-    """GPU minutes per student of a class, in one query (dashboards)."""
-    rows = (
-        Job.objects.filter(course=course)
-        .values("owner_id")
-        .annotate(s=Sum(F("gpu_seconds")))
-        .values_list("owner_id", "s")
-    )
-    return {owner: (seconds or 0.0) / 60 for owner, seconds in rows}
