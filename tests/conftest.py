@@ -83,6 +83,11 @@ def world(db) -> World:
     add_member(course, bob)
     other_course = make_course(other_teacher, "Other class")
     add_member(other_course, carol)
+    # The students' accounts were made by their class (a roster import or its join code).
+    User.objects.filter(pk__in=[alice.pk, bob.pk]).update(created_in_course=course)
+    User.objects.filter(pk=carol.pk).update(created_in_course=other_course)
+    for student in (alice, bob, carol):
+        student.refresh_from_db()
     return World(teacher, ta, alice, bob, carol, other_teacher, course, other_course)
 
 

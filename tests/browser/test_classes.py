@@ -113,7 +113,7 @@ def test_wrong_password_and_other_class_pages_are_refused_clearly(live_url, new_
 def test_teacher_manages_roster_settings_and_tokens(live_url, new_page, tmp_path):
     teacher = make_user("kanri", teacher=True, display_name="Kanri Sensei")
     course = make_course(teacher, "Deep learning 2")
-    student = make_user("taro", display_name="Taro")
+    student = make_user("taro", display_name="Taro", created_in_course=course)
     add_member(course, student)
 
     page = new_page("en")

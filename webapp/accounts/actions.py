@@ -153,7 +153,7 @@ def register_student(username: str, password: str, join_code: str) -> User:
     username = (username or "").strip()
     course = _course_for_code(join_code)
     _validate_new_user(username, password or "")
-    user = User.objects.create_user(username=username, password=password)
+    user = User.objects.create_user(username=username, password=password, created_in_course=course)
     Membership.objects.create(course=course, user=user, role=Role.STUDENT)
     _roster_changed(course, "joined", user)
     return user
@@ -284,7 +284,9 @@ def bulk_create_students(course: Course, csv_text: str) -> list[RosterRow]:
     """Create students from a CSV roster (username[,display_name[,password]]) and add them.
 
     Good rows are kept when others are refused; each refused row says its line and why.
-    New accounts without a password in the file get a generated one, returned once.
+    New accounts without a password in the file get a generated one, returned once. A file
+    never enrols, changes or gains power over an account this class did not create: such a
+    row is refused, and that person joins with the code themselves.
     """
     reader = csv.reader(io.StringIO(csv_text.lstrip("\ufeff")))
     rows: list[RosterRow] = []
@@ -321,7 +323,10 @@ def _apply_roster_row(course: Course, row: RosterRow) -> None:
                 row.password = row.password or new_password()
                 _validate_new_user(row.username, row.password)
                 user = User.objects.create_user(
-                    username=row.username, password=row.password, display_name=row.display_name
+                    username=row.username,
+                    password=row.password,
+                    display_name=row.display_name,
+                    created_in_course=course,
                 )
                 Membership.objects.create(course=course, user=user, role=Role.STUDENT)
                 row.status = "created"
@@ -332,11 +337,17 @@ def _apply_roster_row(course: Course, row: RosterRow) -> None:
             if membership and membership.is_active:
                 row.status = "already"
                 return
-            if membership:
-                membership.removed_at = None
-                membership.save(update_fields=["removed_at"])
-            else:
-                Membership.objects.create(course=course, user=existing, role=Role.STUDENT)
+            if membership is None or existing.created_in_course_id != course.pk:
+                raise AccountsError(
+                    _(
+                        "This user exists already; a roster file only makes new accounts. Ask "
+                        "them to join with the class's join code."
+                    )
+                )
+            # This class made the account and removed it earlier: the file brings it back.
+            membership.removed_at = None
+            membership.role = Role.STUDENT
+            membership.save(update_fields=["removed_at", "role"])
             row.status = "added"
             _roster_changed(course, "joined", existing)
     except AccountsError as exc:

@@ -23,6 +23,17 @@ class User(AbstractUser):
         help_text=_("May create classes. Roles inside a class are set per class."),
     )
     display_name = models.CharField(_("display name"), max_length=150, blank=True)
+    # The class whose roster import or join-code registration made this account. Only that
+    # class's teachers may ever reset its password (permissions.resettable_memberships); an
+    # account made elsewhere is nobody's to take over.
+    created_in_course = models.ForeignKey(
+        "accounts.Course",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="created_accounts",
+        verbose_name=_("created in class"),
+    )
 
     def label(self) -> str:
         """Return the name shown in rosters."""

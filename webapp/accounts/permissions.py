@@ -4,7 +4,7 @@ Students see their own work and what is shared with the class; teachers and TAs 
 everything in their classes; nobody sees other classes. Site administrators see all.
 """
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from webapp.accounts.models import Course, Membership, Role, User
 
@@ -49,37 +49,60 @@ def can_manage_course(user: User, course: Course) -> bool:
     return user.is_authenticated and (user.is_superuser or role_in(user, course) == Role.TEACHER)
 
 
-def can_reset_password(user: User, course: Course, target: User) -> bool:
-    """A class's teacher may reset the password of a student of that class, and nobody else's."""
-    if not can_manage_course(user, course) or target.pk == user.pk:
-        return False
-    if target.is_superuser or target.is_staff or target.is_teacher:
-        return False
-    # A student who is staff in any class is a colleague, not a student: hands off.
-    staff_elsewhere = Membership.objects.active().filter(user=target, role__in=STAFF_ROLES).exists()
-    is_student_here = role_in(target, course) == Role.STUDENT
-    return is_student_here and not staff_elsewhere
+def _taught_courses(user: User):
+    """The ids of the classes the user teaches, as a subquery (every class for an administrator)."""
+    if user.is_superuser:
+        return Course.objects.values("pk")
+    return Membership.objects.active().filter(user=user, role=Role.TEACHER).values("course_id")
 
 
 def resettable_memberships(user: User, course: Course, memberships) -> set[int]:
-    """`can_reset_password` for a whole roster at once: the membership ids, in one query."""
+    """Whose password `user` may reset from this class's roster: membership ids, in one query.
+
+    Only a student of this class whose account a class this teacher teaches created (a roster
+    import or a registration with its join code, `User.created_in_course`), and whose every
+    active membership is as a student in a class this teacher teaches. So an account made
+    elsewhere, a colleague (staff in any class) and anyone also in another teacher's class are
+    never theirs to take over.
+    """
     if not can_manage_course(user, course):
         return set()
-    colleagues = set(
-        Membership.objects.active()
-        .filter(user_id__in=[m.user_id for m in memberships], role__in=STAFF_ROLES)
-        .values_list("user_id", flat=True)
-    )
-    return {
-        m.pk
+    candidates = {
+        m.user_id: m.pk
         for m in memberships
         if m.is_active
         and m.role == Role.STUDENT
         and m.course_id == course.pk
         and m.user_id != user.pk
-        and m.user_id not in colleagues
-        and not (m.user.is_superuser or m.user.is_staff or m.user.is_teacher)
     }
+    if not candidates:
+        return set()
+    taught = _taught_courses(user)
+    held_elsewhere = (
+        Membership.objects.active()
+        .filter(user_id=OuterRef("pk"))
+        .filter(Q(role__in=STAFF_ROLES) | ~Q(course_id__in=taught))
+    )
+    allowed = (
+        User.objects.filter(
+            pk__in=list(candidates),
+            created_in_course_id__in=taught,
+            is_superuser=False,
+            is_staff=False,
+            is_teacher=False,
+        )
+        .exclude(Exists(held_elsewhere))
+        .values_list("pk", flat=True)
+    )
+    return {candidates[pk] for pk in allowed}
+
+
+def can_reset_password(user: User, course: Course, target: User) -> bool:
+    """`resettable_memberships` for one person of the class."""
+    membership = Membership.objects.filter(course_id=course.pk, user_id=target.pk).first()
+    return membership is not None and membership.pk in resettable_memberships(
+        user, course, [membership]
+    )
 
 
 def visible_courses(user: User) -> QuerySet[Course]:
