@@ -33,26 +33,46 @@ class StaleAttempt(Exception):
     """Another attempt owns the job now: this one must stop writing."""
 
 
+def gpu_time_ran_out(job_id: int) -> bool:
+    """Whether the job's owner has used the class's GPU minutes, this run's seconds included."""
+    from webapp.jobs import scheduler  # the scheduler sends tasks from this module
+
+    job = Job.objects.select_related("owner", "course").get(pk=job_id)
+    return scheduler.over_quota(job.owner, job.course)
+
+
+def gpu_time_message(minutes: int) -> str:
+    """Why a run was stopped when its owner's GPU minutes ran out, for the job's page."""
+    return _(
+        "Stopped: your GPU time for this class (%(minutes)s minutes) ran out. Ask your teacher "
+        "for more."
+    ) % {"minutes": minutes}
+
+
 class Lease(threading.Thread):
     """Renews a running job's heartbeat and GPU time while the attempt lives, even when the
-    trainer is silent for minutes (loading data); notices when another attempt took over."""
+    trainer is silent for minutes (loading data); notices when another attempt took over, and
+    when the owner's GPU minutes in the class ran out (`out_of_time`: the trainer then stops)."""
 
-    def __init__(self, job_id: int, attempt: int, base_seconds: float):
+    def __init__(self, job_id: int, attempt: int, base_seconds: float, clock=time.monotonic):
         super().__init__(name=f"lease-{job_id}", daemon=True)
         self.job_id, self.attempt, self.base_seconds = job_id, attempt, base_seconds
-        self.started = time.monotonic()
+        self.clock = clock
+        self.started = clock()
         self.stop = threading.Event()
         self.lost = False
+        self.out_of_time = False
 
     def elapsed(self) -> float:
-        return time.monotonic() - self.started
+        return self.clock() - self.started
 
     def renew(self) -> bool:
-        return bool(
-            Job.objects.filter(
-                pk=self.job_id, attempts=self.attempt, status=JobStatus.RUNNING
-            ).update(heartbeat_at=timezone.now(), gpu_seconds=self.base_seconds + self.elapsed())
-        )
+        owned = Job.objects.filter(
+            pk=self.job_id, attempts=self.attempt, status=JobStatus.RUNNING
+        ).update(heartbeat_at=timezone.now(), gpu_seconds=self.base_seconds + self.elapsed())
+        if owned and not self.out_of_time:
+            self.out_of_time = gpu_time_ran_out(self.job_id)
+        return bool(owned)
 
     def run(self) -> None:
         try:
@@ -140,6 +160,8 @@ class JobReporter:
         data = event.get("data", {})
         if kind == "started":
             self.fold = int(data.get("fold") or 0)
+        if kind == "failed" and data.get("cancelled") and self.out_of_time():
+            data = {"reason": self.quota_reason()}  # stopped by the quota, not by a person
         with transaction.atomic():
             job = (
                 Job.objects.select_for_update()
@@ -174,8 +196,17 @@ class JobReporter:
             job_group(self.job_id), {"type": "job.event", "event": stored.as_message()}
         )
 
+    def out_of_time(self) -> bool:
+        return self.lease is not None and self.lease.out_of_time
+
+    def quota_reason(self) -> str:
+        job = Job.objects.select_related("course").only("course__gpu_minutes_per_student")
+        return gpu_time_message(job.get(pk=self.job_id).course.gpu_minutes_per_student)
+
     def cancelled(self) -> bool:
         """Checked between batches; asks the database at most every two seconds."""
+        if self.out_of_time():
+            return True
         now = time.monotonic()
         if now - self.last_cancel_check >= CANCEL_CHECK_SECONDS:
             self.last_cancel_check = now
@@ -250,6 +281,10 @@ def train(job_id: int) -> None:
     attempt = job.attempts
     broadcast.job_changed(job)
     lease = Lease(job_id, attempt, job.gpu_seconds)
+    if lease.renew() and lease.out_of_time:  # a resumed run whose owner's time ran out meanwhile
+        minutes = job.course.gpu_minutes_per_student
+        _finish(job_id, attempt, lease, status=JobStatus.FAILED, error=gpu_time_message(minutes))
+        return
     lease.start()
     spec_fields = job.spec
     reporter = JobReporter(
@@ -272,7 +307,10 @@ def train(job_id: int) -> None:
         log.warning("job %s: attempt %s lost its lease; stopping", job_id, attempt)
         return
     except fit.Cancelled:
-        _finish(job_id, attempt, lease, status=JobStatus.CANCELLED)
+        if lease.out_of_time:  # the checkpoint and the events so far are kept
+            _finish(job_id, attempt, lease, status=JobStatus.FAILED, error=reporter.quota_reason())
+        else:
+            _finish(job_id, attempt, lease, status=JobStatus.CANCELLED)
         return
     except SpecError as exc:
         _finish(job_id, attempt, lease, status=JobStatus.FAILED, error=str(exc))
