@@ -10,6 +10,7 @@ from webapp.accounts import permissions
 from webapp.datasets.models import Dataset, Item, Visibility
 
 MAX_PAIRS = 60
+PAIRS_SHOWN = 12  # look-alike pairs drawn on the dataset page
 MAX_BUCKET = 256  # a huge bucket is one image repeated: exact duplicates report those
 PALETTE = [
     "#e6194b",
@@ -106,22 +107,22 @@ def duplicates_in(dataset: Dataset) -> dict:
     return result
 
 
-def leak_summary(user, dataset: Dataset) -> dict | None:
-    """Near-duplicates between this dataset and the class's hidden test sets.
+def has_hidden_test(course) -> bool:
+    """Whether the class keeps a hidden test set (the one thing a student's notice depends on)."""
+    return Dataset.objects.filter(
+        course=course, visibility=Visibility.HIDDEN_TEST, head__gt=0
+    ).exists()
 
-    Teachers and TAs get the pairs; a student only the count (“too similar to the test set”),
-    never a test image.
-    """
-    if dataset.visibility == Visibility.HIDDEN_TEST:
-        return None
+
+def _leak_pairs(dataset: Dataset) -> list[tuple[int, int, int]]:
+    """(item id, test item id, bits) near-duplicates with the class's hidden test sets, cached."""
     tests = Dataset.objects.filter(
         course=dataset.course, visibility=Visibility.HIDDEN_TEST, head__gt=0
     ).exclude(pk=dataset.pk)
-    if not tests.exists():
-        return None
-    key = f"leaks:{dataset.pk}:{dataset.head}:" + ",".join(
-        f"{t.pk}.{t.head}" for t in tests.order_by("pk")
-    )
+    heads = ",".join(f"{pk}.{head}" for pk, head in tests.order_by("pk").values_list("pk", "head"))
+    if not heads:
+        return []
+    key = f"leaks:{dataset.pk}:{dataset.head}:{heads}"
     pairs = cache.get(key)
     if pairs is None:
         test_hashes = list(
@@ -131,15 +132,66 @@ def leak_summary(user, dataset: Dataset) -> dict | None:
         )
         pairs = near_pairs(_hashes(dataset), test_hashes, settings.NEAR_DUPLICATE_BITS)
         cache.set(key, pairs, 600)
-    summary = {"count": len({a for a, _b, _d in pairs})}
-    if permissions.can_view_roster(user, dataset.course):
-        summary["pairs"] = pairs[:MAX_PAIRS]
-        summary["test_items"] = dict(
-            Item.objects.filter(pk__in=[b for _a, b, _d in pairs[:MAX_PAIRS]]).values_list(
-                "id", "dataset_id"
-            )
-        )
-    return summary
+    return pairs
+
+
+def _may_see_leaks(user, dataset: Dataset) -> bool:
+    return dataset.visibility != Visibility.HIDDEN_TEST and permissions.can_view_roster(
+        user, dataset.course
+    )
+
+
+def leak_summary(user, dataset: Dataset) -> dict | None:
+    """Near-duplicates between this dataset and the class's hidden test sets, for staff only.
+
+    A student gets None whatever their images: any sign that depends on them (a count, or even a
+    notice shown or not) lets one delete or upload images one at a time and learn which are in
+    the hidden test set. Students see a notice that depends only on the class (has_hidden_test).
+    """
+    if not dataset.head or not _may_see_leaks(user, dataset):
+        return None
+    pairs = _leak_pairs(dataset)
+    if not pairs:
+        return None
+    shown = pairs[:PAIRS_SHOWN]
+    tests = {
+        pk: {"dataset": dataset_id, "name": name}
+        for pk, dataset_id, name in Item.objects.filter(
+            pk__in=[b for _a, b, _d in shown]
+        ).values_list("id", "dataset_id", "dataset__name")
+    }
+    return {
+        "count": len({a for a, _b, _d in pairs}),
+        "pairs": [
+            {"item": a, "test_item": b, "bits": d, **tests[b]} for a, b, d in shown if b in tests
+        ],
+        "more": len(pairs) - len(shown),  # pairs not drawn: each item's page names its own
+    }
+
+
+def leak_count(user, dataset: Dataset) -> int:
+    """How many images of the dataset look like hidden-test images: staff only (0 otherwise)."""
+    if not dataset.head or not _may_see_leaks(user, dataset):
+        return 0
+    return len({a for a, _b, _d in _leak_pairs(dataset)})
+
+
+def item_leaks(user, dataset: Dataset, item: Item) -> list[dict]:
+    """The hidden-test images one item looks like, for staff (always [] for a student)."""
+    if item.valid_to is not None or not _may_see_leaks(user, dataset):
+        return []
+    matches = [(b, d) for a, b, d in _leak_pairs(dataset) if a == item.pk][:MAX_PAIRS]
+    rows = dict(
+        (pk, (dataset_id, name))
+        for pk, dataset_id, name in Item.objects.filter(
+            pk__in=[b for b, _d in matches]
+        ).values_list("id", "dataset_id", "dataset__name")
+    )
+    return [
+        {"test_item": b, "bits": d, "dataset": rows[b][0], "name": rows[b][1]}
+        for b, d in matches
+        if b in rows
+    ]
 
 
 def overlay_shapes(item: Item, names: dict[int, str], keypoint_names, skeleton) -> list[dict]:

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from webapp.accounts import permissions
 from webapp.accounts.course_views import course_for
-from webapp.datasets import actions, dedup, queries, splits
+from webapp.datasets import actions, dedup, queries, quota, splits
 from webapp.datasets.models import Dataset, Item, Split, Status, Task, Visibility
 from webapp.datasets.samples import SAMPLES
 
@@ -36,8 +36,7 @@ def course_datasets(request, course_id: int):
     may_hand_out = permissions.can_view_roster(request.user, course)
     if may_hand_out:  # flag to teachers every dataset that overlaps a hidden test set
         for dataset in datasets:
-            leaks = dedup.leak_summary(request.user, dataset) if dataset.head else None
-            dataset.leak_count = leaks["count"] if leaks else 0
+            dataset.leak_count = dedup.leak_count(request.user, dataset)
     return render(
         request,
         "datasets/list.html",
@@ -52,6 +51,8 @@ def course_datasets(request, course_id: int):
                 if may_hand_out or value in ("private", "shared")
             ],
             "can_upload": permissions.can_create_dataset(request.user, course),
+            "storage": quota.storage_use(request.user, course),
+            "datasets_left": quota.datasets_left(request.user, course),
             "upload_text": {
                 "picked": _("%(count)s files, %(size)s MB"),
                 "needClass": _("Give a class name for the files dropped without a folder."),
@@ -118,6 +119,13 @@ def dataset_detail(request, dataset_id: int):
     if context["full"] and dataset.status == Status.READY:
         context["duplicates"] = dedup.duplicates_in(dataset)
         context["leaks"] = dedup.leak_summary(request.user, dataset)
+    # Students: the same notice on every dataset of a class with a hidden test set, never one
+    # that depends on their images (see dedup.leak_summary).
+    context["test_set_notice"] = (
+        not context["is_staff_view"]
+        and dataset.visibility != Visibility.HIDDEN_TEST
+        and dedup.has_hidden_test(dataset.course)
+    )
     return render(request, "datasets/detail.html", context)
 
 
@@ -180,6 +188,7 @@ def item_detail(request, dataset_id: int, item_id: int):
             "item": item,
             "label": names.get(item.category_index),
             "shapes": dedup.overlay_shapes(item, names, keypoint_names, skeleton),
+            "leaks": dedup.item_leaks(request.user, dataset, item),
         },
     )
 
