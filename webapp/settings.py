@@ -162,18 +162,47 @@ STORAGES = {
 # Redis carries Celery work, websocket events and the shared cache. Without it (a bare
 # `manage.py runserver`), tasks run inline and events stay in one process.
 REDIS_URL = envstr("REDIS_URL")
+# How long a Redis client waits for a reply. redis-py 8 waits 5 s by default, and channels_redis
+# 4.3 waits for a websocket's next event in a blocking pop of 5 s (brpop_timeout): with equal
+# numbers the read times out just as Redis answers "nothing yet", the consumer dies, and daphne
+# closes every idle websocket with 1011 after about 6 s. So the channel layer's read timeout is
+# set here, longer than the pop; tests/unit/test_settings.py checks it against the installed
+# channels_redis, so an upgrade that lengthens the pop fails there, not in the classroom.
+# Still finite, so a Redis that stops answering fails a send in seconds instead of hanging it.
+CHANNEL_LAYER_SOCKET_TIMEOUT = 10  # the 5 s pop, and as long again for a busy machine
+# The cache only sends short commands, never a blocking one: redis-py's 5 s is right, written
+# out so that a change of redis-py's default does not change it. Celery needs nothing here:
+# kombu's broker connections wait without a read timeout (its BRPOP blocks 1 s and kombu checks
+# their health itself), and the result backend reads with a 120 s timeout in polls of at most 1 s.
+CACHE_SOCKET_TIMEOUT = 5
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "manabi",
+            "OPTIONS": {
+                "socket_timeout": CACHE_SOCKET_TIMEOUT,
+                "socket_connect_timeout": CACHE_SOCKET_TIMEOUT,
+            },
         }
     }
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "manabi"},
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT,
+                        "socket_connect_timeout": 5,
+                        # PING a pooled connection that sat unused this long before reusing it,
+                        # so one dropped by a firewall or a Redis restart is replaced first.
+                        "health_check_interval": 30,
+                    }
+                ],
+                "prefix": "manabi",
+            },
         }
     }
 else:
@@ -244,6 +273,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 1
 # Datasets: limits on what an upload may hold. Anything over a limit is refused with a reason.
 UPLOAD_MAX_BYTES = envint("UPLOAD_MAX_BYTES", 4 * 1024**3)  # one archive
 UPLOAD_CHUNK_BYTES = envint("UPLOAD_CHUNK_BYTES", 4 * 1024**2)  # one request of a chunked upload
+# Datasets a student may own in one class (uploads and sample copies); teachers and TAs have none.
+MAX_DATASETS_PER_STUDENT = envint("MAX_DATASETS_PER_STUDENT", 50)
 ZIP_MAX_ENTRIES = envint("ZIP_MAX_ENTRIES", 200_000)
 ZIP_MAX_UNPACKED_BYTES = envint("ZIP_MAX_UNPACKED_BYTES", 8 * 1024**3)
 ZIP_MAX_ENTRY_BYTES = envint("ZIP_MAX_ENTRY_BYTES", 64 * 1024**2)

@@ -1,6 +1,7 @@
 """Production settings pass Django's deployment checks; environment helpers parse strictly."""
 
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -110,3 +111,56 @@ def test_code_passes_ruff():
         [sys.executable, "-m", "ruff", "check", "."], cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout
+
+
+def _settings_with_redis(monkeypatch) -> dict:
+    """The settings module as a server with Redis reads it (nothing connects at import)."""
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6399/0")
+    return runpy.run_path(str(ROOT / "webapp" / "settings.py"))
+
+
+def _connection_of(pool):
+    """A connection as the pool would make it (unconnected): the timeouts it will really use."""
+    return pool.connection_class(**pool.connection_kwargs)
+
+
+def test_channel_layer_waits_for_a_reply_longer_than_its_blocking_pop(monkeypatch):
+    """An idle websocket's consumer waits in channels_redis' blocking pop; a read timeout no
+    longer than the pop kills it (1011 after about 6 s). Checked on the pool the installed
+    channels_redis builds from our settings, so an upgrade of either library that breaks the
+    relation fails here."""
+    from channels_redis.core import RedisChannelLayer
+
+    config = _settings_with_redis(monkeypatch)["CHANNEL_LAYERS"]["default"]["CONFIG"]
+    connection = _connection_of(RedisChannelLayer(**config).create_pool(0))
+    assert connection.socket_timeout is not None, "finite: a Redis that hangs must not hang a send"
+    assert connection.socket_timeout >= RedisChannelLayer.brpop_timeout + 5
+    assert connection.socket_connect_timeout is not None
+
+
+def test_cache_and_celery_never_read_with_a_timeout_shorter_than_their_blocking_reads(
+    monkeypatch,
+):
+    from celery.backends.redis import RedisBackend
+    from django.core.cache.backends.redis import RedisCache
+    from kombu.transport import redis as kombu_redis
+
+    fresh = _settings_with_redis(monkeypatch)
+    cache = fresh["CACHES"]["default"]
+    pool = RedisCache(cache["LOCATION"], cache)._cache._get_connection_pool(write=True)
+    # The cache sends only short commands, so a short read timeout is right (a page never waits
+    # long for a cache that hangs); it is written out, not left to redis-py's default.
+    assert pool.connection_kwargs["socket_timeout"] == _connection_of(pool).socket_timeout <= 5
+
+    # kombu takes its read timeout from the broker transport options (None: wait for as long as
+    # its BRPOP blocks; kombu checks these connections' health itself).
+    options = fresh["CELERY_BROKER_TRANSPORT_OPTIONS"]
+    broker_read = options.get("socket_timeout", kombu_redis.Channel.socket_timeout)
+    broker_pop = options.get("polling_interval") or kombu_redis.Transport.brpop_timeout
+    assert broker_read is None or broker_read > broker_pop
+
+    from webapp.celery import app
+
+    backend = RedisBackend(app=app, url=fresh["CELERY_RESULT_BACKEND"])
+    # Waiting for a result polls its pub/sub socket in steps of one second.
+    assert backend.connparams["socket_timeout"] is None or backend.connparams["socket_timeout"] > 1
