@@ -23,6 +23,8 @@ function connect() {
       show(true);
     } else if (event.kind === "roster.changed") {
       document.body.dispatchEvent(new CustomEvent("roster-changed"));
+    } else if (event.kind === "access.changed") {
+      location.reload(); // the role this page was drawn for is gone (the socket closes 4403)
     } else if (event.kind === "course.changed") {
       const title = document.getElementById("course-name");
       if (title && title.firstChild) title.firstChild.textContent = event.name + " ";

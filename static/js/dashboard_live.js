@@ -48,6 +48,8 @@ function connect() {
       show(true);
       if (connectedBefore) refreshSoon();
       connectedBefore = true;
+    } else if (event.kind === "access.changed") {
+      location.reload(); // the role this page was drawn for is gone (the socket closes 4403)
     } else if (wanted(event)) {
       refreshSoon();
     }

@@ -59,6 +59,28 @@ def course_staff_group(course_id: int) -> str:
     return f"course-{course_id}-staff"
 
 
+def user_group(user_id: int) -> str:
+    """Channel group of every socket one person has open (class and job pages alike)."""
+    return f"user-{user_id}"
+
+
+def _access_changed(course: Course, user: User) -> None:
+    """After the commit, the person's open sockets check again what they may still hold.
+
+    Access is decided when a socket opens; this is how a socket opened as a TA, or as a member,
+    stops hearing what its holder may no longer see (the consumers close it with 4403).
+    """
+    message = {"type": "access.changed", "course": course.pk}
+
+    def send() -> None:
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(user_group(user.pk), message)
+
+    # robust: with the broker away the sockets are gone too, and the change itself is saved.
+    transaction.on_commit(send, robust=True)
+
+
 def _broadcast(group: str, event: dict) -> None:
     """Send an event to a channel group once the surrounding transaction has committed."""
 
@@ -239,6 +261,7 @@ def remove_member(course: Course, membership: Membership) -> None:
     membership.removed_at = timezone.now()
     membership.save(update_fields=["removed_at"])
     forget_roles(membership.user)
+    _access_changed(course, membership.user)  # first: their sockets close before news is sent
     _roster_changed(course, "removed", membership.user)
 
 
@@ -252,6 +275,7 @@ def change_role(course: Course, membership: Membership, role: str) -> None:
     membership.role = role
     membership.save(update_fields=["role"])
     forget_roles(membership.user)
+    _access_changed(course, membership.user)  # first: their sockets close before news is sent
     _roster_changed(course, "role", membership.user)
 
 
