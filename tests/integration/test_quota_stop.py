@@ -62,5 +62,7 @@ def test_a_running_job_stops_when_the_students_gpu_minutes_run_out(world, celery
     assert [e.number for e in events] == list(range(1, len(events) + 1))
     assert events[0].kind == "started" and any(e.kind == "batch" for e in events)
     assert events[-1].kind == "failed" and events[-1].data == {"reason": done.error}
-    checkpoint = Path(settings.MEDIA_ROOT, "jobs", str(job.pk), "checkpoint.pt")
-    assert checkpoint.exists() == any(e.kind == "checkpoint" for e in events)
+    folder = Path(settings.MEDIA_ROOT, "jobs", str(job.pk))
+    assert (folder / "checkpoint.pt").exists() == any(e.kind == "checkpoint" for e in events)
+    # What it kept counts in alice's storage.
+    assert done.artifact_bytes == sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())

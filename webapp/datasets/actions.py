@@ -49,11 +49,33 @@ class Conflict(DatasetError):
     status = 409
 
 
+class TooManyDatasets(DatasetError):
+    status = 409
+
+
 def _quota_message(left: int) -> str:
     return _(
         "Your storage quota in this class is full: %(left)s MB left. Delete datasets you no "
         "longer need, or ask your teacher for more space."
     ) % {"left": left // quota.MB}
+
+
+def _check_dataset_count(user: User, course: Course) -> None:
+    """A student owns at most MAX_DATASETS_PER_STUDENT datasets in a class (staff: no limit)."""
+    left = quota.datasets_left(user, course)
+    if left is not None and left <= 0:
+        raise TooManyDatasets(
+            _(
+                "You already have %(limit)s datasets in this class, the most a student may "
+                "have. Keep working in one of them, or ask your teacher."
+            )
+            % {"limit": settings.MAX_DATASETS_PER_STUDENT},
+        )
+
+
+def _lock_owner(user: User) -> None:
+    """Serialise one user's dataset creations, so two at once cannot both pass the count."""
+    User.objects.select_for_update().filter(pk=user.pk).exists()
 
 
 def _check_room(user: User, course: Course, size: int) -> None:
@@ -85,6 +107,7 @@ def start_upload(user: User, course: Course, file_name: str, size: int) -> Uploa
     """Open a chunked upload after checking its declared size against the limits and quota."""
     if size <= 0:
         raise DatasetError(_("The file is empty."), field="file")
+    _check_dataset_count(user, course)  # before any byte is sent; checked again at the end
     _check_room(user, course, size)
     return Upload.objects.create(owner=user, course=course, file_name=file_name[:255], size=size)
 
@@ -125,6 +148,8 @@ def complete_upload(
         )
     if upload.completed_at is not None:
         raise Conflict(_("This upload was already turned into a dataset."))
+    _lock_owner(upload.owner)
+    _check_dataset_count(upload.owner, upload.course)
     upload.completed_at = timezone.now()
     upload.save(update_fields=["completed_at"])
     dataset = Dataset.objects.create(
@@ -161,6 +186,18 @@ def copy_sample(user: User, course: Course, key: str, name: str = "", visibility
     title = sample.title.get(language[:2], sample.title["en"])
     visibility = visibility or Visibility.PRIVATE
     name = _validate_new(name or title, sample.task, visibility)
+    _lock_owner(user)
+    _check_dataset_count(user, course)
+    left = quota.storage_left(user, course)
+    if left is not None and sample.pixel_bytes > left:  # what the copy would store, at most
+        raise QuotaExceeded(
+            _(
+                "This sample needs %(size)s MB, and your storage quota in this class has "
+                "%(left)s MB left. Ask your teacher for more space."
+            )
+            % {"size": f"{sample.pixel_bytes / quota.MB:.1f}", "left": f"{left / quota.MB:.1f}"},
+            field="sample",
+        )
     dataset = Dataset.objects.create(
         course=course,
         owner=user,

@@ -39,6 +39,12 @@ class Sample:
     description: dict[str, str]
     count: int  # images it yields
     build: Callable[[], ImportResult]
+    image_shape: tuple[int, ...]  # of each image's pixels, uint8: (H, W) or (H, W, 3)
+
+    @property
+    def pixel_bytes(self) -> int:
+        """What a copy counts against the storage quota (the ingest counts decoded pixels)."""
+        return self.count * math.prod(self.image_shape)
 
 
 def _classes(labels: list[str]) -> list[CategoryInfo]:
@@ -260,6 +266,7 @@ SAMPLES: dict[str, Sample] = {
             },
             count=1797,
             build=_build_digits,
+            image_shape=(32, 32),
         ),
         Sample(
             key="mnist5k",
@@ -271,6 +278,7 @@ SAMPLES: dict[str, Sample] = {
             },
             count=5000,
             build=_build_mnist5k,
+            image_shape=(28, 28),
         ),
         Sample(
             key="faces",
@@ -284,6 +292,7 @@ SAMPLES: dict[str, Sample] = {
             },
             count=200,
             build=_build_faces,
+            image_shape=(25, 25),
         ),
         Sample(
             key="shapes_detection",
@@ -297,6 +306,7 @@ SAMPLES: dict[str, Sample] = {
             },
             count=SHAPES_COUNT,
             build=_build_shapes_detection,
+            image_shape=(SHAPES_SIZE, SHAPES_SIZE, 3),
         ),
         Sample(
             key="shapes_segmentation",
@@ -310,6 +320,7 @@ SAMPLES: dict[str, Sample] = {
             },
             count=SHAPES_COUNT,
             build=_build_shapes_segmentation,
+            image_shape=(SHAPES_SIZE, SHAPES_SIZE, 3),
         ),
         Sample(
             key="keypoints",
@@ -322,6 +333,7 @@ SAMPLES: dict[str, Sample] = {
             },
             count=KEYPOINTS_COUNT,
             build=_build_keypoints,
+            image_shape=(KEYPOINTS_SIZE, KEYPOINTS_SIZE, 3),
         ),
     ]
 }

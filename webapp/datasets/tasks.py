@@ -111,6 +111,8 @@ def copy_sample(dataset_id: int, key: str, language: str = "en") -> None:
         run = ingest.Ingest(
             dataset,
             ingest.Categories(result.categories),
+            # checked before the copy was queued; held here too, as for an upload
+            quota_bytes_left=quota.storage_left(dataset.owner, dataset.course),
             on_progress=_progress(dataset.pk, sample.count),
             processes=_processes(sample.count),
         )

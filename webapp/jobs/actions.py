@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 
 from webapp.accounts import permissions
 from webapp.accounts.models import User
+from webapp.datasets import quota
 from webapp.datasets.models import Dataset, Status
 from webapp.errors import Refused
 from webapp.jobs import broadcast, scheduler
@@ -26,6 +27,10 @@ class JobRefused(Refused):
 
 class TooManyJobs(JobRefused):
     status = 409
+
+
+class StorageFull(JobRefused):
+    status = 413
 
 
 class InvalidSpec(JobRefused):
@@ -113,6 +118,16 @@ def _check_limits(user: User, course, adding: int) -> None:
                 "teacher for more."
             )
             % {"minutes": course.gpu_minutes_per_student}
+        )
+    storage = quota.storage_use(user, course)
+    if storage.left == 0:  # a run writes checkpoints and models, which count too
+        raise StorageFull(
+            _(
+                "Your storage in this class is full (%(used)s MB of %(limit)s MB, the files of "
+                "your training runs included), so a new run has no room for its files. Ask your "
+                "teacher for more space."
+            )
+            % {"used": storage.used // quota.MB, "limit": course.storage_mb_per_student}
         )
 
 

@@ -53,6 +53,8 @@ class Job(models.Model):
     error = models.TextField(blank=True)  # why it failed, for a student
     result = models.JSONField(default=dict, blank=True)  # final metrics
     gpu_seconds = models.FloatField(default=0.0)
+    # Bytes of its files (checkpoints, exported models, predictions): part of the owner's storage.
+    artifact_bytes = models.BigIntegerField(default=0)
     group = models.ForeignKey(
         JobGroup, on_delete=models.SET_NULL, null=True, blank=True, related_name="jobs"
     )

@@ -5,6 +5,7 @@ number fences every write, so a redelivered message never mixes two runs' events
 """
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -31,6 +32,18 @@ def job_group(job_id: int) -> str:
 
 class StaleAttempt(Exception):
     """Another attempt owns the job now: this one must stop writing."""
+
+
+def job_files_bytes(job_id: int) -> int:
+    """Bytes of the files a job's runs wrote (checkpoints, exported models, predictions)."""
+    total = 0
+    for folder, _dirs, files in os.walk(default_storage.path(f"jobs/{job_id}")):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(folder, name))
+            except OSError:  # replaced or removed meanwhile (files are written atomically)
+                continue
+    return total
 
 
 def gpu_time_ran_out(job_id: int) -> bool:
@@ -172,6 +185,8 @@ class JobReporter:
             if job is None:
                 raise StaleAttempt
             fields = {"heartbeat_at": timezone.now()}
+            if kind == "checkpoint":  # what the owner stores grows with each checkpoint
+                fields["artifact_bytes"] = job_files_bytes(self.job_id)
             progress = progress_of(event, self.epochs, self.folds, self.fold)
             if progress is not None:
                 fields["progress"] = job.progress = progress
@@ -255,6 +270,7 @@ def _finish(job_id: int, attempt: int, lease: Lease | None = None, **fields) -> 
     if lease is not None:
         lease.stop.set()
         fields["gpu_seconds"] = lease.base_seconds + lease.elapsed()
+    fields["artifact_bytes"] = job_files_bytes(job_id)  # counted in the owner's storage
     with transaction.atomic():
         owned = Job.objects.filter(pk=job_id, attempts=attempt, status=JobStatus.RUNNING)
         if owned.update(finished_at=timezone.now(), progress=1.0, **fields):
