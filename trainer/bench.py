@@ -192,7 +192,8 @@ def feature_extraction(data_spec: dict, folder: Path) -> None:
             "batch_size": 32,
             "data": subset,
             "transfer": {"source": str(source), "mode": "feature_extraction"},
-        }
+        },
+        local_files=True,
     )
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()

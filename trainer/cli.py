@@ -14,7 +14,7 @@ from trainer.spec import SpecError, load_spec
 def _run(args) -> int:
     from trainer import loops
 
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, local_files=True)  # the operator's own files
     reporter = JsonLinesReporter(sys.stdout)
     try:
         loops.run(spec, args.out, reporter, resume=args.resume)
@@ -30,7 +30,7 @@ def _models(args) -> int:
 
 
 def _summary(args) -> int:
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, local_files=True)  # the operator's own files
     info = registry.get_info(spec.model) if isinstance(spec.model, str) else None
     size = spec.input_size or (info.default_input_size if info else 32)
     channels = spec.channels or (info.default_channels if info else 1)

@@ -164,8 +164,11 @@ def epoch(
 
 
 def checkpoint(*, epoch: int, path: str | Path) -> dict[str, Any]:
-    """A checkpoint was written after `epoch`; a job resumes from the last one."""
-    return {"epoch": int(epoch), "path": str(path)}
+    """A checkpoint was written after `epoch`; a job resumes from the last one.
+
+    Events are shown to students, so they name the file, never the folder it is in.
+    """
+    return {"epoch": int(epoch), "file": Path(path).name}
 
 
 def finished(metrics: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -149,22 +150,47 @@ LECTURE_AUGMENTATION: dict[str, Any] = {"rotation": 45.0, "shear": 0.3, "zoom": 
 
 
 _NOT_SAFETENSORS = "only .safetensors checkpoints are accepted; they cannot run code"
+# An earlier run of the web app, by its id (at most 18 digits: it always fits a database id).
+JOB_SOURCE = re.compile(r"job:[1-9][0-9]{0,17}")
+_SOURCES = "choose none, imagenet or an earlier run (job:<id>)"
 
 
 class Transfer(_Settings):
-    """Start from other weights: "none", "imagenet" or an earlier run's .safetensors checkpoint."""
+    """Start from other weights: "none", "imagenet" or an earlier run.
 
-    source: str = Field(default="none", min_length=1)
+    What a user sends names an earlier run as "job:<id>", never a file: the worker checks that
+    the job's owner may use that run and resolves it to the run's weights itself. Only a caller
+    that runs the spec on its own machine (the CLI, the worker after resolving) passes
+    `load_spec(..., local_files=True)`, and then names a .safetensors file instead.
+    """
+
+    source: str = Field(
+        default="none",
+        min_length=1,
+        max_length=4096,
+        examples=["none", "imagenet", "job:12"],
+        description='"none", "imagenet" or an earlier run as "job:<id>"',
+    )
     mode: Literal["scratch", "feature_extraction", "fine_tuning"] = "scratch"
     backbone_lr_factor: float = Field(
         default=0.1, gt=0, le=1
     )  # fine-tuning: backbone lr = lr × this
 
     @model_validator(mode="after")
-    def _check_source(self) -> Transfer:
-        if self.source == "none" and self.mode != "scratch":
+    def _check_source(self, info: ValidationInfo) -> Transfer:
+        local_files = bool((info.context or {}).get("local_files"))
+        source = self.source
+        if source == "none" and self.mode != "scratch":
             raise _problems([("source", "choose a source to transfer from")])
-        if self.source not in ("none", "imagenet") and not self.source.endswith(CHECKPOINT_SUFFIX):
+        if source in ("none", "imagenet"):
+            return self
+        if local_files and source.startswith("job:"):
+            raise _problems(
+                [("source", f"{source} is a run of the web app; name its model.safetensors file")]
+            )
+        if not local_files and not JOB_SOURCE.fullmatch(source):
+            raise _problems([("source", f"{_SOURCES}; files on the server cannot be named")])
+        if local_files and not source.endswith(CHECKPOINT_SUFFIX):
             raise _problems([("source", _NOT_SAFETENSORS)])
         return self
 
@@ -301,17 +327,21 @@ def from_recipe(name: str, **overrides: Any) -> dict[str, Any]:
     return spec
 
 
-def load_spec(data: dict[str, Any] | str | Path, *, check_registry: bool = True) -> JobSpec:
+def load_spec(
+    data: dict[str, Any] | str | Path, *, check_registry: bool = True, local_files: bool = False
+) -> JobSpec:
     """Validate a spec given as a dict, JSON text or a JSON file path; raise SpecError if bad.
 
     The registry checks import torch; a fast web request can pass check_registry=False and leave
-    them to the worker.
+    them to the worker. `transfer.source` names a file on this machine only with
+    local_files=True: for the CLI and the worker, never for a spec a user sent (which names an
+    earlier run as "job:<id>").
     """
     raw = _read(data) if isinstance(data, str | Path) else data
     if not isinstance(raw, dict):
         raise SpecError({"spec": "must be a JSON object of settings"})
     try:
-        spec = JobSpec.model_validate(raw)
+        spec = JobSpec.model_validate(raw, context={"local_files": local_files})
     except ValidationError as error:
         raise SpecError(_messages(error)) from None
     problems = check_against_registry(spec) if check_registry else []

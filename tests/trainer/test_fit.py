@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _spec(data, **fields):
-    return load_spec({"data": data, **fields})
+    return load_spec({"data": data, **fields}, local_files=True)  # transfer from files
 
 
 def _kinds(reporter) -> list[str]:

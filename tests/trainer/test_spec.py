@@ -220,11 +220,14 @@ def test_transfer_mode_needs_a_source():
     assert errors["transfer.source"] == "choose a source to transfer from"
 
 
-def test_transfer_accepts_only_safetensors_checkpoints():
-    errors = errors_of(spec_with(transfer={"source": "runs/7/model.pt", "mode": "fine_tuning"}))
-    assert "only .safetensors checkpoints are accepted" in errors["transfer.source"]
+def test_transfer_from_local_files_accepts_only_safetensors_checkpoints():
+    pt = spec_with(transfer={"source": "runs/7/model.pt", "mode": "fine_tuning"})
+    with pytest.raises(SpecError) as refused:
+        load_spec(pt, local_files=True)
+    assert "only .safetensors checkpoints are accepted" in refused.value.errors["transfer.source"]
     spec = load_spec(
-        spec_with(transfer={"source": "runs/7/model.safetensors", "mode": "fine_tuning"})
+        spec_with(transfer={"source": "runs/7/model.safetensors", "mode": "fine_tuning"}),
+        local_files=True,
     )
     assert spec.transfer.mode == "fine_tuning" and spec.transfer.backbone_lr_factor == 0.1
 

@@ -13,7 +13,8 @@ from tests.conftest import PERSONAS, assert_api_error
 from webapp.celery import app as celery_app
 from webapp.datasets import actions as dataset_actions
 from webapp.datasets import tasks as dataset_tasks
-from webapp.jobs import catalog, launch_form
+from webapp.datasets.models import Dataset
+from webapp.jobs import catalog, launch_form, spec_check
 from webapp.jobs.models import Job, JobGroup
 
 pytestmark = pytest.mark.django_db
@@ -58,10 +59,18 @@ def _read(runs=None, **fields) -> launch_form.TrainForm:
     return launch_form.read(_post(**fields), runs or {})
 
 
+def _problems(world, spec: dict) -> dict[str, str]:
+    """What the one web-side check (`spec_check`) finds in a spec alice sends for her dataset."""
+    dataset = Dataset.objects.create(
+        course=world.course, owner=world.alice, name="empty", task="classification"
+    )
+    return spec_check.spec_problems(world.alice, spec, dataset)
+
+
 # --- form → spec --------------------------------------------------------------------------------
 
 
-def test_the_default_form_gives_a_short_spec_with_the_trainers_defaults():
+def test_the_default_form_gives_a_short_spec_with_the_trainers_defaults(world):
     form = _read()
     assert form.errors == {}
     assert form.spec == {
@@ -71,10 +80,10 @@ def test_the_default_form_gives_a_short_spec_with_the_trainers_defaults():
         "optimizer": "adam",
         "lr": 0.001,
     }
-    assert launch_form.spec_problems(form.spec) == {}
+    assert _problems(world, form.spec) == {}
 
 
-def test_every_setting_reaches_the_spec():
+def test_every_setting_reaches_the_spec(world):
     form = _read(
         preset="logistic",
         epochs="3",
@@ -120,7 +129,7 @@ def test_every_setting_reaches_the_spec():
             "vflip": True,
         },
     }
-    assert launch_form.spec_problems(form.spec) == {}
+    assert _problems(world, form.spec) == {}
 
 
 def test_switching_augmentation_on_gives_the_lecture_settings():
@@ -176,28 +185,28 @@ def test_a_bad_value_names_its_field_and_keeps_what_was_typed(fields, field, mes
             assert form.values[name] == value
 
 
-def test_spec_problems_names_every_bad_field_at_once():
-    problems = launch_form.spec_problems({"model": "logistic", "lr": -1, "epochs": 0})
+def test_spec_problems_names_every_bad_field_at_once(world):
+    problems = _problems(world, {"model": "logistic", "lr": -1, "epochs": 0})
     assert set(problems) == {"spec.lr", "spec.epochs"}
-    assert "unknown model" in launch_form.spec_problems({"model": "gpt"})["spec.model"].lower()
-    small = launch_form.spec_problems({"model": "lenet_lecture", "input_size": 16})
+    assert "unknown model" in _problems(world, {"model": "gpt"})["spec.model"].lower()
+    small = _problems(world, {"model": "lenet_lecture", "input_size": 16})
     assert "32×32" in small["spec.input_size"]
 
 
 def test_imagenet_is_offered_only_when_the_administrator_provided_the_weights(
-    tmp_path, monkeypatch
+    world, tmp_path, monkeypatch
 ):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     spec = {"model": "resnet18", "transfer": {"source": "imagenet", "mode": "fine_tuning"}}
     assert not catalog.imagenet_ready("resnet18")
-    assert "not on this server" in launch_form.spec_problems(spec)["spec.transfer.source"]
+    assert "not on this server" in _problems(world, spec)["spec.transfer.source"]
     folder = tmp_path / "hub" / "checkpoints"
     folder.mkdir(parents=True)
     (folder / "resnet18-f37072fd.pth").write_bytes(b"weights")
     assert catalog.imagenet_ready("resnet18")
-    assert launch_form.spec_problems(spec) == {}
+    assert _problems(world, spec) == {}
     preset = {"model": "simple_cnn", "transfer": {"source": "imagenet", "mode": "fine_tuning"}}
-    assert "no ImageNet weights" in launch_form.spec_problems(preset)["spec.transfer.source"]
+    assert "no ImageNet weights" in _problems(world, preset)["spec.transfer.source"]
 
 
 def test_the_catalog_matches_the_trainers_registry():
@@ -251,8 +260,10 @@ def test_the_web_side_of_the_train_page_never_imports_torch():
     code = (
         "import django, os, sys; os.environ['DJANGO_SETTINGS_MODULE'] = 'webapp.settings'; "
         "django.setup(); import webapp.urls, webapp.jobs.launch, webapp.api.models; "
-        "from webapp.jobs import launch_form; "
-        "launch_form.spec_problems({'model': 'resnet18', 'lr': -1}); "
+        "from trainer.spec import load_spec; from webapp.jobs import catalog, spec_check; "
+        "catalog.registry_problems({'model': 'resnet18', 'lr': -1}); "
+        "load_spec({'model': 'resnet18', 'data': {'classes': ['a'], 'items': [{'path': 'x'}]}}, "
+        "check_registry=False); "
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -4,6 +4,8 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.test import Client
 from django.utils import timezone
 
@@ -193,7 +195,8 @@ def test_submitting_dispatches_after_commit(world, dataset, settings, _no_broker
     _no_broker.assert_called_once_with(job.pk)
 
 
-def test_a_group_queues_one_job_per_value_or_none(world, dataset):
+def test_a_group_queues_one_job_per_value_or_none(world, dataset, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"  # the earlier run's weights below
     group = actions.submit_group(world.alice, dataset, SPEC, "optimizer", ["sgd", "adam", "adamw"])
     jobs = list(group.jobs.order_by("pk"))
     assert [j.label for j in jobs] == ["sgd", "adam", "adamw"]
@@ -202,15 +205,18 @@ def test_a_group_queues_one_job_per_value_or_none(world, dataset):
     with pytest.raises(actions.JobRefused, match="lr"):
         actions.submit_group(world.alice, dataset, SPEC, "lr", [0.1, -1])
     assert Job.objects.count() == before
+    earlier = _job(world.alice, dataset, status=JobStatus.SUCCEEDED)
+    default_storage.save(f"jobs/{earlier.pk}/model.safetensors", ContentFile(b"weights"))
+    source = f"job:{earlier.pk}"
     modes = actions.submit_group(
         world.alice,
         dataset,
-        {**SPEC, "transfer": {"source": "imagenet"}},
+        {**SPEC, "transfer": {"source": source}},
         "transfer.mode",
         ["scratch", "feature_extraction", "fine_tuning"],
     )
     assert [j.spec["transfer"] for j in modes.jobs.order_by("pk")] == [
-        {"source": "imagenet", "mode": m} for m in ("scratch", "feature_extraction", "fine_tuning")
+        {"source": source, "mode": m} for m in ("scratch", "feature_extraction", "fine_tuning")
     ]
 
 

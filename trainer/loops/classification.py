@@ -220,7 +220,7 @@ def _run_one(spec, p: fit.Prepared, out: Path, stream, cancel, *, resume=False, 
             rng=export.rng_state(),
             extra={"best": best},
         )
-        stream.emit("checkpoint", epoch=epoch, path=str(out / CHECKPOINT), fold=fold)
+        stream.emit("checkpoint", epoch=epoch, file=CHECKPOINT, fold=fold)  # a name, no path
         if spec.early_stopping and stale >= spec.early_stopping.patience:
             stream.emit("log", message=f"Early stopping after epoch {epoch}.")
             break

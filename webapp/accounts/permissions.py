@@ -198,6 +198,12 @@ def can_cancel_job(user: User, job) -> bool:
     return can_view_job(user, job)
 
 
+def can_start_from(user: User, job) -> bool:
+    """Transfer from an earlier run's weights: a run one may see (a student: their own, while in
+    its class; staff: their classes' runs). Checked at submit and again when the job starts."""
+    return can_view_job(user, job)
+
+
 def can_train_on(user: User, dataset) -> bool:
     """Train on a dataset one may see whole; hidden test sets are for grading, never training."""
     if dataset.visibility == "hidden_test" or dataset.course.is_archived:

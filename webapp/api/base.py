@@ -103,7 +103,7 @@ def _on_forbidden(request, exc):
 
 @api.exception_handler(Refused)
 def _on_refused(request, exc: Refused):
-    return error(exc.message, exc.status, {exc.field: exc.message} if exc.field else {})
+    return error(exc.message, exc.status, exc.errors)
 
 
 @api.exception_handler(RequestDataTooBig)

@@ -12,7 +12,7 @@ from pydantic import Field
 from webapp.accounts import permissions
 from webapp.api.base import error
 from webapp.datasets.models import Dataset
-from webapp.jobs import catalog, launch_form
+from webapp.jobs import catalog, spec_check
 
 router = Router(tags=["models"])
 
@@ -90,44 +90,7 @@ def validate_spec(request, payload: ValidateIn):
         raise Http404
     if not permissions.can_train_on(request.user, dataset):
         raise HttpError(403, _("You may not train on this dataset."))
-    problems = launch_form.spec_problems(payload.spec)
-    problems.update(_source_problems(request.user, payload.spec))
+    problems = spec_check.spec_problems(request.user, payload.spec, dataset)
     if problems:
         return error(_("Some settings are not valid."), 422, problems)
     return {"ok": True, "errors": {}}
-
-
-def _source_problems(user, spec: dict) -> dict[str, str]:
-    """An earlier run to transfer from must be one the user may see and that succeeded."""
-    from webapp.jobs.models import Job, JobStatus
-
-    source = (spec.get("transfer") or {}).get("source", "") if isinstance(spec, dict) else ""
-    if not isinstance(source, str) or not source.startswith("job:"):
-        return {}
-    job = Job.objects.select_related("course").filter(pk=_int(source[4:])).first()
-    if job is None or not permissions.can_view_job(user, job):
-        return {"spec.transfer.source": _("No earlier run with this id is yours.")}
-    if job.status != JobStatus.SUCCEEDED or job.spec.get("kfold"):
-        return {
-            "spec.transfer.source": _(
-                "Run %(id)s has no trained model to start from (it did not finish, or it was a "
-                "k-fold run)."
-            )
-            % {"id": job.pk}
-        }
-    if job.spec.get("model") != spec.get("model", "simple_cnn"):
-        return {
-            "spec.transfer.source": _(
-                "Run %(id)s trained another model; choose that model above, or a run of the "
-                "model you chose."
-            )
-            % {"id": job.pk}
-        }
-    return {}
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        return 0

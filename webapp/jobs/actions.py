@@ -1,11 +1,9 @@
 """Submitting, grouping, cancelling and reordering jobs: write, commit, then dispatch and tell."""
 
 import copy
-import os
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -15,7 +13,7 @@ from webapp.accounts.models import User
 from webapp.datasets import quota
 from webapp.datasets.models import Dataset, Status
 from webapp.errors import Refused
-from webapp.jobs import broadcast, scheduler
+from webapp.jobs import broadcast, scheduler, spec_check
 from webapp.jobs.models import FINISHED, Job, JobGroup, JobStatus
 
 MAX_GROUP = 6
@@ -39,63 +37,13 @@ class InvalidSpec(JobRefused):
     status = 422
 
 
-JOB_SOURCE = "job:"
-
-
-def source_job_id(spec: dict) -> int | None:
-    """The earlier run a spec transfers from (`"transfer": {"source": "job:<id>"}`), if any."""
-    source = (spec.get("transfer") or {}).get("source", "") if isinstance(spec, dict) else ""
-    if not isinstance(source, str) or not source.startswith(JOB_SOURCE):
-        return None
-    try:
-        return int(source[len(JOB_SOURCE) :])
-    except ValueError:
-        raise InvalidSpec(
-            _("Choose the earlier run to transfer from."), field="spec.transfer.source"
-        ) from None
-
-
-def model_path(job_id: int) -> str:
-    return default_storage.path(f"jobs/{job_id}/model.safetensors")
-
-
-def check_spec(spec: dict, dataset: Dataset) -> dict:
-    """Validate the spec's own fields here; the worker checks it again with the data and models."""
-    from trainer.spec import SpecError, load_spec  # pydantic only: no torch in a web request
-
-    if not isinstance(spec, dict) or "data" in spec:
-        raise InvalidSpec(
-            _("The spec must be an object without “data”: the dataset is chosen."), field="spec"
-        )
-    placeholder = {"classes": ["a"], "items": [{"path": "x.png", "label": 0}]}
-    checked = copy.deepcopy(spec)
-    if source_job_id(spec) is not None:  # resolved on the worker; any checkpoint name will do
-        checked["transfer"]["source"] = "earlier-run.safetensors"
-    try:
-        load_spec({**checked, "data": placeholder}, check_registry=False)
-    except SpecError as exc:
-        field, message = next(iter(exc.errors.items()))
-        raise InvalidSpec(f"{field}: {message}", field=f"spec.{field}") from None
-    return spec
-
-
-def _check_source(user: User, spec: dict) -> None:
-    """An earlier run to transfer from: one the user may see, finished, with its weights."""
-    source_id = source_job_id(spec)
-    if source_id is None:
-        return
-    source = Job.objects.select_related("course").filter(pk=source_id).first()
-    if source is None or not permissions.can_view_job(user, source):
-        raise InvalidSpec(_("No earlier run with this id is yours."), field="spec.transfer.source")
-    if source.status != JobStatus.SUCCEEDED or not os.path.exists(model_path(source.pk)):
-        raise InvalidSpec(
-            _(
-                "Run %(id)s has no trained model to start from (it did not finish, or it was a "
-                "k-fold run)."
-            )
-            % {"id": source.pk},
-            field="spec.transfer.source",
-        )
+def _check_spec(user: User, spec: dict, dataset: Dataset) -> None:
+    """The one web-side check of a spec (`spec_check`); the worker checks it again."""
+    problems = spec_check.spec_problems(user, spec, dataset)
+    if problems:  # all of them, as /jobs/validate answers; the first names the field
+        field, message = next(iter(problems.items()))
+        detail = f"{field.removeprefix('spec.')}: {message}"
+        raise InvalidSpec(detail, field=field, errors=problems)
 
 
 def _check_limits(user: User, course, adding: int) -> None:
@@ -157,8 +105,7 @@ def _create(user: User, dataset: Dataset, spec: dict, **fields) -> Job:
 def submit(user: User, dataset: Dataset, spec: dict) -> Job:
     """Queue a training job on the dataset's current version; it starts when its turn comes."""
     _check_dataset(dataset)
-    check_spec(spec, dataset)
-    _check_source(user, spec)
+    _check_spec(user, spec, dataset)
     _check_limits(user, dataset.course, 1)
     job = _create(user, dataset, spec)
     transaction.on_commit(scheduler.dispatch_jobs)
@@ -206,8 +153,7 @@ def submit_group(
     _check_dataset(dataset)
     specs = [set_path(base_spec, variable, value) for value in values]
     for spec in specs:
-        check_spec(spec, dataset)
-        _check_source(user, spec)
+        _check_spec(user, spec, dataset)
     _check_limits(user, dataset.course, len(specs))
     group = JobGroup.objects.create(
         course=dataset.course,

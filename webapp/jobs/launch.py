@@ -13,7 +13,7 @@ from webapp.accounts import permissions
 from webapp.datasets import queries
 from webapp.datasets.models import Dataset, Status
 from webapp.datasets.views import _dataset_for
-from webapp.jobs import actions, catalog, launch_form, launch_groups
+from webapp.jobs import actions, catalog, launch_form, launch_groups, spec_check
 from webapp.jobs.models import Job, JobGroup, JobStatus
 
 MAX_RUNS = 100  # earlier runs listed as transfer sources
@@ -29,7 +29,7 @@ def train(request, dataset_id: int):
     if request.method == "POST":
         form = launch_form.read(request.POST, {f"job:{run.pk}": run for run in runs})
         if not form.errors:
-            form.add_spec_errors(launch_form.spec_problems(form.spec))
+            form.add_spec_errors(spec_check.spec_problems(request.user, form.spec, dataset))
         if not form.errors:
             target = _launch(request.user, dataset, form, request.POST.get("action", "train"))
             if target:
@@ -77,7 +77,7 @@ def _launch(user, dataset: Dataset, form: launch_form.TrainForm, action: str) ->
             return _launch_comparison(user, dataset, form)
         job = actions.submit(user, dataset, form.spec)
     except actions.JobRefused as exc:
-        form.add_spec_errors({exc.field or "__all__": exc.message})
+        form.add_spec_errors(exc.errors or {"__all__": exc.message})
         return None
     return reverse("job_detail", args=[job.pk])
 
@@ -89,7 +89,7 @@ def _launch_comparison(user, dataset: Dataset, form: launch_form.TrainForm) -> s
     variable, base, values = parsed
     for value in values:
         spec = actions.set_path(base, variable.path, value)
-        for message in launch_form.spec_problems(spec).values():
+        for message in spec_check.spec_problems(user, spec, dataset).values():
             form.add_error("compare_values", message)
             return None
     title = _("Compare %(setting)s: %(values)s") % {
@@ -162,7 +162,10 @@ def _context(request, dataset: Dataset, form: launch_form.TrainForm, runs: list[
         "runs": [_run_option(request.user, run, dataset) for run in runs],
         "modes": _modes(),
         "compare": launch_groups.COMPARE.values(),
-        "checkpoints_dir": catalog.checkpoints_dir(),
+        # Where the workers read ImageNet weights is for the staff (to ask the administrator).
+        "checkpoints_dir": catalog.checkpoints_dir()
+        if permissions.can_view_roster(request.user, dataset.course)
+        else None,
         "samples": _samples(dataset, categories),
         "js": _js_config(dataset, categories, ready),
     }
@@ -187,7 +190,7 @@ def _run_option(user, run: Job, dataset: Dataset) -> dict:
     if accuracy is not None:
         parts.append(_("accuracy %(acc)s%%") % {"acc": f"{100 * accuracy:.1f}"})
     if run.owner_id != user.pk:
-        parts.append(run.owner.label)
+        parts.append(run.owner.label())
     return {"value": f"job:{run.pk}", "label": " · ".join(parts), "model_json": json.dumps(model)}
 
 

@@ -304,30 +304,3 @@ def _transfer(form: TrainForm, spec: dict, runs: dict[str, Any]) -> dict:
         form.add_error("transfer_source", _("Choose one of the options."))
         return {}
     return {"transfer": {"source": source, "mode": mode}}
-
-
-def spec_problems(spec: dict) -> dict[str, str]:
-    """Every problem of a spec (without its data), keyed "spec.<field>".
-
-    Like `actions.check_spec`, which stops at the first, plus the registry's checks that the
-    catalog can make without torch.
-    """
-    from trainer.spec import SpecError, load_spec  # pydantic only: no torch in a web request
-
-    if not isinstance(spec, dict):
-        return {"spec": _("The spec must be an object of settings.")}
-    if "data" in spec:
-        return {"spec": _("The spec must be an object without “data”: the dataset is chosen.")}
-    checked = dict(spec)
-    transfer = checked.get("transfer")
-    if isinstance(transfer, dict) and str(transfer.get("source", "")).startswith("job:"):
-        checked["transfer"] = {**transfer, "source": "earlier-run.safetensors"}  # any name will do
-    placeholder = {"classes": ["a"], "items": [{"path": "x.png", "label": 0}]}
-    problems: dict[str, str] = {}
-    try:
-        load_spec({**checked, "data": placeholder}, check_registry=False)
-    except SpecError as exc:
-        problems = {f"spec.{key}": message for key, message in exc.errors.items()}
-    for key, message in catalog.registry_problems(spec).items():
-        problems.setdefault(key, message)
-    return problems

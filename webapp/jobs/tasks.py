@@ -19,7 +19,8 @@ from django.db.models import F, Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from webapp.jobs import broadcast
+from webapp.errors import Refused
+from webapp.jobs import broadcast, redact, spec_check
 from webapp.jobs.models import Job, JobEvent, JobStatus
 
 log = logging.getLogger(__name__)
@@ -170,7 +171,7 @@ class JobReporter:
             if now - self.last_batch < settings.JOB_BATCH_EVENT_SECONDS:
                 return
             self.last_batch = now
-        data = event.get("data", {})
+        data = redact.without_server_paths(event.get("data", {}))  # names, never folders
         if kind == "started":
             self.fold = int(data.get("fold") or 0)
         if kind == "failed" and data.get("cancelled") and self.out_of_time():
@@ -251,12 +252,14 @@ def build_spec(job: Job) -> dict:
             }
         )
     spec = dict(job.spec)
-    source = (spec.get("transfer") or {}).get("source", "")
-    if isinstance(source, str) and source.startswith("job:"):  # checked when it was submitted
-        spec["transfer"] = {
-            **spec["transfer"],
-            "source": default_storage.path(f"jobs/{int(source[4:])}/model.safetensors"),
-        }
+    # Checked at submit, and again now: the owner may have lost the run since, and the row may
+    # have been changed. Only here does "job:<id>" become a file.
+    problem = spec_check.source_problem(job.owner, spec)
+    if problem:
+        raise Refused(problem, field="spec.transfer.source")
+    source_id = spec_check.source_job_id(spec)
+    if source_id is not None:
+        spec["transfer"] = {**spec["transfer"], "source": spec_check.source_file(source_id)}
     data = {
         "classes": [c.name for c in categories],
         "items": items,
@@ -271,6 +274,8 @@ def _finish(job_id: int, attempt: int, lease: Lease | None = None, **fields) -> 
         lease.stop.set()
         fields["gpu_seconds"] = lease.base_seconds + lease.elapsed()
     fields["artifact_bytes"] = job_files_bytes(job_id)  # counted in the owner's storage
+    if fields.get("error"):
+        fields["error"] = redact.without_server_paths(fields["error"])
     with transaction.atomic():
         owned = Job.objects.filter(pk=job_id, attempts=attempt, status=JobStatus.RUNNING)
         if owned.update(finished_at=timezone.now(), progress=1.0, **fields):
@@ -316,7 +321,7 @@ def train(job_id: int) -> None:
 
     out_dir = default_storage.path(f"jobs/{job_id}")
     try:
-        spec = load_spec(build_spec(job))
+        spec = load_spec(build_spec(job), local_files=True)  # the worker's own files
         result = loops.run(spec, out_dir, reporter, cancel=reporter.cancelled, resume=attempt > 1)
     except StaleAttempt:
         lease.stop.set()
@@ -330,6 +335,9 @@ def train(job_id: int) -> None:
         return
     except SpecError as exc:
         _finish(job_id, attempt, lease, status=JobStatus.FAILED, error=str(exc))
+        return
+    except Refused as exc:  # a transfer source the owner may not use (any more)
+        _finish(job_id, attempt, lease, status=JobStatus.FAILED, error=exc.message)
         return
     except SoftTimeLimitExceeded:
         _finish(
