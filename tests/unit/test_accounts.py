@@ -29,8 +29,10 @@ def test_regenerated_join_code_closes_the_old_one(world):
 
 
 def test_archived_class_refuses_new_members(world):
+    from webapp.accounts.permissions import CourseArchived
+
     actions.set_archived(world.course, True)
-    with pytest.raises(actions.JoinCodeInvalid):
+    with pytest.raises(CourseArchived):
         actions.join_course(world.carol, world.course.join_code)
 
 

@@ -23,7 +23,7 @@ from webapp.accounts.models import (
     new_join_code,
     normalize_join_code,
 )
-from webapp.accounts.permissions import forget_roles
+from webapp.accounts.permissions import forget_roles, require_writable
 from webapp.errors import Refused
 
 MAX_ROSTER_ROWS = 2000
@@ -126,11 +126,12 @@ def create_course(teacher: User, name: str) -> Course:
 def _course_for_code(join_code: str) -> Course:
     code = normalize_join_code(join_code or "")
     course = Course.objects.filter(join_code=code).first() if code else None
-    if course is None or not course.join_open or course.is_archived:
+    if course is None or not course.join_open:
         raise JoinCodeInvalid(
             _("No open class has this join code. Check the code with your teacher."),
             field="join_code",
         )
+    require_writable(course)  # the code is right: say why this class takes nobody now
     return course
 
 
@@ -183,6 +184,7 @@ def register_student(username: str, password: str, join_code: str) -> User:
 
 def regenerate_join_code(course: Course) -> str:
     """Replace the join code (the old one stops working) and open joining."""
+    require_writable(course)
     for _attempt in range(5):
         course.join_code = new_join_code()
         course.join_open = True
@@ -196,12 +198,14 @@ def regenerate_join_code(course: Course) -> str:
 
 
 def set_join_open(course: Course, is_open: bool) -> None:
+    require_writable(course)
     course.join_open = is_open
     course.save(update_fields=["join_open"])
 
 
 @transaction.atomic
 def rename_course(course: Course, name: str) -> None:
+    require_writable(course)
     name = (name or "").strip()
     if not name:
         raise AccountsError(_("Give the class a name."), field="name")
@@ -228,6 +232,7 @@ LIMIT_MAX = {
 
 def update_limits(course: Course, **limits: int) -> None:
     """Set the per-student limits that jobs and uploads enforce."""
+    require_writable(course)
     for field, value in limits.items():
         if field not in LIMIT_FIELDS:
             raise AccountsError(_("Unknown limit."), field=field)
@@ -256,6 +261,7 @@ def _other_teachers(course: Course, membership: Membership) -> bool:
 @transaction.atomic
 def remove_member(course: Course, membership: Membership) -> None:
     """Take someone out of a class. Their datasets, jobs and models are kept."""
+    require_writable(course)
     if membership.role == Role.TEACHER and not _other_teachers(course, membership):
         raise LastTeacher(_("A class needs at least one teacher."))
     membership.removed_at = timezone.now()
@@ -267,6 +273,7 @@ def remove_member(course: Course, membership: Membership) -> None:
 
 @transaction.atomic
 def change_role(course: Course, membership: Membership, role: str) -> None:
+    require_writable(course)
     if role not in Role.values:
         raise AccountsError(_("Unknown role."), field="role")
     demoting = membership.role == Role.TEACHER and role != Role.TEACHER
@@ -312,6 +319,7 @@ def bulk_create_students(course: Course, csv_text: str) -> list[RosterRow]:
     never enrols, changes or gains power over an account this class did not create: such a
     row is refused, and that person joins with the code themselves.
     """
+    require_writable(course)
     reader = csv.reader(io.StringIO(csv_text.lstrip("\ufeff")))
     rows: list[RosterRow] = []
     seen: set[str] = set()

@@ -56,7 +56,7 @@ def course_list(request):
         if join_form.is_valid():
             try:
                 membership = actions.join_course(request.user, join_form.cleaned_data["join_code"])
-            except actions.AccountsError as exc:
+            except (actions.AccountsError, permissions.CourseArchived) as exc:
                 join_form.add_error("join_code", exc.message)
             else:
                 messages.success(request, _("You joined %(name)s.") % {"name": membership.course})
@@ -88,6 +88,7 @@ def _staff_context(request, course: Course) -> dict:
         "members": members,
         "active_count": sum(1 for m in members if m.is_active),
         "can_manage": permissions.can_manage_course(request.user, course),
+        "writable": permissions.course_is_writable(course),
         "roles": Role.choices,
         "resettable": permissions.resettable_memberships(request.user, course, members),
     }

@@ -2,13 +2,57 @@
 
 Students see their own work and what is shared with the class; teachers and TAs see
 everything in their classes; nobody sees other classes. Site administrators see all.
+
+What each role may do in its class (the class page shows the same table to its people):
+
+| may ...                                                   | teacher | TA      | student |
+|-----------------------------------------------------------|---------|---------|---------|
+| see the class, its assignments, shared and handed-out data | yes     | yes     | yes     |
+| see the roster, every student's datasets, runs and marks   | yes     | yes     | own     |
+| see a hidden test set's images and who owns it (page, API) | yes     | yes     | no      |
+| upload data, copy samples, train                           | yes     | yes     | yes     |
+| hand out datasets, hold hidden test sets                   | yes     | yes     | no      |
+| edit a dataset                                             | any     | own     | own     |
+| cancel a run (a TA stops a runaway run in the lab)         | any     | any     | own     |
+| move waiting runs in the queue                             | yes     | no      | no      |
+| create and edit assignments                                | yes     | no      | no      |
+| hand in a run to an assignment                             | no      | no      | yes     |
+| people, roles, join code, limits, archive                  | yes     | no      | no      |
+| reset a password (students the class made, see below)      | yes     | no      | no      |
+
+An archived class is read-only for everyone: every write to its objects is refused with
+`CourseArchived` (403, with the reason) by the action that would make it, whichever page or
+API endpoint asked (`require_writable`); reads still work, and restoring makes it writable
+again. Cancelling a run stays allowed: it stops GPU work, it adds nothing. The predicates
+below say what a role allows; pages hide write buttons with `course_is_writable`.
 """
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils.translation import gettext
 
 from webapp.accounts.models import Course, Membership, Role, User
 
 STAFF_ROLES = (Role.TEACHER, Role.TA)
+
+
+class CourseArchived(PermissionDenied):
+    """A write to an archived class: 403 on pages and in the API, with the reason."""
+
+    def __init__(self) -> None:
+        self.message = gettext("This class is archived: it is read-only. A teacher can restore it.")
+        super().__init__(self.message)
+
+
+def course_is_writable(course: Course) -> bool:
+    """Whether the class's datasets, runs, assignments and people may change (not archived)."""
+    return not course.is_archived
+
+
+def require_writable(course: Course) -> None:
+    """Raise CourseArchived unless the class may change; every action that writes calls it."""
+    if not course_is_writable(course):
+        raise CourseArchived
 
 
 def role_in(user: User, course: Course) -> str | None:
@@ -158,7 +202,7 @@ def can_edit_dataset(user: User, dataset) -> bool:
 
 def can_create_dataset(user: User, course: Course, visibility: str = "private") -> bool:
     """Every member may upload; only teachers and TAs hand out data or hold hidden test sets."""
-    if course.is_archived or (role_in(user, course) is None and not user.is_superuser):
+    if role_in(user, course) is None and not user.is_superuser:
         return False
     if visibility in ("handout", "hidden_test"):
         return can_view_roster(user, course)
@@ -206,7 +250,7 @@ def can_start_from(user: User, job) -> bool:
 
 def can_train_on(user: User, dataset) -> bool:
     """Train on a dataset one may see whole; hidden test sets are for grading, never training."""
-    if dataset.visibility == "hidden_test" or dataset.course.is_archived:
+    if dataset.visibility == "hidden_test":
         return False
     return can_view_images(user, dataset) and (
         user.is_superuser or role_in(user, dataset.course) is not None
@@ -235,7 +279,7 @@ def can_view_assignment(user: User, assignment) -> bool:
 
 def can_manage_assignment(user: User, course: Course) -> bool:
     """Create and edit the class's assignments: its teachers."""
-    return can_manage_course(user, course) and not course.is_archived
+    return can_manage_course(user, course)
 
 
 def can_view_marks(user: User, assignment) -> bool:
@@ -246,7 +290,7 @@ def can_view_marks(user: User, assignment) -> bool:
 def can_submit_to(user: User, assignment) -> bool:
     """Students of the class hand in their own runs (the deadline is checked by the action)."""
     course = assignment.course
-    return not course.is_archived and role_in(user, course) == Role.STUDENT
+    return role_in(user, course) == Role.STUDENT
 
 
 def can_view_submission(user: User, submission) -> bool:

@@ -13,7 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST
 
-from webapp.accounts import actions, throttle
+from webapp.accounts import actions, permissions, throttle
 from webapp.accounts.forms import LoginForm, RegisterForm, TokenForm
 from webapp.accounts.models import ApiToken
 
@@ -86,6 +86,8 @@ def register_view(request):
             )
         except actions.AccountsError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        except permissions.CourseArchived as exc:  # the code is right; the class takes nobody
+            form.add_error("join_code", exc.message)
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(request, _("Welcome to Manabi! You are now in your class."))

@@ -88,15 +88,17 @@ def update_course(request, course_id: int, payload: CoursePatch):
     """Rename, archive or restore, open or close joining, set per-student limits (teachers)."""
     course = _course(request, course_id, permissions.can_manage_course)
     data = payload.dict(exclude_unset=True)
+    if data.get("archived") is False:  # restore first: an archived class takes no other change
+        actions.set_archived(course, False)
     if data.get("name") is not None:
         actions.rename_course(course, data["name"])
-    if data.get("archived") is not None:
-        actions.set_archived(course, data["archived"])
     if data.get("join_open") is not None:
         actions.set_join_open(course, data["join_open"])
     limits = {f: data[f] for f in actions.LIMIT_FIELDS if data.get(f) is not None}
     if limits:
         actions.update_limits(course, **limits)
+    if data.get("archived") is True:  # archive last, after the changes asked with it
+        actions.set_archived(course, True)
     return _course_out(request.user, course)
 
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
+from webapp.accounts import permissions
 from webapp.accounts.actions import course_group
 from webapp.accounts.models import Course, User
 from webapp.assignments import queries, tasks
@@ -97,6 +98,7 @@ def check_datasets(course: Course, dataset: Dataset, version: int, hidden: Datas
 
 def save_assignment(user: User, course: Course, values: dict, assignment=None) -> Assignment:
     """Create an assignment, or change one (its submissions keep their scores)."""
+    permissions.require_writable(course)
     check_datasets(course, values["dataset"], values["dataset_version"], values["hidden_test"])
     if assignment is None:
         assignment = Assignment(course=course, created_by=user)
@@ -139,6 +141,7 @@ def _check_job(assignment: Assignment, user: User, job: Job) -> None:
 @transaction.atomic
 def submit(user: User, assignment: Assignment, job: Job) -> Submission:
     """Hand in a finished run before the deadline, within today's limit; a worker scores it."""
+    permissions.require_writable(assignment.course)
     # The row lock makes two quick clicks count as two against the daily limit, not zero.
     assignment = (
         Assignment.objects.select_for_update()

@@ -47,7 +47,8 @@ def course_assignments(request, course_id: int):
         {
             "course": course,
             "assignments": assignments,
-            "can_create": permissions.can_manage_assignment(request.user, course),
+            "can_create": permissions.can_manage_assignment(request.user, course)
+            and permissions.course_is_writable(course),
             "is_staff": permissions.can_view_roster(request.user, course),
         },
     )
@@ -75,6 +76,7 @@ def assignment_new(request, course_id: int):
     course = course_for(request, course_id, permissions.can_view_course)
     if not permissions.can_manage_assignment(request.user, course):
         raise PermissionDenied
+    permissions.require_writable(course)  # a form that could never be saved: say why now
     return _edit(request, course, None)
 
 
@@ -83,6 +85,7 @@ def assignment_edit(request, assignment_id: int):
     assignment = _assignment(request, assignment_id)
     if not permissions.can_manage_assignment(request.user, assignment.course):
         raise PermissionDenied
+    permissions.require_writable(assignment.course)  # a form that could never be saved
     return _edit(request, assignment.course, assignment)
 
 
@@ -111,11 +114,12 @@ def _live_context(request, assignment: Assignment) -> dict:
 def assignment_detail(request, assignment_id: int):
     assignment = _assignment(request, assignment_id)
     context = _live_context(request, assignment)
-    can_submit = permissions.can_submit_to(request.user, assignment)
+    writable = permissions.course_is_writable(assignment.course)
+    can_submit = writable and permissions.can_submit_to(request.user, assignment)
     context.update(
         description=render_markdown(assignment.description),
         can_submit=can_submit,
-        can_edit=permissions.can_manage_assignment(request.user, assignment.course),
+        can_edit=writable and permissions.can_manage_assignment(request.user, assignment.course),
         can_view_dataset=permissions.can_view_dataset(request.user, assignment.dataset),
     )
     if can_submit:

@@ -105,6 +105,7 @@ def _validate_new(name: str, task: str, visibility: str) -> str:
 
 def start_upload(user: User, course: Course, file_name: str, size: int) -> Upload:
     """Open a chunked upload after checking its declared size against the limits and quota."""
+    permissions.require_writable(course)
     if size <= 0:
         raise DatasetError(_("The file is empty."), field="file")
     _check_dataset_count(user, course)  # before any byte is sent; checked again at the end
@@ -114,6 +115,7 @@ def start_upload(user: User, course: Course, file_name: str, size: int) -> Uploa
 
 def receive_chunk(upload: Upload, offset: int, data: bytes) -> Upload:
     """Store one chunk at its offset. Resuming sends the chunk that starts at `received`."""
+    permissions.require_writable(upload.course)
     with transaction.atomic():
         upload = Upload.objects.select_for_update().get(pk=upload.pk)
         if upload.completed_at is not None:
@@ -140,6 +142,7 @@ def complete_upload(
 ) -> Dataset:
     """Turn a fully received upload into a dataset and queue its ingest."""
     upload = Upload.objects.select_for_update().get(pk=upload.pk)
+    permissions.require_writable(upload.course)
     name = _validate_new(name, task, visibility)
     if upload.received != upload.size:
         raise Conflict(
@@ -179,6 +182,7 @@ def upload_file(user, course, file, name, task, visibility=Visibility.PRIVATE) -
 @transaction.atomic
 def copy_sample(user: User, course: Course, key: str, name: str = "", visibility=None) -> Dataset:
     """Copy a built-in sample into the class (no download); ingest runs on a worker."""
+    permissions.require_writable(course)
     sample = SAMPLES.get(key)
     if sample is None:
         raise DatasetError(_("There is no sample called “%(key)s”.") % {"key": key}, "sample")
@@ -213,6 +217,7 @@ def copy_sample(user: User, course: Course, key: str, name: str = "", visibility
 def set_visibility(dataset: Dataset, visibility: str) -> None:
     """Change who sees a dataset. A student's own dataset never becomes a teacher's one: that
     would lock its owner out of their work (a teacher copies it instead)."""
+    permissions.require_writable(dataset.course)
     if visibility not in Visibility.values:
         raise DatasetError(_("Unknown visibility."), field="visibility")
     staff_owned = permissions.can_view_roster(dataset.owner, dataset.course)
@@ -229,6 +234,7 @@ def set_visibility(dataset: Dataset, visibility: str) -> None:
 
 
 def rename_dataset(dataset: Dataset, name: str) -> None:
+    permissions.require_writable(dataset.course)
     dataset.name = _validate_new(name, dataset.task, dataset.visibility)
     dataset.save(update_fields=["name", "updated_at"])
 
@@ -250,6 +256,7 @@ def new_version(
     split_settings: splits.SplitSettings | None = None,
 ) -> Version:
     """Apply `change(number)` as the next version; earlier versions stay exactly as they were."""
+    permissions.require_writable(dataset.course)
     dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
     _require_ready(dataset)
     number = dataset.head + 1

@@ -50,7 +50,8 @@ def course_datasets(request, course_id: int):
                 for value, label in Visibility.choices
                 if may_hand_out or value in ("private", "shared")
             ],
-            "can_upload": permissions.can_create_dataset(request.user, course),
+            "can_upload": permissions.can_create_dataset(request.user, course)
+            and permissions.course_is_writable(course),
             "storage": quota.storage_use(request.user, course),
             "datasets_left": quota.datasets_left(request.user, course),
             "upload_text": {
@@ -84,7 +85,8 @@ def _detail_context(request, dataset: Dataset) -> dict:
         "dataset": dataset,
         "course": dataset.course,
         "full": full,
-        "can_edit": permissions.can_edit_dataset(request.user, dataset),
+        "can_edit": permissions.can_edit_dataset(request.user, dataset)
+        and permissions.course_is_writable(dataset.course),
         "classes": [{**c, "percent": round(100 * c["count"] / top)} for c in classes],
         "num_images": queries.items_at(dataset).count() if dataset.head else 0,
         "version": version,
@@ -94,6 +96,7 @@ def _detail_context(request, dataset: Dataset) -> dict:
         "is_staff_view": permissions.can_view_roster(request.user, dataset.course),
         "can_train": dataset.task == "classification"
         and dataset.status == Status.READY
+        and permissions.course_is_writable(dataset.course)
         and permissions.can_train_on(request.user, dataset),
         "jobs": [
             job
@@ -159,7 +162,8 @@ def gallery(request, dataset_id: int):
             "categories": categories,
             "split": split,
             "category": category,
-            "can_edit": permissions.can_edit_dataset(request.user, dataset),
+            "can_edit": permissions.can_edit_dataset(request.user, dataset)
+            and permissions.course_is_writable(dataset.course),
         },
     )
 

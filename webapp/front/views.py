@@ -39,9 +39,11 @@ def not_found(request, exception=None):
 
 
 def forbidden(request, exception=None):
+    # A refusal that carries its reason (an archived class) says it; a bare one stays generic.
+    reason = getattr(exception, "message", "")
     if _wants_json(request):
-        return JsonResponse({"detail": "You may not do this.", "errors": {}}, status=403)
-    return render(request, "errors/403.html", status=403)
+        return JsonResponse({"detail": reason or "You may not do this.", "errors": {}}, status=403)
+    return render(request, "errors/403.html", {"reason": reason}, status=403)
 
 
 def server_error(request):

@@ -104,6 +104,7 @@ def _create(user: User, dataset: Dataset, spec: dict, **fields) -> Job:
 @transaction.atomic
 def submit(user: User, dataset: Dataset, spec: dict) -> Job:
     """Queue a training job on the dataset's current version; it starts when its turn comes."""
+    permissions.require_writable(dataset.course)
     _check_dataset(dataset)
     _check_spec(user, spec, dataset)
     _check_limits(user, dataset.course, 1)
@@ -145,6 +146,7 @@ def submit_group(
 
     `labels` name the runs where the values themselves do not read well (whole layer lists).
     """
+    permissions.require_writable(dataset.course)
     if not 2 <= len(values) <= MAX_GROUP:
         raise JobRefused(
             _("Choose between 2 and %(n)s values to compare.") % {"n": MAX_GROUP},
@@ -170,7 +172,10 @@ def submit_group(
 
 
 def cancel(job: Job) -> Job:
-    """A queued job stops at once; a running one stops within a few seconds, keeping its work."""
+    """A queued job stops at once; a running one stops within a few seconds, keeping its work.
+
+    Allowed in an archived class too: cancelling stops GPU work and adds nothing.
+    """
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job.pk)
         if job.status in FINISHED:
@@ -189,6 +194,7 @@ def cancel(job: Job) -> Job:
 
 def reorder(job: Job, where: str) -> None:
     """A teacher moves a waiting job: "top", "up", "down" or "bottom"."""
+    permissions.require_writable(job.course)
     if job.status != JobStatus.QUEUED or job.dispatched_at is not None:
         raise JobRefused(_("Only waiting jobs can be moved."))
     scheduler.move(job, where)

@@ -25,7 +25,8 @@ def course_queue(request, course_id: int):
             "course": course,
             "rows": rows,
             "staff": permissions.can_view_roster(request.user, course),
-            "can_reorder": permissions.can_reorder_queue(request.user, course),
+            "can_reorder": permissions.can_reorder_queue(request.user, course)
+            and permissions.course_is_writable(course),
             "slots": scheduler.settings.TRAIN_SLOTS,
         },
     )
