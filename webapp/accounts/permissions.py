@@ -190,6 +190,14 @@ def can_view_images(user: User, dataset) -> bool:
     return True
 
 
+def can_see_dataset_owner(user: User, dataset) -> bool:
+    """Who holds a dataset: shown wherever it is seen, except a hidden test set's to students
+    (the page and the API alike)."""
+    if dataset.visibility == "hidden_test":
+        return can_view_roster(user, dataset.course)
+    return can_view_dataset(user, dataset)
+
+
 def can_edit_dataset(user: User, dataset) -> bool:
     """The owner (while in the class) and the class's teachers edit; each edit is a new version."""
     course = dataset.course

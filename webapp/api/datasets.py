@@ -102,7 +102,9 @@ def dataset_out(user, dataset: Dataset) -> dict:
         "name": dataset.name,
         "task": dataset.task,
         "visibility": dataset.visibility,
-        "owner": dataset.owner.username if full else None,
+        "owner": dataset.owner.username
+        if permissions.can_see_dataset_owner(user, dataset)
+        else None,
         "status": dataset.status,
         "progress": round(dataset.progress, 3),
         "num_images": queries.items_at(dataset).count() if dataset.head else 0,

@@ -32,7 +32,11 @@ def _dataset_for(request, dataset_id: int, check=permissions.can_view_dataset) -
 @login_required
 def course_datasets(request, course_id: int):
     course = course_for(request, course_id, permissions.can_view_course)
-    datasets = list(permissions.visible_datasets(request.user, course).select_related("owner"))
+    datasets = list(
+        permissions.visible_datasets(request.user, course).select_related("owner", "course")
+    )
+    for dataset in datasets:
+        dataset.owner_visible = permissions.can_see_dataset_owner(request.user, dataset)
     may_hand_out = permissions.can_view_roster(request.user, course)
     if may_hand_out:  # flag to teachers every dataset that overlaps a hidden test set
         for dataset in datasets:
@@ -79,12 +83,13 @@ def copy_sample(request, course_id: int):
 def _detail_context(request, dataset: Dataset) -> dict:
     full = permissions.can_view_images(request.user, dataset)
     classes = queries.class_counts(dataset)
-    top = max([c["count"] for c in classes] or [1])
+    top = max([c["count"] for c in classes], default=0) or 1  # classes may all be empty
     version = dataset.versions.filter(number=dataset.head).first()
     return {
         "dataset": dataset,
         "course": dataset.course,
         "full": full,
+        "owner_visible": permissions.can_see_dataset_owner(request.user, dataset),
         "can_edit": permissions.can_edit_dataset(request.user, dataset)
         and permissions.course_is_writable(dataset.course),
         "classes": [{**c, "percent": round(100 * c["count"] / top)} for c in classes],
