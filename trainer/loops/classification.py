@@ -14,6 +14,7 @@ import torch.nn as nn
 
 from trainer import data, export, fit, metrics, registry
 from trainer.events import EventStream, Reporter
+from trainer.memory import OUT_OF_MEMORY, out_of_memory
 from trainer.spec import JobSpec
 
 CHECKPOINT = "checkpoint.pt"
@@ -67,6 +68,9 @@ def run(
         stream.emit("failed", reason=str(exc))
         raise
     except Exception as exc:
+        if out_of_memory(exc):
+            stream.emit("failed", reason=f"The training stopped: {OUT_OF_MEMORY}.")
+            raise
         stream.emit("failed", reason=f"The training stopped on an internal error ({exc}).")
         raise
 

@@ -2,21 +2,26 @@
 
 from django.http import Http404
 from django.utils.translation import gettext as _
-from ninja import Router, Schema, Status
+from ninja import Router, Status
 from ninja.errors import HttpError
 
 from webapp.accounts import permissions
 from webapp.accounts.models import Course
+from webapp.api.base import READ, WRITE, errors
+from webapp.api.job_schemas import (
+    AssignmentOut,
+    LeaderboardOut,
+    SubmissionCreated,
+    SubmissionIn,
+    SubmissionOut,
+)
+from webapp.api.schemas import Id
 from webapp.assignments import actions, queries, scoring
 from webapp.assignments.models import Assignment, Submission
 from webapp.assignments.text import render_markdown
 from webapp.jobs.models import Job
 
 router = Router(tags=["assignments"])
-
-
-class SubmissionIn(Schema):
-    job: int
 
 
 def _assignment(request, assignment_id: int) -> Assignment:
@@ -61,8 +66,12 @@ def submission_out(submission: Submission) -> dict:
     }
 
 
-@router.get("/courses/{course_id}/assignments", response=list[dict])
-def list_assignments(request, course_id: int):
+@router.get(
+    "/courses/{course_id}/assignments",
+    response={200: list[AssignmentOut], **errors(*READ, 404)},
+    exclude_unset=True,  # a student's answer has no hidden_test at all
+)
+def list_assignments(request, course_id: Id):
     """The class's assignments, latest deadline first."""
     course = Course.objects.filter(pk=course_id).first()
     if course is None or not permissions.can_view_course(request.user, course):
@@ -71,8 +80,11 @@ def list_assignments(request, course_id: int):
     return [assignment_out(a, staff=staff) for a in course.assignments.select_related("course")]
 
 
-@router.post("/assignments/{assignment_id}/submissions", response={201: dict})
-def submit(request, assignment_id: int, payload: SubmissionIn):
+@router.post(
+    "/assignments/{assignment_id}/submissions",
+    response={201: SubmissionCreated, **errors(*WRITE, 404, 409, 429)},
+)
+def submit(request, assignment_id: Id, payload: SubmissionIn):
     """Hand in one of your succeeded runs; a worker scores it on the hidden test set."""
     assignment = _assignment(request, assignment_id)
     if not permissions.can_submit_to(request.user, assignment):
@@ -84,8 +96,11 @@ def submit(request, assignment_id: int, payload: SubmissionIn):
     return Status(201, {"id": submission.pk, "status": submission.status})
 
 
-@router.get("/assignments/{assignment_id}/submissions/{submission_id}", response=dict)
-def get_submission(request, assignment_id: int, submission_id: int):
+@router.get(
+    "/assignments/{assignment_id}/submissions/{submission_id}",
+    response={200: SubmissionOut, **errors(*READ, 404)},
+)
+def get_submission(request, assignment_id: Id, submission_id: Id):
     """A submission's status and score: for its student and the class's teachers and TAs."""
     assignment = _assignment(request, assignment_id)
     submission = (
@@ -98,8 +113,11 @@ def get_submission(request, assignment_id: int, submission_id: int):
     return submission_out(submission)
 
 
-@router.get("/assignments/{assignment_id}/leaderboard", response=dict)
-def leaderboard(request, assignment_id: int):
+@router.get(
+    "/assignments/{assignment_id}/leaderboard",
+    response={200: LeaderboardOut, **errors(*READ, 404)},
+)
+def leaderboard(request, assignment_id: Id):
     """Best score per student, ties by who reached it first; names as the teacher chose."""
     assignment = _assignment(request, assignment_id)
     names = permissions.can_see_leaderboard_names(request.user, assignment)

@@ -7,10 +7,10 @@ from ninja.errors import HttpError
 
 from webapp.accounts import actions, throttle
 from webapp.accounts.models import ApiToken, hash_token
-from webapp.api.base import error
+from webapp.api.base import READ, WRITE, error, errors
 from webapp.api.schemas import (
     Credentials,
-    ErrorOut,
+    Id,
     MeOut,
     Registration,
     TokenInfo,
@@ -21,7 +21,7 @@ from webapp.api.schemas import (
 router = Router(tags=["auth"])
 
 
-@router.post("/auth/token", auth=None, response={200: TokenOut, 401: ErrorOut, 429: ErrorOut})
+@router.post("/auth/token", auth=None, response={200: TokenOut, **errors(400, 401, 413, 422, 429)})
 def create_token(request, payload: Credentials):
     """Exchange a user name and password for a bearer token (shown once, stored hashed)."""
     address = throttle.client_address(request)
@@ -41,7 +41,7 @@ def create_token(request, payload: Credentials):
     return {"token": raw}
 
 
-@router.delete("/auth/token", response={204: None})
+@router.delete("/auth/token", response={204: None, **errors(*WRITE)})
 def revoke_current_token(request):
     """Revoke the bearer token this request was made with."""
     raw = getattr(request, "api_token", None)
@@ -52,28 +52,32 @@ def revoke_current_token(request):
     return Status(204, None)
 
 
-@router.get("/auth/tokens", response=list[TokenInfo])
+@router.get("/auth/tokens", response={200: list[TokenInfo], **errors(401)})
 def list_tokens(request):
     """The caller's active tokens (their values are never shown again)."""
     return ApiToken.objects.filter(user=request.user, revoked_at__isnull=True)
 
 
-@router.delete("/auth/tokens/{token_id}", response={204: None})
-def revoke_token(request, token_id: int):
+@router.delete("/auth/tokens/{token_id}", response={204: None, **errors(*WRITE, 404)})
+def revoke_token(request, token_id: Id):
+    """Revoke one of the caller's tokens (404 for anyone else's)."""
     token = get_object_or_404(ApiToken, pk=token_id, user=request.user)
     actions.revoke_token(token)
     return Status(204, None)
 
 
-@router.post("/auth/register", auth=None, response={201: UserOut})
+@router.post(
+    "/auth/register", auth=None, response={201: UserOut, **errors(400, 404, 409, 413, 422)}
+)
 def register(request, payload: Registration):
     """Create a student account in the class with this join code."""
     user = actions.register_student(payload.username, payload.password, payload.join_code)
     return Status(201, {"id": user.pk, "username": user.username})
 
 
-@router.get("/me", response=MeOut)
+@router.get("/me", response={200: MeOut, **errors(*READ)})
 def me(request):
+    """Who the caller is."""
     user = request.user
     return {
         "id": user.pk,

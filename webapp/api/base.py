@@ -1,6 +1,8 @@
 """The JSON API v1: authentication (bearer token or session with CSRF) and the error format.
 
-Every error is `{"detail": str, "errors": {field: message}}` with a meaningful status.
+Every error is `{"detail": str, "errors": {field: message}}` with a meaningful status, and
+every operation documents each status it can answer (`errors(...)`), so that a client, and the
+schema fuzzer of the test suite, know them all from the OpenAPI schema.
 """
 
 import logging
@@ -15,6 +17,7 @@ from ninja.security.apikey import APIKeyCookie
 from ninja.utils import check_csrf
 
 from webapp.accounts import actions
+from webapp.api.schemas import ErrorOut
 from webapp.errors import Refused
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,20 @@ class SessionWithCsrf(APIKeyCookie):
 def error(detail: str, status: int, errors: dict | None = None) -> JsonResponse:
     """Return the API's error shape."""
     return JsonResponse({"detail": detail, "errors": errors or {}}, status=status)
+
+
+# What a signed-in read may answer besides its own refusals: 401 without a valid token or
+# session, 422 when a path or query parameter is out of its range.
+READ = (401, 422)
+# ...and a change: 400 when the body is not JSON of the expected shape (or the change is refused
+# as it stands), 403 when a browser session's CSRF token is missing, 413 when the body is larger
+# than the server takes.
+WRITE = (400, 401, 403, 413, 422)
+
+
+def errors(*statuses: int) -> dict[int, type[ErrorOut]]:
+    """Document each of these statuses as the error shape (for an operation's `response=`)."""
+    return dict.fromkeys(sorted(set(statuses)), ErrorOut)
 
 
 api = NinjaAPI(

@@ -6,12 +6,14 @@ from django.shortcuts import get_object_or_404
 from ninja import Router, Status
 
 from webapp.accounts import actions, permissions
-from webapp.accounts.models import Course, Membership, Role
+from webapp.accounts.models import Course, Membership
+from webapp.api.base import READ, WRITE, errors
 from webapp.api.schemas import (
     CourseCreated,
     CourseIn,
     CourseOut,
     CoursePatch,
+    Id,
     JoinCodeOut,
     JoinIn,
     MemberOut,
@@ -56,13 +58,13 @@ def _member_out(m: Membership) -> dict:
     }
 
 
-@router.get("/courses", response=list[CourseOut])
+@router.get("/courses", response={200: list[CourseOut], **errors(401)})
 def list_courses(request):
     """The classes the caller belongs to."""
     return [_course_out(request.user, c) for c in permissions.visible_courses(request.user)]
 
 
-@router.post("/courses", response={201: CourseCreated})
+@router.post("/courses", response={201: CourseCreated, **errors(*WRITE)})
 def create_course(request, payload: CourseIn):
     """Create a class (teachers only); the caller becomes its teacher."""
     if not permissions.can_create_course(request.user):
@@ -71,20 +73,21 @@ def create_course(request, payload: CourseIn):
     return Status(201, {"id": course.pk, "name": course.name, "join_code": course.join_code})
 
 
-@router.post("/courses/join", response=CourseOut)
+@router.post("/courses/join", response={200: CourseOut, **errors(*WRITE, 404, 409)})
 def join_course(request, payload: JoinIn):
     """Join a class as a student with its join code."""
     membership = actions.join_course(request.user, payload.join_code)
     return _course_out(request.user, membership.course)
 
 
-@router.get("/courses/{course_id}", response=CourseOut)
-def get_course(request, course_id: int):
+@router.get("/courses/{course_id}", response={200: CourseOut, **errors(*READ, 404)})
+def get_course(request, course_id: Id):
+    """One of the caller's classes (404 for a class they are not in)."""
     return _course_out(request.user, _course(request, course_id))
 
 
-@router.patch("/courses/{course_id}", response=CourseOut)
-def update_course(request, course_id: int, payload: CoursePatch):
+@router.patch("/courses/{course_id}", response={200: CourseOut, **errors(*WRITE, 404, 409)})
+def update_course(request, course_id: Id, payload: CoursePatch):
     """Rename, archive or restore, open or close joining, set per-student limits (teachers)."""
     course = _course(request, course_id, permissions.can_manage_course)
     data = payload.dict(exclude_unset=True)
@@ -102,15 +105,17 @@ def update_course(request, course_id: int, payload: CoursePatch):
     return _course_out(request.user, course)
 
 
-@router.post("/courses/{course_id}/join-code", response=JoinCodeOut)
-def regenerate_join_code(request, course_id: int):
+@router.post("/courses/{course_id}/join-code", response={200: JoinCodeOut, **errors(*WRITE, 404)})
+def regenerate_join_code(request, course_id: Id):
     """Draw a new join code; the old one stops working."""
     course = _course(request, course_id, permissions.can_manage_course)
     return {"join_code": actions.regenerate_join_code(course)}
 
 
-@router.get("/courses/{course_id}/members", response=list[MemberOut])
-def list_members(request, course_id: int):
+@router.get(
+    "/courses/{course_id}/members", response={200: list[MemberOut], **errors(*READ, 403, 404)}
+)
+def list_members(request, course_id: Id):
     """The roster (teachers and TAs), removed members included with active=false."""
     course = _course(request, course_id, permissions.can_view_roster)
     members = Membership.objects.filter(course=course).select_related("user")
@@ -123,26 +128,32 @@ def _member(course: Course, user_id: int) -> Membership:
     )
 
 
-@router.patch("/courses/{course_id}/members/{user_id}", response=MemberOut)
-def change_member_role(request, course_id: int, user_id: int, payload: MemberPatch):
+@router.patch(
+    "/courses/{course_id}/members/{user_id}", response={200: MemberOut, **errors(*WRITE, 404, 409)}
+)
+def change_member_role(request, course_id: Id, user_id: Id, payload: MemberPatch):
+    """Make a member a teacher, TA or student (a class keeps at least one teacher)."""
     course = _course(request, course_id, permissions.can_manage_course)
     membership = _member(course, user_id)
-    if payload.role not in Role.values:
-        raise actions.AccountsError("Role must be teacher, ta or student.", field="role")
     actions.change_role(course, membership, payload.role)
     return _member_out(membership)
 
 
-@router.delete("/courses/{course_id}/members/{user_id}", response={204: None})
-def remove_member(request, course_id: int, user_id: int):
+@router.delete(
+    "/courses/{course_id}/members/{user_id}", response={204: None, **errors(*WRITE, 404, 409)}
+)
+def remove_member(request, course_id: Id, user_id: Id):
     """Remove someone from the class; their work is kept."""
     course = _course(request, course_id, permissions.can_manage_course)
     actions.remove_member(course, _member(course, user_id))
     return Status(204, None)
 
 
-@router.post("/courses/{course_id}/members/{user_id}/password", response=PasswordOut)
-def reset_member_password(request, course_id: int, user_id: int):
+@router.post(
+    "/courses/{course_id}/members/{user_id}/password",
+    response={200: PasswordOut, **errors(*WRITE, 404)},
+)
+def reset_member_password(request, course_id: Id, user_id: Id):
     """Give a student of the class a new random password (their tokens are revoked)."""
     course = _course(request, course_id, permissions.can_manage_course)
     membership = _member(course, user_id)

@@ -1,73 +1,58 @@
 """`/api/v1/datasets/*` and `/api/v1/uploads/*`: upload, status, samples, items, edits, export."""
 
+from uuid import UUID
+
 from django.conf import settings
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
-from ninja import File, Form, Router, Schema, Status
+from ninja import File, Form, Router, Status
 from ninja.errors import HttpError
 from ninja.files import UploadedFile
-from pydantic import Field
 
 from webapp.accounts import permissions
 from webapp.accounts.models import Course
+from webapp.api.base import READ, WRITE, errors
+from webapp.api.dataset_schemas import (
+    ClassFilter,
+    CompleteIn,
+    Created,
+    DatasetForm,
+    DatasetOut,
+    DatasetPatch,
+    EditIn,
+    EditOut,
+    ExportFormat,
+    ItemsPage,
+    Offset,
+    Page,
+    SampleIn,
+    SampleOut,
+    SplitFilter,
+    UploadIn,
+    UploadOut,
+    VersionOut,
+)
+from webapp.api.schemas import Id
 from webapp.datasets import actions, exports, queries, splits
 from webapp.datasets.models import Dataset, Upload
 from webapp.datasets.samples import SAMPLES
 
 router = Router(tags=["datasets"])
 
-
-class Created(Schema):
-    id: int
-    status: str
-
-
-class SampleIn(Schema):
-    course: int
-    sample: str
-    name: str = ""
-    visibility: str = "private"
-
-
-class UploadIn(Schema):
-    course: int
-    file_name: str = Field(min_length=1, max_length=255)
-    size: int = Field(gt=0)
-
-
-class UploadOut(Schema):
-    id: str
-    file_name: str
-    size: int
-    received: int
-    chunk_size: int
-
-
-class CompleteIn(Schema):
-    name: str = Field(min_length=1, max_length=200)
-    task: str
-    visibility: str = "private"
-
-
-class DatasetPatch(Schema):
-    name: str | None = Field(None, min_length=1, max_length=200)
-    visibility: str | None = None
-
-
-class EditIn(Schema):
-    op: str = Field(description="relabel, move, delete, rename_class, merge_classes or resplit")
-    items: list[int] = []
-    category: str = ""
-    split: str = ""
-    index: int | None = None
-    name: str = ""
-    source: int | None = None
-    target: int | None = None
-    val: float = 0.2
-    test: float = 0.0
-    seed: int = 0
-    folds: int = 0
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+ZIP_ANSWER = {
+    "responses": {
+        200: {"description": "The ZIP, streamed.", "content": {"application/zip": BINARY}}
+    }
+}
+CHUNK_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The chunk's raw bytes.",
+        "content": {"application/octet-stream": BINARY},
+    }
+}
 
 
 def _course(request, course_id: int) -> Course:
@@ -122,24 +107,18 @@ def _split_counts(dataset: Dataset) -> dict:
     return version.counts if version else {}
 
 
-@router.post("/datasets", response={202: Created})
-def create_dataset(
-    request,
-    course: Form[int],
-    name: Form[str],
-    task: Form[str],
-    file: File[UploadedFile],
-    visibility: Form[str] = "private",
-):
+@router.post("/datasets", response={202: Created, **errors(*WRITE, 404, 409)})
+def create_dataset(request, form: Form[DatasetForm], file: File[UploadedFile]):
     """Upload a ZIP in one request; ingest runs on a worker. Poll `GET /datasets/{id}`."""
-    course_obj = _course(request, course)
-    _may_create(request, course_obj, visibility)
-    dataset = actions.upload_file(request.user, course_obj, file, name, task, visibility)
+    course = _course(request, form.course)
+    _may_create(request, course, form.visibility)
+    dataset = actions.upload_file(request.user, course, file, form.name, form.task, form.visibility)
     return Status(202, {"id": dataset.pk, "status": dataset.status})
 
 
-@router.get("/datasets", response=list[dict])
-def list_datasets(request, course: int):
+@router.get("/datasets", response={200: list[DatasetOut], **errors(*READ, 404)})
+def list_datasets(request, course: Id):
+    """The datasets of a class the caller may see."""
     course_obj = _course(request, course)
     return [
         dataset_out(request.user, d)
@@ -147,7 +126,7 @@ def list_datasets(request, course: int):
     ]
 
 
-@router.get("/datasets/samples", response=list[dict])
+@router.get("/datasets/samples", response={200: list[SampleOut], **errors(401)})
 def list_samples(request):
     """The built-in samples (no download needed)."""
     return [
@@ -162,8 +141,9 @@ def list_samples(request):
     ]
 
 
-@router.post("/datasets/samples", response={202: Created})
+@router.post("/datasets/samples", response={202: Created, **errors(*WRITE, 404, 409)})
 def copy_sample(request, payload: SampleIn):
+    """Copy a built-in sample into a class as a new dataset; poll `GET /datasets/{id}`."""
     course = _course(request, payload.course)
     _may_create(request, course, payload.visibility)
     dataset = actions.copy_sample(
@@ -172,14 +152,16 @@ def copy_sample(request, payload: SampleIn):
     return Status(202, {"id": dataset.pk, "status": dataset.status})
 
 
-@router.get("/datasets/{dataset_id}", response=dict)
-def get_dataset(request, dataset_id: int):
+@router.get("/datasets/{dataset_id}", response={200: DatasetOut, **errors(*READ, 404)})
+def get_dataset(request, dataset_id: Id):
+    """A dataset's status, classes and split counts."""
     dataset = _dataset(request, dataset_id)
     return dataset_out(request.user, dataset)
 
 
-@router.patch("/datasets/{dataset_id}", response=dict)
-def update_dataset(request, dataset_id: int, payload: DatasetPatch):
+@router.patch("/datasets/{dataset_id}", response={200: DatasetOut, **errors(*WRITE, 404)})
+def update_dataset(request, dataset_id: Id, payload: DatasetPatch):
+    """Rename a dataset or change who sees it."""
     dataset = _dataset(request, dataset_id, permissions.can_edit_dataset)
     if payload.visibility is not None:
         _may_create(request, dataset.course, payload.visibility)
@@ -189,8 +171,11 @@ def update_dataset(request, dataset_id: int, payload: DatasetPatch):
     return dataset_out(request.user, dataset)
 
 
-@router.get("/datasets/{dataset_id}/versions", response=list[dict])
-def list_versions(request, dataset_id: int):
+@router.get(
+    "/datasets/{dataset_id}/versions", response={200: list[VersionOut], **errors(*READ, 403, 404)}
+)
+def list_versions(request, dataset_id: Id):
+    """Every version of a dataset, with what changed."""
     dataset = _dataset(request, dataset_id, permissions.can_view_images)
     return [
         {
@@ -204,14 +189,14 @@ def list_versions(request, dataset_id: int):
     ]
 
 
-@router.get("/datasets/{dataset_id}/items", response=dict)
+@router.get("/datasets/{dataset_id}/items", response={200: ItemsPage, **errors(*READ, 403, 404)})
 def list_items(
     request,
-    dataset_id: int,
-    split: str = "",
-    category: str = "",
-    page: int = 1,
-    version: int | None = None,
+    dataset_id: Id,
+    split: SplitFilter = "",
+    category: ClassFilter = "",
+    page: Page = 1,
+    version: Id | None = None,
 ):
     """A page of 100 images with their labels and annotations."""
     dataset = _dataset(request, dataset_id, permissions.can_view_images)
@@ -230,8 +215,8 @@ def list_items(
     }
 
 
-@router.post("/datasets/{dataset_id}/edit", response=dict)
-def edit_dataset(request, dataset_id: int, payload: EditIn):
+@router.post("/datasets/{dataset_id}/edit", response={200: EditOut, **errors(*WRITE, 404, 409)})
+def edit_dataset(request, dataset_id: Id, payload: EditIn):
     """Relabel, move, delete, rename or merge classes, or split again: one new version."""
     dataset = _dataset(request, dataset_id, permissions.can_edit_dataset)
     user, op = request.user, payload.op
@@ -256,9 +241,16 @@ def edit_dataset(request, dataset_id: int, payload: EditIn):
     return {"version": version.number, "summary": version.summary, "counts": version.counts}
 
 
-@router.get("/datasets/{dataset_id}/export")
+@router.get(
+    "/datasets/{dataset_id}/export",
+    response=errors(*READ, 400, 403, 404),
+    openapi_extra=ZIP_ANSWER,
+)
 def export_dataset(
-    request, dataset_id: int, format: str = "imagefolder", version: int | None = None
+    request,
+    dataset_id: Id,
+    format: ExportFormat = "imagefolder",
+    version: Id | None = None,
 ):
     """Stream a ZIP of a version: `imagefolder` (classification) or `coco` (every task)."""
     dataset = _dataset(request, dataset_id, permissions.can_view_images)
@@ -274,7 +266,7 @@ def export_dataset(
 # --- chunked, resumable uploads -------------------------------------------------------------
 
 
-def _upload(request, upload_id: str) -> Upload:
+def _upload(request, upload_id: UUID) -> Upload:
     return get_object_or_404(Upload, pk=upload_id, owner=request.user)
 
 
@@ -288,7 +280,7 @@ def _upload_out(upload: Upload) -> dict:
     }
 
 
-@router.post("/uploads", response={201: UploadOut})
+@router.post("/uploads", response={201: UploadOut, **errors(*WRITE, 404, 409)})
 def start_upload(request, payload: UploadIn):
     """Announce a file; then PUT its chunks in order and complete it."""
     course = _course(request, payload.course)
@@ -297,14 +289,18 @@ def start_upload(request, payload: UploadIn):
     return Status(201, _upload_out(upload))
 
 
-@router.get("/uploads/{upload_id}", response=UploadOut)
-def upload_status(request, upload_id: str):
+@router.get("/uploads/{upload_id}", response={200: UploadOut, **errors(*READ, 404)})
+def upload_status(request, upload_id: UUID):
     """How much has arrived: a client resumes from `received`."""
     return _upload_out(_upload(request, upload_id))
 
 
-@router.put("/uploads/{upload_id}", response=UploadOut)
-def upload_chunk(request, upload_id: str, offset: int):
+@router.put(
+    "/uploads/{upload_id}",
+    response={200: UploadOut, **errors(*WRITE, 404, 409)},
+    openapi_extra=CHUNK_BODY,
+)
+def upload_chunk(request, upload_id: UUID, offset: Offset):
     """The raw bytes of one chunk (application/octet-stream), starting at `offset`."""
     upload = _upload(request, upload_id)
     data = request.read(settings.UPLOAD_CHUNK_BYTES + 1)
@@ -317,8 +313,9 @@ def upload_chunk(request, upload_id: str, offset: int):
     return _upload_out(actions.receive_chunk(upload, offset, data))
 
 
-@router.post("/uploads/{upload_id}/complete", response={202: Created})
-def complete_upload(request, upload_id: str, payload: CompleteIn):
+@router.post("/uploads/{upload_id}/complete", response={202: Created, **errors(*WRITE, 404, 409)})
+def complete_upload(request, upload_id: UUID, payload: CompleteIn):
+    """Turn a fully received upload into a dataset; ingest runs on a worker."""
     upload = _upload(request, upload_id)
     _may_create(request, upload.course, payload.visibility)
     dataset = actions.complete_upload(upload, payload.name, payload.task, payload.visibility)

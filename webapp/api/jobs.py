@@ -2,23 +2,40 @@
 
 from django.http import FileResponse, Http404
 from django.utils.translation import gettext as _
-from ninja import File, Router, Schema, Status
+from ninja import File, Router, Status
 from ninja.errors import HttpError
 from ninja.files import UploadedFile
 
 from webapp.accounts import permissions
 from webapp.accounts.models import Course
+from webapp.api.base import READ, WRITE, errors
+from webapp.api.job_schemas import (
+    ArtifactName,
+    EventsAfter,
+    EventsLimit,
+    EventsOut,
+    JobIn,
+    JobOut,
+    MoveIn,
+    PredictOut,
+    QueueOut,
+)
+from webapp.api.schemas import Id
 from webapp.datasets.models import Dataset
 from webapp.jobs import actions, predict, results, scheduler
 from webapp.jobs.models import Job, JobEvent
 from webapp.jobs.queue import queue_for
 
 router = Router(tags=["jobs"])
-
-
-class JobIn(Schema):
-    dataset: int
-    spec: dict
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+ARTIFACT_ANSWER = {
+    "responses": {
+        200: {
+            "description": "The file: weights, an exported model, or the model card (JSON).",
+            "content": {"application/octet-stream": BINARY, "application/json": {"schema": {}}},
+        }
+    }
+}
 
 
 def _job(request, job_id: int) -> Job:
@@ -68,7 +85,7 @@ def job_out(job: Job, position: tuple | None = None) -> dict:
     }
 
 
-@router.post("/jobs", response={201: dict})
+@router.post("/jobs", response={201: JobOut, **errors(*WRITE, 409)})
 def submit(request, payload: JobIn):
     """Queue a training job on the current version of a dataset."""
     dataset = Dataset.objects.select_related("course").filter(pk=payload.dataset).first()
@@ -80,26 +97,22 @@ def submit(request, payload: JobIn):
     return Status(201, job_out(job))
 
 
-@router.get("/jobs/{job_id}", response=dict)
-def get_job(request, job_id: int):
+@router.get("/jobs/{job_id}", response={200: JobOut, **errors(*READ, 404)})
+def get_job(request, job_id: Id):
+    """A job's status, place in line, figures so far and result."""
     return job_out(_job(request, job_id))
 
 
-@router.get("/jobs/{job_id}/events", response=dict)
-def job_events(request, job_id: int, after: int = 0, limit: int = 1000):
+@router.get("/jobs/{job_id}/events", response={200: EventsOut, **errors(*READ, 404)})
+def job_events(request, job_id: Id, after: EventsAfter = 0, limit: EventsLimit = 1000):
     """The job's stored events numbered after `after` (what a reconnecting page asks for)."""
     job = _job(request, job_id)
-    limit = max(1, min(limit, 5000))
     events = JobEvent.objects.filter(job=job, number__gt=after).order_by("number")[:limit]
     return {"status": job.status, "events": [event.as_message() for event in events]}
 
 
-class MoveIn(Schema):
-    where: str
-
-
-@router.post("/jobs/{job_id}/move", response=dict)
-def move_job(request, job_id: int, payload: MoveIn):
+@router.post("/jobs/{job_id}/move", response={200: JobOut, **errors(*WRITE, 404, 409)})
+def move_job(request, job_id: Id, payload: MoveIn):
     """Teachers reorder the waiting queue: "top", "up", "down" or "bottom"."""
     job = _job(request, job_id)
     if not permissions.can_reorder_queue(request.user, job.course):
@@ -111,8 +124,8 @@ def move_job(request, job_id: int, payload: MoveIn):
     return job_out(job)
 
 
-@router.get("/courses/{course_id}/queue", response=dict)
-def course_queue(request, course_id: int):
+@router.get("/courses/{course_id}/queue", response={200: QueueOut, **errors(*READ, 404)})
+def course_queue(request, course_id: Id):
     """The class's waiting and running jobs in order (staff see all, students their own)."""
     course = Course.objects.filter(pk=course_id).first()
     if course is None or not permissions.can_view_course(request.user, course):
@@ -120,16 +133,19 @@ def course_queue(request, course_id: int):
     return {"jobs": [job_out(job, place) for job, place in queue_for(request.user, course)]}
 
 
-@router.post("/jobs/{job_id}/cancel", response=dict)
-def cancel_job(request, job_id: int):
+@router.post("/jobs/{job_id}/cancel", response={200: JobOut, **errors(*WRITE, 404, 409)})
+def cancel_job(request, job_id: Id):
+    """Cancel a waiting or running job (its owner and the class's teachers and TAs)."""
     job = _job(request, job_id)
     if not permissions.can_cancel_job(request.user, job):
         raise HttpError(403, _("You may not cancel this job."))
     return job_out(actions.cancel(job))
 
 
-@router.get("/jobs/{job_id}/artifacts/{name}", response=dict)
-def job_artifact(request, job_id: int, name: str):
+@router.get(
+    "/jobs/{job_id}/artifacts/{name}", response=errors(*READ, 404), openapi_extra=ARTIFACT_ANSWER
+)
+def job_artifact(request, job_id: Id, name: ArtifactName):
     """Download model.safetensors, model.torchscript.pt, model.onnx or model_card.json."""
     job = _job(request, job_id)
     path = results.artifact_path(job.pk, name)
@@ -143,7 +159,11 @@ def job_artifact(request, job_id: int, name: str):
     )
 
 
-@router.post("/jobs/{job_id}/predict", response=dict)
-def predict_job(request, job_id: int, image: File[UploadedFile]):
+@router.post(
+    "/jobs/{job_id}/predict",
+    response={200: PredictOut, **errors(*WRITE, 404, 409, 503)},
+    by_alias=True,
+)
+def predict_job(request, job_id: Id, image: File[UploadedFile]):
     """The top-5 classes of an uploaded image (multipart field `image`) from the job's model."""
     return predict.predict(_job(request, job_id), image)

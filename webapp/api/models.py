@@ -10,26 +10,37 @@ from ninja.errors import HttpError
 from pydantic import Field
 
 from webapp.accounts import permissions
-from webapp.api.base import error
+from webapp.api.base import WRITE, error, errors
+from webapp.api.job_schemas import (
+    ModelChoice,
+    ModelsOut,
+    SummaryOut,
+    SummaryProblem,
+    ValidateIn,
+    ValidateOut,
+)
 from webapp.datasets.models import Dataset
 from webapp.jobs import catalog, spec_check
 
 router = Router(tags=["models"])
 
 
+def _too_large() -> str:
+    """Why a model cannot be summarised: its layers do not fit in the worker's memory."""
+    return _(
+        "This model does not fit in the worker's memory: use fewer units or filters, fewer "
+        "layers or a smaller input size."
+    )
+
+
 class SummaryIn(Schema):
-    model: str | list[dict] = Field(description="a model name, or the builder's list of layers")
+    model: ModelChoice = Field(description="a model name, or the builder's list of layers")
     input_size: int | None = Field(None, ge=1, le=1024)
     channels: Literal[1, 3] | None = None
     classes: int = Field(10, ge=1, le=10000)
 
 
-class ValidateIn(Schema):
-    dataset: int
-    spec: dict
-
-
-@router.get("/models", response=dict)
+@router.get("/models", response={200: ModelsOut, **errors(401)})
 def list_models(request):
     """The models one may train: lecture presets and torchvision models (with whether their
     ImageNet weights are on this server), and the builder's layer types."""
@@ -49,7 +60,10 @@ def list_models(request):
     }
 
 
-@router.post("/models/summary", response=dict)
+@router.post(
+    "/models/summary",
+    response={200: SummaryOut, **errors(*WRITE, 503), 422: SummaryProblem},
+)
 def model_summary(request, payload: SummaryIn):
     """Output shape and parameters after each layer, from the trainer's own shape inference;
     422 naming the layer (`model.<i>`) or the setting that does not fit."""
@@ -67,11 +81,12 @@ def model_summary(request, payload: SummaryIn):
             503, _("No worker is free to compute the shapes right now; try again in a moment.")
         ) from None
     if not answer["ok"]:
+        message = _too_large() if answer.get("too_large") else answer["message"]
         # The error shape, plus the rows of the layers before the one that does not fit.
         return JsonResponse(
             {
-                "detail": answer["message"],
-                "errors": {answer["field"]: answer["message"]},
+                "detail": message,
+                "errors": {answer["field"]: message},
                 "index": answer.get("index"),
                 "input": answer.get("input"),
                 "rows": answer.get("rows", []),
@@ -81,7 +96,7 @@ def model_summary(request, payload: SummaryIn):
     return answer
 
 
-@router.post("/jobs/validate", response=dict)
+@router.post("/jobs/validate", response={200: ValidateOut, **errors(*WRITE, 404)})
 def validate_spec(request, payload: ValidateIn):
     """Every problem a job with this spec would be refused for, keyed `spec.<field>`; 200 when
     there is none. Nothing is submitted."""

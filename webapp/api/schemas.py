@@ -1,9 +1,29 @@
-"""Request and response shapes of the API (pydantic models through django-ninja)."""
+"""Request and response shapes of the API (pydantic models through django-ninja).
+
+Every number a request carries is bounded here, so that no value reaches the database or a
+worker that they cannot hold: ids are positive 64-bit integers (`Id`), counts and pages have
+ranges. The fuzzer in tests/integration/test_api_fuzz.py holds the API to these shapes.
+"""
 
 from datetime import datetime
+from typing import Annotated, Literal
 
 from ninja import Schema
 from pydantic import Field
+
+from webapp.accounts.actions import LIMIT_MAX
+
+MAX_ID = 2**63 - 1  # the database's 64-bit ids; a larger number is no row and no query
+Id = Annotated[int, Field(ge=1, le=MAX_ID, description="A positive id (at most 2⁶³ − 1).")]
+Count = Annotated[int, Field(ge=0, le=MAX_ID)]
+Role = Literal["teacher", "ta", "student"]
+
+
+class ErrorOut(Schema):
+    """Every error: what happened for a person, and the message of each field to fix."""
+
+    detail: str
+    errors: dict[str, str]
 
 
 class Credentials(Schema):
@@ -65,7 +85,7 @@ class Limits(Schema):
 class CourseOut(Schema):
     id: int
     name: str
-    role: str | None = Field(description="teacher, ta or student; null for a site administrator")
+    role: Role | None = Field(description="teacher, ta or student; null for a site administrator")
     archived: bool
     join_code: str | None = Field(None, description="Only for the class's teachers and TAs.")
     join_open: bool | None = None
@@ -76,9 +96,11 @@ class CoursePatch(Schema):
     name: str | None = Field(None, min_length=1, max_length=120)
     archived: bool | None = None
     join_open: bool | None = None
-    gpu_minutes_per_student: int | None = Field(None, ge=0)
-    concurrent_jobs_per_student: int | None = Field(None, ge=0)
-    storage_mb_per_student: int | None = Field(None, ge=0)
+    gpu_minutes_per_student: int | None = Field(None, ge=0, le=LIMIT_MAX["gpu_minutes_per_student"])
+    concurrent_jobs_per_student: int | None = Field(
+        None, ge=0, le=LIMIT_MAX["concurrent_jobs_per_student"]
+    )
+    storage_mb_per_student: int | None = Field(None, ge=0, le=LIMIT_MAX["storage_mb_per_student"])
 
 
 class JoinCodeOut(Schema):
@@ -89,19 +111,14 @@ class MemberOut(Schema):
     id: int = Field(description="The user's id.")
     username: str
     display_name: str
-    role: str
+    role: Role
     joined_at: datetime
     active: bool
 
 
 class MemberPatch(Schema):
-    role: str
+    role: Role
 
 
 class PasswordOut(Schema):
     password: str
-
-
-class ErrorOut(Schema):
-    detail: str
-    errors: dict[str, str]

@@ -9,6 +9,18 @@ MAX_ROWS = 400  # a torchvision model has a few hundred leaf modules; the page l
 def summarize(model, input_size: int | None, channels: int | None, classes: int) -> dict:
     """The trainer's own summary of a model name or layer list: output shape and parameters
     after each layer, or the layer that does not fit and why ({"ok": False, "field", ...})."""
+    from trainer.memory import OUT_OF_MEMORY, out_of_memory
+
+    try:
+        return _summary(model, input_size, channels, classes)
+    except Exception as exc:
+        if not out_of_memory(exc):
+            raise
+        # Too large to build here: the web side says so in the reader's language (a 422).
+        return {"ok": False, "field": "model", "message": OUT_OF_MEMORY, "too_large": True}
+
+
+def _summary(model, input_size: int | None, channels: int | None, classes: int) -> dict:
     from trainer import registry  # imports torch: workers only
 
     if isinstance(model, list):

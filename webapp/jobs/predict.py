@@ -43,6 +43,10 @@ class NoWorker(PredictRefused):
     status = 503
 
 
+class TooLarge(PredictRefused):
+    status = 413
+
+
 def model_dir(job_id: int) -> Path:
     """Where the job's exported model lies."""
     return Path(default_storage.path(f"jobs/{job_id}"))
@@ -92,6 +96,8 @@ def predict(job: Job, upload) -> dict:
             _("No worker answered within %(s)s seconds; try again in a minute.")
             % {"s": WAIT_SECONDS}
         ) from None
+    if answer.get("too_large"):
+        raise TooLarge(answer["error"], field="image")
     if answer.get("error"):
         raise PredictRefused(answer["error"], field="image")
     return {"top": answer["top"], "seconds": round(time.perf_counter() - started, 3)}
@@ -141,8 +147,19 @@ def preprocess(content: bytes, card: dict):
 @shared_task(name="jobs.predict")
 def predict_image(job_id: int, image_b64: str, k: int = TOP_K, language: str = "en") -> dict:
     """Top-k classes of one image: {"top": [{"class", "probability"}, ...]} or {"error"}."""
+    from trainer.memory import out_of_memory
+
     with translation.override(language):
-        return _top_classes(job_id, image_b64, k)
+        try:
+            return _top_classes(job_id, image_b64, k)
+        except Exception as exc:
+            if not out_of_memory(exc):
+                raise
+            message = _(
+                "The model and this image did not fit in the worker's memory; try a smaller "
+                "image, or again in a minute."
+            )
+            return {"error": message, "too_large": True}
 
 
 def _top_classes(job_id: int, image_b64: str, k: int) -> dict:

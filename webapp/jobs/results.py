@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy
 
 from webapp.accounts import permissions
 from webapp.datasets import queries
+from webapp.converters import is_id
 from webapp.jobs.models import FINISHED, Job, JobEvent, JobGroup, JobStatus
 from webapp.jobs.views import _job_for
 
@@ -280,7 +281,7 @@ def _visible(request, jobs: list[Job]) -> list[Job]:
 
 def _parse_ids(raw: str) -> list[int] | None:
     parts = [p.strip() for p in raw.split(",") if p.strip()]
-    if not all(p.isdigit() for p in parts):
+    if not all(is_id(p) for p in parts):  # ASCII digits that fit a database id
         return None
     return list(dict.fromkeys(int(p) for p in parts))  # unique, in the order asked
 

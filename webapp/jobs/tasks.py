@@ -19,6 +19,7 @@ from django.db.models import F, Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from trainer.memory import out_of_memory
 from webapp.errors import Refused
 from webapp.jobs import broadcast, redact, spec_check
 from webapp.jobs.models import Job, JobEvent, JobStatus
@@ -285,6 +286,14 @@ def _finish(job_id: int, attempt: int, lease: Lease | None = None, **fields) -> 
     scheduler.dispatch_jobs()
 
 
+def out_of_memory_reason() -> str:
+    """A job's reason when its model or a batch did not fit in the worker's memory."""
+    return _(
+        "The job ran out of memory on the worker: the model or a batch of images did not fit. "
+        "Try a smaller batch size, a smaller input size or a smaller model."
+    )
+
+
 @shared_task(name="jobs.train", acks_late=True)
 def train(job_id: int) -> None:
     """Run one job to its end: succeeded, failed (with a reason) or cancelled."""
@@ -352,6 +361,9 @@ def train(job_id: int) -> None:
         )
         return
     except Exception as exc:  # noqa: BLE001 - the failed event already says why, for the student
+        if out_of_memory(exc):  # the student can fix this one: say how, not "internal error"
+            _finish(job_id, attempt, lease, status=JobStatus.FAILED, error=out_of_memory_reason())
+            return
         last = reporter.last_event or {}
         reason = last.get("data", {}).get("reason") if last.get("kind") == "failed" else None
         _finish(job_id, attempt, lease, status=JobStatus.FAILED, error=reason or str(exc))

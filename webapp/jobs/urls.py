@@ -2,21 +2,24 @@
 
 from django.urls import path
 
+from webapp import converters
 from webapp.jobs import launch, queue_views, results, views
 
+converters.register()  # <id:...>: at most 18 digits, so an id always fits
+
 urlpatterns = [
-    path("datasets/<int:dataset_id>/train/", launch.train, name="dataset_train"),
-    path("jobs/<int:job_id>/", views.job_detail, name="job_detail"),
-    path("jobs/<int:job_id>/cancel/", views.cancel, name="job_cancel"),
-    path("jobs/<int:job_id>/result/", results.job_result, name="job_result"),
+    path("datasets/<id:dataset_id>/train/", launch.train, name="dataset_train"),
+    path("jobs/<id:job_id>/", views.job_detail, name="job_detail"),
+    path("jobs/<id:job_id>/cancel/", views.cancel, name="job_cancel"),
+    path("jobs/<id:job_id>/result/", results.job_result, name="job_result"),
     path(
-        "jobs/<int:job_id>/confusion/<int:true>/<int:predicted>/",
+        "jobs/<id:job_id>/confusion/<id:true>/<id:predicted>/",
         results.confusion_cell,
         name="job_confusion_cell",
     ),
-    path("jobs/<int:job_id>/try/", results.try_page, name="job_try"),
+    path("jobs/<id:job_id>/try/", results.try_page, name="job_try"),
     path("compare/", results.compare, name="job_compare"),
-    path("groups/<int:group_id>/", results.group_compare, name="job_group"),
-    path("jobs/<int:job_id>/move/", queue_views.move, name="job_move"),
-    path("courses/<int:course_id>/queue/", queue_views.course_queue, name="course_queue"),
+    path("groups/<id:group_id>/", results.group_compare, name="job_group"),
+    path("jobs/<id:job_id>/move/", queue_views.move, name="job_move"),
+    path("courses/<id:course_id>/queue/", queue_views.course_queue, name="course_queue"),
 ]

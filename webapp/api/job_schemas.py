@@ -1,0 +1,239 @@
+"""Request and response shapes of jobs, models and assignments.
+
+A job's spec is documented with the trainer's own `JobSpec` (less `data`, which the dataset
+gives), so the schema says what every setting may be; the web side still checks it with
+`spec_check.spec_problems`, which answers 422 keyed `spec.<field>` as the contract says.
+"""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from ninja import Schema
+from pydantic import ConfigDict, Field, GetJsonSchemaHandler, TypeAdapter, create_model
+from pydantic_core import core_schema
+
+from trainer.events import KINDS
+from trainer.spec import EarlyStopping, JobSpec
+from webapp.api.schemas import MAX_ID, ErrorOut, Id
+from webapp.assignments.models import Metric, SubmissionStatus
+from webapp.jobs.models import JobStatus
+
+_SETTINGS = {name: (field.annotation, field) for name, field in JobSpec.model_fields.items()}
+del _SETTINGS["data"]  # the dataset gives the data
+# A form's checkbox: true turns early stopping on with its defaults, false turns it off.
+_SETTINGS["early_stopping"] = (EarlyStopping | bool | None, None)
+JobSpecSettings = create_model(
+    "JobSpecSettings",
+    __config__=ConfigDict(extra="forbid"),
+    __doc__="A job's settings: trainer.spec.JobSpec without `data`.",
+    **_SETTINGS,
+)
+
+
+class _DocumentedAs:
+    """Validate as plain JSON, document as `target`: the spec's own checks answer with the
+    contract's 422 keyed `spec.<field>`, and a stored spec is shown as it was sent."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+
+    def __get_pydantic_core_schema__(self, source: Any, handler) -> core_schema.CoreSchema:
+        return handler(source)
+
+    def __get_pydantic_json_schema__(self, schema, handler: GetJsonSchemaHandler) -> Any:
+        return handler(TypeAdapter(self.target).core_schema)
+
+
+Spec = Annotated[dict[str, Any], _DocumentedAs(JobSpecSettings)]
+# A model name or the builder's layers, checked by the trainer on a worker (422 `model.<i>`).
+ModelChoice = Annotated[
+    str | list[dict[str, Any]], _DocumentedAs(JobSpec.model_fields["model"].annotation)
+]
+
+
+class JobIn(Schema):
+    dataset: Id
+    spec: Spec
+
+
+class ValidateIn(JobIn):
+    pass
+
+
+class ValidateOut(Schema):
+    ok: Literal[True]
+    errors: dict[str, str]
+
+
+class Metrics(Schema):
+    """The figures known so far under the contract's names (null until known), and the last
+    epoch's figures."""
+
+    model_config = ConfigDict(extra="allow")
+
+    test_accuracy: float | None = None
+    val_accuracy: float | None = None
+    val_loss: float | None = None
+
+
+class JobOut(Schema):
+    id: int
+    course: int
+    dataset: int
+    dataset_version: int
+    owner: str
+    spec: Spec
+    status: Literal[tuple(JobStatus.values)]  # type: ignore[valid-type]
+    queue_position: int | None = Field(description="1 = next; null once it has a worker.")
+    estimated_start: datetime | None
+    progress: float
+    metrics: Metrics
+    group: int | None
+    label: str
+    priority: int
+    attempts: int
+    error: str
+    result: dict[str, Any] | None = Field(description="The trainer's final figures.")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    gpu_seconds: float
+
+
+class EventOut(Schema):
+    """A stored event: its number in the job, kind, attempt and time, and the kind's fields."""
+
+    model_config = ConfigDict(extra="allow")
+
+    seq: int
+    type: Literal[KINDS]  # type: ignore[valid-type]
+    attempt: int
+    time: datetime
+
+
+class EventsOut(Schema):
+    status: Literal[tuple(JobStatus.values)]  # type: ignore[valid-type]
+    events: list[EventOut]
+
+
+EventsAfter = Annotated[int, Field(ge=0, le=MAX_ID)]
+EventsLimit = Annotated[int, Field(ge=1, le=5000)]
+ArtifactName = Annotated[
+    str,
+    Field(
+        json_schema_extra={
+            "enum": ["model.safetensors", "model.torchscript.pt", "model.onnx", "model_card.json"]
+        }
+    ),
+]
+
+
+class MoveIn(Schema):
+    where: str = Field(json_schema_extra={"enum": ["top", "up", "down", "bottom"]})
+
+
+class QueueOut(Schema):
+    jobs: list[JobOut]
+
+
+class TopClass(Schema):
+    class_: str = Field(alias="class")
+    probability: float
+
+
+class PredictOut(Schema):
+    top: list[TopClass]
+    seconds: float
+
+
+class ModelInfo(Schema):
+    name: str
+    kind: Literal["preset", "torchvision"]
+    description: str
+    default_input_size: int
+    min_input_size: int
+    imagenet: bool = Field(description="Whether its ImageNet weights are on this server.")
+
+
+class ModelsOut(Schema):
+    models: list[ModelInfo]
+    layer_types: dict[str, dict[str, str | int | float]] = Field(
+        description="Each layer type and its settings' defaults."
+    )
+
+
+class SummaryRow(Schema):
+    """One row of a summary: a module of a named model, or one of the builder's layers."""
+
+    layer: str | None = None
+    index: int | None = None
+    type: str | None = None
+    shape: list[int]
+    params: int
+
+
+class SummaryOut(Schema):
+    ok: Literal[True]
+    input: list[int]
+    parameters: int
+    rows: list[SummaryRow]
+    truncated: bool = False
+
+
+class SummaryProblem(ErrorOut):
+    """422: the layer or setting that does not fit, with the rows of the layers before it."""
+
+    index: int | None = None
+    input: list[int] | None = None
+    rows: list[SummaryRow] = []
+
+
+class AssignmentOut(Schema):
+    id: int
+    course: int
+    title: str
+    description: str
+    description_html: str
+    dataset: int
+    dataset_version: int
+    metric: Literal[tuple(Metric.values)]  # type: ignore[valid-type]
+    deadline: datetime
+    open: bool
+    daily_limit: int
+    hidden_test: int | None = Field(None, description="Only for the class's teachers and TAs.")
+
+
+class SubmissionIn(Schema):
+    job: Id
+
+
+class SubmissionCreated(Schema):
+    id: int
+    status: Literal[tuple(SubmissionStatus.values)]  # type: ignore[valid-type]
+
+
+class SubmissionOut(Schema):
+    id: int
+    assignment: int
+    job: int
+    student: str
+    status: Literal[tuple(SubmissionStatus.values)]  # type: ignore[valid-type]
+    score: float | None
+    error: str
+    created_at: datetime
+    scored_at: datetime | None
+
+
+class LeaderboardEntry(Schema):
+    rank: int
+    name: str | None = Field(description="Null where the teacher hides names.")
+    username: str | None
+    you: bool
+    score: float
+    submitted_at: datetime
+
+
+class LeaderboardOut(Schema):
+    assignment: int
+    metric: Literal[tuple(Metric.values)]  # type: ignore[valid-type]
+    entries: list[LeaderboardEntry]
