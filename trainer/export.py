@@ -13,7 +13,7 @@ import pickle
 import platform
 import random
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +28,7 @@ from torch import nn
 PathLike = str | os.PathLike[str]
 CHECKPOINT_FORMAT = "manabi-checkpoint-1"
 ONNX_OPSET = 17
+CARD = "model_card.json"
 
 
 class WeightsMismatch(ValueError):
@@ -59,29 +60,26 @@ def safetensors_metadata(path: PathLike) -> dict[str, str]:
 
 
 def load_safetensors(
-    model: nn.Module,
-    path: PathLike,
-    *,
-    strict: bool = True,
-    skip_mismatched_head: bool = False,
+    model: nn.Module, path: PathLike, *, strict: bool = True, skip: Collection[str] = ()
 ) -> list[str]:
-    """Load safetensors weights into `model`; return the keys skipped for a shape mismatch.
+    """Load safetensors weights into `model`; return the keys of `skip` the file held.
 
-    With `skip_mismatched_head`, tensors whose shape differs from the model's (a classifier head
-    trained for another number of classes) are left at the model's own values. `strict` still
-    demands that every other key matches in both directions.
+    The keys in `skip` (a classifier head decided elsewhere) are neither loaded nor missed:
+    they keep the model's own values. Every other tensor must have the model's shape, and with
+    `strict` every other key must match in both directions.
     """
     state = load_file(os.fspath(path), device="cpu")
     own = model.state_dict()
+    skipped = sorted(k for k in state if k in skip)
+    for key in skipped:
+        del state[key]
     mismatched = sorted(k for k in state if k in own and state[k].shape != own[k].shape)
-    if mismatched and not skip_mismatched_head:
+    if mismatched:
         shapes = ", ".join(
             f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in mismatched
         )
         raise WeightsMismatch(f"weights in {Path(path).name} have other shapes ({shapes})")
-    for key in mismatched:
-        del state[key]
-    missing = sorted(set(own) - set(state) - set(mismatched))
+    missing = sorted(set(own) - set(state) - set(skip))
     unexpected = sorted(set(state) - set(own))
     if strict and (missing or unexpected):
         raise WeightsMismatch(
@@ -89,7 +87,37 @@ def load_safetensors(
             f"(missing: {missing[:10]}, unexpected: {unexpected[:10]})"
         )
     model.load_state_dict(state, strict=False)
-    return mismatched
+    return skipped
+
+
+def load_tensors(path: PathLike, keys: Collection[str]) -> dict[str, torch.Tensor]:
+    """The named tensors of a safetensors file that it holds (only those are read)."""
+    with safe_open(os.fspath(path), framework="pt") as f:
+        held = set(f.keys())
+        return {key: f.get_tensor(key) for key in keys if key in held}
+
+
+def source_classes(path: PathLike) -> list[str] | None:
+    """The class names a weights file was trained for, in its output order; None if unknown.
+
+    The trainer writes them into the file's metadata; weights written before that have them
+    in the model card beside the file.
+    """
+    listed = safetensors_metadata(path).get("classes")
+    if listed is None:
+        card = Path(path).with_name(CARD)
+        try:
+            listed = json.loads(card.read_text(encoding="utf-8")).get("classes")
+        except (OSError, ValueError, AttributeError):
+            return None
+    else:
+        try:
+            listed = json.loads(listed)
+        except ValueError:
+            return None
+    if isinstance(listed, list) and listed and all(isinstance(c, str) for c in listed):
+        return listed
+    return None
 
 
 # --- exporters ----------------------------------------------------------------------------------
@@ -210,7 +238,9 @@ def write_artifacts(
     exports: dict[str, str] = {}
 
     weights = out / "model.safetensors"
-    save_safetensors(model, weights)
+    # The class list travels with the weights: a transfer matches its classifier by name.
+    classes = json.dumps(list(card.get("classes", [])), ensure_ascii=False)
+    save_safetensors(model, weights, metadata={"classes": classes})
     paths["safetensors"] = str(weights)
     exports["safetensors"] = weights.name
 
@@ -228,7 +258,7 @@ def write_artifacts(
             paths[kind] = str(target)
             exports[kind] = name
 
-    card_path = out / "model_card.json"
+    card_path = out / CARD
     full_card = {**card, "exports": exports}
     card_path.write_text(json.dumps(full_card, ensure_ascii=False, indent=2), encoding="utf-8")
     paths["card"] = str(card_path)

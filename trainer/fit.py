@@ -13,8 +13,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from trainer import data, export, metrics, registry
+from trainer import data, metrics, registry
 from trainer.events import EventStream
+from trainer.models import heads
 from trainer.spec import JobSpec
 
 BATCH_EVENT_SECONDS = 0.2  # at most ~5 batch events a second: a chart, not a firehose
@@ -124,8 +125,11 @@ def build_model(p: Prepared) -> nn.Module:
             pretrained=use_source and transfer.source == "imagenet",
         )
     if use_source and transfer.source != "imagenet":
-        skipped = export.load_safetensors(model, transfer.source, skip_mismatched_head=True)
-        p.extra["reinitialised"] = skipped
+        # The classifier is reused only for the same classes (rows matched by name).
+        plan = heads.load_transfer_source(model, registry.head(model), transfer.source, p.classes)
+        p.extra["head"] = plan.event_fields()
+    elif use_source:  # ImageNet's thousand classes are never a student's
+        p.extra["head"] = heads.HeadPlan("new", heads.CLASSES_DIFFER).event_fields()
     if use_source and transfer.mode == "feature_extraction":
         for parameter in registry.backbone_parameters(model):
             parameter.requires_grad_(False)

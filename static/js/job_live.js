@@ -92,6 +92,16 @@ function note(message) {
   log.scrollTop = log.scrollHeight;
 }
 
+// A transfer says what became of the source's classifier: kept, reordered by name, or new.
+function headNotice(data) {
+  const key = data.head === "new" ? `new:${data.head_reason}` : data.head;
+  const element = document.getElementById("head-notice");
+  if (!element || !words.head[key]) return;
+  element.textContent = words.head[key];
+  element.className = `alert small ${data.head === "new" ? "warn-note" : "ok"}`;
+  element.hidden = false;
+}
+
 function handle(event) {
   if (event.seq <= last) return; // seen already (replay and live overlap)
   last = event.seq;
@@ -103,6 +113,7 @@ function handle(event) {
     run = { time: Date.parse(event.time), progress: done };
     if (fold > 0) batchLoss.length = 0;
     note(fill(words.started, { parameters: data.parameters, device: data.device }));
+    headNotice(data);
     if (folds > 1) note(fill(say.fold, { n: fold }));
     drawEpochs();
   } else if (event.type === "batch") {

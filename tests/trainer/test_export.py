@@ -67,12 +67,12 @@ def test_safetensors_round_trip_gives_identical_outputs(tmp_path, images):
     assert not (tmp_path / "w.safetensors.tmp").exists()
 
 
-def test_skip_mismatched_head_loads_everything_but_the_head(tmp_path):
+def test_skipped_keys_keep_the_models_own_values_and_the_rest_loads(tmp_path):
     source = trained_a_little(tiny_model(num_classes=3, seed=0))
     save_safetensors(source, tmp_path / "w.safetensors")
     target = tiny_model(num_classes=5, seed=1)
     head_before = target[5].weight.detach().clone()
-    skipped = load_safetensors(target, tmp_path / "w.safetensors", skip_mismatched_head=True)
+    skipped = load_safetensors(target, tmp_path / "w.safetensors", skip=HEAD)
     assert skipped == HEAD
     assert torch.equal(target[0].weight, source[0].weight)
     assert torch.equal(target[1].running_mean, source[1].running_mean)
@@ -83,6 +83,15 @@ def test_a_head_for_another_class_count_is_refused_by_default(tmp_path):
     save_safetensors(tiny_model(num_classes=3), tmp_path / "w.safetensors")
     with pytest.raises(WeightsMismatch, match="5.weight"):
         load_safetensors(tiny_model(num_classes=5), tmp_path / "w.safetensors")
+
+
+def test_a_backbone_of_other_shapes_is_refused_even_with_the_head_skipped(tmp_path):
+    # A layer the file cannot fill would otherwise stay random, and be frozen so by feature
+    # extraction.
+    wider = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), *tiny_model()[1:])
+    save_safetensors(wider, tmp_path / "w.safetensors")
+    with pytest.raises(WeightsMismatch, match="0.weight"):
+        load_safetensors(tiny_model(), tmp_path / "w.safetensors", skip=HEAD)
 
 
 def test_weights_of_another_architecture_are_refused_when_strict(tmp_path):

@@ -178,6 +178,7 @@ def _run_one(spec, p: fit.Prepared, out: Path, stream, cancel, *, resume=False, 
         channels=p.channels,
         resumed_from=first_epoch - 1,
         fold=fold,
+        **p.extra.get("head", {}),  # transfer: the classifier kept, reordered or new, and why
     )
     stale = 0
     for epoch in range(first_epoch, spec.epochs + 1):
