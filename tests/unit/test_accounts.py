@@ -243,3 +243,12 @@ def test_the_teachers_class_page_costs_the_same_queries_for_any_roster(
         add_member(world.course, make_user(f"extra{i}"))
     with django_assert_max_num_queries(20):
         assert client.get(f"/courses/{world.course.pk}/").status_code == 200
+
+
+def test_demo_teacher_may_reset_the_demo_students_password(db):
+    from webapp.accounts import permissions
+
+    call_command("seed_demo")
+    course = Course.objects.get(name="Demo class")
+    teacher, student = User.objects.get(username="teacher"), User.objects.get(username="student")
+    assert permissions.can_reset_password(teacher, course, student)

@@ -26,6 +26,10 @@ class Command(BaseCommand):
         Membership.objects.get_or_create(
             course=course, user=student, defaults={"role": Role.STUDENT}
         )
+        if student.created_in_course_id is None and student.memberships.count() == 1:
+            # The demo class made the demo student, so its teacher may reset that password.
+            student.created_in_course = course
+            student.save(update_fields=["created_in_course"])
         if not course.datasets.exists():
             from webapp.datasets.actions import copy_sample  # accounts must not import it early
 
