@@ -68,13 +68,17 @@ def stop(proc: subprocess.Popen) -> None:
     launcher.stop(proc, " ".join(map(str, proc.args[:3])), grace=15)
 
 
-def start_worker(log: Path, name: str = "", **extra_env: str) -> subprocess.Popen:
-    """A Celery worker as the run command starts it; returns once it answers a ping."""
+def start_worker(
+    log: Path, name: str = "", extra_args: tuple[str, ...] = (), **extra_env: str
+) -> subprocess.Popen:
+    """A Celery worker as the run command starts it (`extra_args` after the run command's own);
+    returns once it answers a ping."""
     name = name or f"test-{os.getpid()}"
     command = launcher.worker_command(
         f"{name}@%h",
         "--without-mingle",
         "--without-gossip",
+        *extra_args,
         schedule=log.parent / f"celerybeat-schedule-{name}",
     )
     proc = start(command, log, **extra_env)
@@ -115,7 +119,7 @@ class Worker:
         stop(self.proc)
 
 
-def start_daphne(log: Path) -> tuple[subprocess.Popen, str]:
+def start_daphne(log: Path, **extra_env: str) -> tuple[subprocess.Popen, str]:
     """daphne as the run command starts it (DEBUG off, static files collected)."""
     subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
@@ -136,6 +140,7 @@ def start_daphne(log: Path) -> tuple[subprocess.Popen, str]:
             "webapp.asgi:application",
         ],
         log,
+        **extra_env,
     )
     url = f"http://127.0.0.1:{port}"
     if not launcher.wait_http(f"{url}/accounts/login/", proc, seconds=60):

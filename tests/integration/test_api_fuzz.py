@@ -1,0 +1,224 @@
+"""Schemathesis fuzzes the API from its own OpenAPI schema against daphne and a real worker.
+
+Signed in as a teacher and as a student (bearer tokens, fetched again whenever the fuzzer revokes
+its own), every check on: no answer may be a server error, a status the operation does not
+document, or a body that does not match its documented schema. Each persona works in a class of
+its own made for the run (the fuzzer archives and renames classes, resets passwords and removes
+members). About three minutes in all; `MANABI_FUZZ_SECONDS=900 ./manabi test -k fuzz` runs longer.
+"""
+
+import contextlib
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from django.conf import global_settings
+from django.utils import timezone
+
+from tests import live
+from tests.conftest import PASSWORD, add_member, make_course, make_user
+from webapp.assignments.models import Assignment
+from webapp.datasets import tasks as dataset_tasks
+from webapp.datasets.models import Dataset, Upload
+from webapp.env import envint, envstr
+from webapp.errors import Refused
+from webapp.jobs import actions as job_actions
+from webapp.jobs import tasks
+from webapp.jobs.models import FINISHED, Job
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+FUZZ_SECONDS = envint("MANABI_FUZZ_SECONDS", 180)  # for both personas together
+ONLY_PATHS = envstr("MANABI_FUZZ_PATHS")  # a regex, to fuzz a few operations while fixing them
+REPORTS = live.ROOT / "test-artifacts" / "fuzz"
+REQUEST_TIMEOUT = 45  # longer than the server waits for a worker (summaries 10 s, predictions 30 s)
+# How often a path, query or body id is one of the run's real objects rather than a drawn number:
+# drawn ids reach the bounds and the 404s, real ones the code behind them.
+REAL_ID_PROBABILITY = 0.5
+# What `positive_data_acceptance` lets a request that fits the schema get. Beyond its default
+# (2xx, 401, 403, 404, 409, 429): refusals a schema cannot foresee, with the error shape and
+# documented on each operation: 400 (the run has already ended, the dataset is not yours),
+# 413 (the storage quota is full), 422 (the model does not take this input size, the dataset is
+# still being read).
+ACCEPTED_REFUSALS = ["2xx", "400", "401", "403", "404", "409", "413", "422", "429"]
+
+
+@dataclass
+class FuzzClass:
+    """A throwaway class for one persona's run, and the ids of what is in it."""
+
+    username: str
+    ids: dict[str, list]
+
+
+def _fuzz_class(tag: str, persona: str) -> FuzzClass:
+    teacher = make_user(f"fuzz_{tag}_teacher", teacher=True)
+    student = make_user(f"fuzz_{tag}_student")
+    course = make_course(teacher, f"Fuzz class {tag}")
+    add_member(course, student)
+    owner = teacher if persona == "teacher" else student
+    dataset = Dataset.objects.create(
+        course=course,
+        owner=owner,
+        name=f"digits {tag}",
+        task="classification",
+        source="sample:digits",
+        visibility="shared" if persona == "teacher" else "private",
+    )
+    dataset_tasks.copy_sample(dataset.pk, "digits", "en")
+    dataset.refresh_from_db()
+    job = Job.objects.create(
+        course=course,
+        owner=owner,
+        dataset=dataset,
+        dataset_version=dataset.head,
+        spec={"model": "logistic", "epochs": 1, "input_size": 8, "lr": 0.05},
+    )
+    tasks.train(job.pk)  # here: a finished run for artifacts, predictions and submissions
+    assignment = Assignment.objects.create(
+        course=course,
+        created_by=teacher,
+        title=f"Digits {tag}",
+        dataset=dataset,
+        dataset_version=dataset.head,
+        hidden_test=dataset,
+        deadline=timezone.now() + timedelta(days=7),
+    )
+    upload = Upload.objects.create(owner=owner, course=course, file_name="a.zip", size=1000)
+    for user in (teacher, student):
+        user.set_password(PASSWORD)  # the server's own hasher: the fuzzer signs in through it
+        user.save(update_fields=["password"])
+    return FuzzClass(
+        username=owner.username,
+        ids={
+            "course": [course.pk],
+            "dataset": [dataset.pk],
+            "job": [job.pk],
+            "assignment": [assignment.pk],
+            "user": [teacher.pk, student.pk],
+            "upload": [str(upload.pk)],
+        },
+    )
+
+
+def _toml(value) -> str:
+    return json.dumps(value)  # JSON strings, numbers and lists are TOML too
+
+
+def _config(fuzz: FuzzClass, seconds: int) -> str:
+    """schemathesis.toml for one persona's run."""
+    bindings = {
+        "course": ["path.course_id", "query.course", "body.course"],
+        "dataset": ["path.dataset_id", "body.dataset"],
+        "job": ["path.job_id", "body.job"],
+        "assignment": ["path.assignment_id"],
+        "user": ["path.user_id"],
+        "upload": ["path.upload_id"],
+    }
+    lines = [f"max-time = {seconds}", "workers = 2", f"request-timeout = {REQUEST_TIMEOUT}", ""]
+    lines += ["[generation]", "database = 'none'", ""]
+    lines += ["[cache]", "enabled = false", ""]  # every run starts afresh: no replayed crashes
+    for kind in bindings:
+        lines += [f"[dictionaries.{kind}]", f"values = {_toml(fuzz.ids[kind])}", ""]
+    lines.append("[parameters]")
+    for kind, keys in bindings.items():
+        for key in keys:
+            lines.append(
+                f'"{key}" = {{ dictionary = "{kind}", probability = {REAL_ID_PROBABILITY} }}'
+            )
+    lines += [
+        "",
+        "[checks.positive_data_acceptance]",
+        f"expected-statuses = {_toml(ACCEPTED_REFUSALS)}",
+        "",
+        "[auth.dynamic.openapi.BearerToken]",
+        'path = "/api/v1/auth/token"',
+        f"payload = {{ username = {_toml(fuzz.username)}, password = {_toml(PASSWORD)} }}",
+        'extract_selector = "/token"',
+        "retry_on = [401]",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _fuzz(url: str, fuzz: FuzzClass, persona: str, seconds: int) -> dict:
+    """Run schemathesis once; its JSON report."""
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    config = REPORTS / f"schemathesis-{persona}.toml"
+    config.write_text(_config(fuzz, seconds))
+    report = REPORTS / f"report-{persona}.json"
+    report.unlink(missing_ok=True)
+    command = [
+        sys.executable, "-m", "schemathesis.cli", "--config-file", str(config),
+        "run", f"{url}/api/v1/openapi.json", "--checks", "all",
+        "--report", "json,junit", "--report-dir", str(REPORTS),
+        "--report-json-path", str(report),
+        "--report-junit-path", str(REPORTS / f"junit-{persona}.xml"),
+        "--no-color",
+    ]  # fmt: skip
+    if ONLY_PATHS:
+        command += ["--include-path-regex", ONLY_PATHS]
+    log = REPORTS / f"schemathesis-{persona}.log"
+    with log.open("w") as out:
+        subprocess.run(
+            command, cwd=REPORTS, stdout=out, stderr=subprocess.STDOUT, timeout=seconds + 300
+        )
+    assert report.exists(), f"schemathesis wrote no report: see {log}"
+    return json.loads(report.read_text())
+
+
+@pytest.fixture
+def server(settings):
+    settings.PASSWORD_HASHERS = global_settings.PASSWORD_HASHERS  # what daphne checks with
+    # The fuzzer signs in with made-up names hundreds of times from this one address; the
+    # address lock would then refuse its own sign-in when it fetches a new token.
+    proc, url = live.start_daphne(
+        live.ROOT / "test-artifacts" / "logs" / "daphne-fuzz.log",
+        LOGIN_FAILURES_PER_ADDRESS="1000000",
+    )
+    yield url
+    live.stop(proc)
+
+
+@pytest.fixture
+def worker():
+    """The run command's worker with two more processes, so that summaries and predictions
+    (which a request waits for) never queue behind the samples and uploads the fuzzer sends;
+    the fuzzer's training runs stop after a minute. Its work ends with it."""
+    log = live.ROOT / "test-artifacts" / "logs" / "celery-worker-fuzz.log"
+    proc = live.start_worker(
+        log, "fuzz", ("-c", "4"), CELERY_TASK_SOFT_TIME_LIMIT="60", CELERY_TASK_TIME_LIMIT="90"
+    )
+    yield proc
+    for job in Job.objects.exclude(status__in=FINISHED):
+        with contextlib.suppress(Refused):  # it ended meanwhile
+            job_actions.cancel(job)
+    live.stop(proc)
+    from webapp.celery import app
+
+    app.control.purge()  # what the fuzzer queued and nobody took: no later test inherits it
+
+
+def _summary(report: dict) -> dict:
+    failures = {group["title"]: group["count"] for group in report["failures"]}
+    return {
+        "operations": report["operations"]["tested"],
+        "cases": report["test_cases"]["generated"],
+        "failures": failures,
+        "errors": report["errors"],
+    }
+
+
+def test_fuzzed_requests_get_documented_answers_never_a_server_error(server, worker):
+    results = {}
+    for persona in ("teacher", "student"):
+        fuzz = _fuzz_class(persona[0], persona)
+        results[persona] = _summary(_fuzz(server, fuzz, persona, max(10, FUZZ_SECONDS // 2)))
+    (REPORTS / "summary.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+    for persona, result in results.items():
+        log = REPORTS / f"schemathesis-{persona}.log"
+        assert result["operations"] > 0, (persona, result)
+        assert not result["failures"] and not result["errors"], f"{persona}: {result}; see {log}"
