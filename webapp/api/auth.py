@@ -67,7 +67,7 @@ def revoke_token(request, token_id: Id):
 
 
 @router.post(
-    "/auth/register", auth=None, response={201: UserOut, **errors(400, 404, 409, 413, 422)}
+    "/auth/register", auth=None, response={201: UserOut, **errors(400, 403, 404, 409, 413, 422)}
 )
 def register(request, payload: Registration):
     """Create a student account in the class with this join code."""
