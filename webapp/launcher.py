@@ -1,8 +1,10 @@
 """Start and stop Manabi's processes together: `python -m webapp.launcher run|test`.
 
 `run` prepares the database and translations, then starts a Redis server (unless REDIS_URL names
-one), one Celery worker and daphne, and stops them all on Ctrl-C. `test` starts the same Redis
-and runs pytest. Django is not imported here: its settings read REDIS_URL, which this sets.
+one), one Celery worker and daphne, and stops them all on Ctrl-C or SIGTERM (also when started as
+a background job, with SIGINT ignored). `test` starts the same Redis and runs pytest; Ctrl-C lets
+pytest tear down its workers and servers first. Django is not imported here: its settings read
+REDIS_URL, which this sets.
 """
 
 import argparse
@@ -15,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from contextlib import closing
@@ -90,6 +93,13 @@ def start_redis(
     return proc, f"redis://127.0.0.1:{port}/0"
 
 
+def say(message: str) -> None:
+    """Print a status line. A terminal that has been closed answers EIO: that must not keep the
+    launcher from stopping what it started."""
+    with contextlib.suppress(OSError):
+        print(message, flush=True)
+
+
 def stop(proc: subprocess.Popen, name: str, grace: float = 10.0) -> None:
     """Stop a child and everything it started (its process group): TERM, then KILL."""
     if proc.poll() is not None:
@@ -101,7 +111,7 @@ def stop(proc: subprocess.Popen, name: str, grace: float = 10.0) -> None:
     try:
         proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
-        print(f"{name} did not stop in {grace:.0f}s; killing it.", flush=True)
+        say(f"{name} did not stop in {grace:.0f}s; killing it.")
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     # Pool processes of a worker may outlive their parent for a moment; sweep the group.
@@ -152,15 +162,62 @@ def worker_command(name: str, *extra: str, schedule: Path | None = None) -> list
     ]  # fmt: skip
 
 
-def manage(*args: str, env: dict[str, str]) -> None:
-    subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], env=env, check=True)
+class Stopped(Exception):
+    """Ctrl-C, SIGTERM or a hangup arrived while the launcher was starting or running things."""
 
 
-def wait_http(url: str, proc: subprocess.Popen, seconds: float = 60) -> bool:
+def listen_for_stop() -> threading.Event:
+    """Make Ctrl-C (SIGINT), SIGTERM and a closed terminal (SIGHUP) set the returned event.
+
+    Installed explicitly: a background job of a non-interactive shell (`./manabi run &`) starts
+    with SIGINT ignored, and Python then never turns it into KeyboardInterrupt. The handler only
+    sets a flag, so a signal never cuts a start or a shutdown in half; the loops below look at it.
+    Children get the default dispositions back at exec, so they can be stopped as usual. SIGHUP
+    is left alone when it comes in ignored: that is what `nohup` asks for.
+    """
+    requested = threading.Event()
+
+    def request_stop(signum, frame) -> None:
+        requested.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, request_stop)
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, request_stop)
+    return requested
+
+
+def _spawn(args: list[str], env: dict[str, str], cwd: Path | None = BASE_DIR) -> subprocess.Popen:
+    """A child in a session of its own: a terminal's Ctrl-C reaches only the launcher, which
+    then stops each child in its order (stop() signals the child's whole process group)."""
+    return subprocess.Popen(args, env=env, cwd=cwd, start_new_session=True)
+
+
+def manage(*args: str, env: dict[str, str], stop_requested: threading.Event) -> None:
+    """Run a management command to its end; stop it (and raise Stopped) if asked to stop."""
+    proc = _spawn([sys.executable, str(BASE_DIR / "manage.py"), *args], env)
+    while proc.poll() is None:
+        if stop_requested.is_set():
+            stop(proc, f"manage.py {args[0]}")
+            raise Stopped
+        time.sleep(0.1)
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, proc.args)
+
+
+def wait_http(
+    url: str,
+    proc: subprocess.Popen,
+    seconds: float = 60,
+    stop_requested: threading.Event | None = None,
+) -> bool:
+    """Whether the URL answers before `proc` exits or `seconds` pass (Stopped when asked to)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             return False
+        if stop_requested is not None and stop_requested.is_set():
+            raise Stopped
         try:
             with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own loopback URL
                 return True
@@ -172,8 +229,9 @@ def wait_http(url: str, proc: subprocess.Popen, seconds: float = 60) -> bool:
 def run(args: argparse.Namespace) -> int:
     host, port = envstr("MANABI_HOST", "127.0.0.1"), envint("MANABI_PORT", 8000)
     if port_in_use(port, host):
-        print(f"Port {port} on {host} is taken. Stop what uses it, or set MANABI_PORT.")
+        say(f"Port {port} on {host} is taken. Stop what uses it, or set MANABI_PORT.")
         return 1
+    stop_requested = listen_for_stop()
     children: list[tuple[str, subprocess.Popen]] = []
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     env = environ_copy(PYTHONUNBUFFERED="1")
@@ -182,77 +240,80 @@ def run(args: argparse.Namespace) -> int:
         if not envstr("REDIS_URL"):
             redis_proc, env["REDIS_URL"] = start_redis(DATA_DIR / "redis", persist=True)
             children.append(("redis", redis_proc))
-            print(f"Started Redis at {env['REDIS_URL']}", flush=True)
-        manage("migrate", "--noinput", env=env)
-        manage("compile_translations", env=env)
-        manage("collectstatic", "--noinput", "--verbosity", "0", env=env)
+            say(f"Started Redis at {env['REDIS_URL']}")
+        steps = [["migrate", "--noinput"], ["compile_translations"]]
+        steps.append(["collectstatic", "--noinput", "--verbosity", "0"])
         if not args.no_demo:
-            manage("seed_demo", env=env)
-        worker = subprocess.Popen(
-            worker_command("manabi@%h"),
-            env=env,
-            cwd=BASE_DIR,
-            start_new_session=True,
-        )
-        children.append(("celery worker", worker))
-        web = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                host,
-                "-p",
-                str(port),
-                "webapp.asgi:application",
-            ],
-            env=env,
-            cwd=BASE_DIR,
-            start_new_session=True,
-        )
+            steps.append(["seed_demo"])
+        for step in steps:
+            manage(*step, env=env, stop_requested=stop_requested)
+        if stop_requested.is_set():
+            raise Stopped
+        children.append(("celery worker", _spawn(worker_command("manabi@%h"), env)))
+        daphne = [sys.executable, "-m", "daphne", "-b", host, "-p", str(port)]
+        web = _spawn([*daphne, "webapp.asgi:application"], env)
         children.append(("daphne", web))
-        if not wait_http(f"http://{host}:{port}/accounts/login/", web):
-            print("The web server did not start; see the messages above.", flush=True)
+        if not wait_http(f"http://{host}:{port}/accounts/login/", web, 60, stop_requested):
+            say("The web server did not start; see the messages above.")
             return 1
-        print(
+        say(
             f"\n  Manabi is running: open http://{_browsable(host)}:{port}/\n"
             "  Demo accounts: teacher / manabi-teacher, student / manabi-student\n"
-            "  Press Ctrl-C to stop everything.\n",
-            flush=True,
+            "  Press Ctrl-C to stop everything.\n"
         )
-        return _wait_for_exit(children)
-    except KeyboardInterrupt:
+        return _wait_for_exit(children, stop_requested)
+    except Stopped:
         return 0
     finally:
-        print("Stopping…", flush=True)
+        say("Stopping…")
         for name, proc in reversed(children):
             stop(proc, name)
-        print("Stopped.", flush=True)
+        say("Stopped.")
 
 
 def _browsable(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - a comparison
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
-def _wait_for_exit(children: list[tuple[str, subprocess.Popen]]) -> int:
-    """Block until Ctrl-C/SIGTERM, or until a child dies (then report it and stop the rest)."""
-    signal.signal(signal.SIGTERM, _interrupt)
-    while True:
+def _wait_for_exit(
+    children: list[tuple[str, subprocess.Popen]], stop_requested: threading.Event
+) -> int:
+    """Block until Ctrl-C/SIGTERM (0), or until a child dies (then report it: 1)."""
+    while not stop_requested.is_set():
         for name, proc in children:
             if proc.poll() is not None:
-                print(f"{name} exited with code {proc.returncode}; stopping.", flush=True)
+                say(f"{name} exited with code {proc.returncode}; stopping.")
                 return 1
-        time.sleep(0.5)
+        time.sleep(0.2)
+    return 0
+
+
+# How long pytest may take, after Ctrl-C, to tear down (stop its workers and servers).
+PYTEST_TEARDOWN_SECONDS = 60
+
+
+def _wait_for_pytest(pytest: subprocess.Popen, stop_requested: threading.Event) -> int:
+    """pytest's exit code; on Ctrl-C/SIGTERM pass it one SIGINT, so that it tears down its
+    fixtures, and give it time to (a second one would cut the teardown short)."""
+    while pytest.poll() is None:
+        if stop_requested.is_set():
+            say("Stopping the tests…")
+            with contextlib.suppress(ProcessLookupError):  # it may have just finished
+                os.killpg(pytest.pid, signal.SIGINT)
+            try:
+                pytest.wait(timeout=PYTEST_TEARDOWN_SECONDS)
+            except subprocess.TimeoutExpired:
+                say(f"pytest did not stop in {PYTEST_TEARDOWN_SECONDS}s.")
+            return 130
+        time.sleep(0.2)
+    return pytest.returncode
 
 
 def test(pytest_args: list[str]) -> int:
+    stop_requested = listen_for_stop()
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     env = environ_copy(PYTHONUNBUFFERED="1")
-    redis_proc = None
+    children: list[tuple[str, subprocess.Popen]] = []
     # Media of its own: job folders are named by job id, and ids restart in every test database.
     media = None if envstr("MEDIA_ROOT") else tempfile.mkdtemp(prefix="test-media-", dir=DATA_DIR)
     if media:
@@ -260,14 +321,18 @@ def test(pytest_args: list[str]) -> int:
     try:
         if not envstr("REDIS_URL"):
             redis_proc, env["REDIS_URL"] = start_redis(DATA_DIR / "redis-test", persist=False)
-        manage("compile_translations", env=env)
-        result = subprocess.run([sys.executable, "-m", "pytest", *pytest_args], env=env)
-        return result.returncode
-    except KeyboardInterrupt:
+            children.append(("redis", redis_proc))
+            say(f"Started Redis at {env['REDIS_URL']}")
+        manage("compile_translations", env=env, stop_requested=stop_requested)
+        # In the caller's folder, where the paths among its arguments are relative to.
+        pytest = _spawn([sys.executable, "-m", "pytest", *pytest_args], env, cwd=None)
+        children.append(("pytest", pytest))
+        return _wait_for_pytest(pytest, stop_requested)
+    except Stopped:
         return 130
     finally:
-        if redis_proc is not None:
-            stop(redis_proc, "redis")
+        for name, proc in reversed(children):
+            stop(proc, name)
         if media:
             shutil.rmtree(media, ignore_errors=True)
 

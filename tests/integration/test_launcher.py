@@ -1,18 +1,28 @@
 """The README's run command: starts Redis, a worker and daphne; Ctrl-C stops every one of them;
-a second start keeps the data."""
+a second start keeps the data. Ctrl-C and SIGTERM stop `run` and `test` (pytest given time to
+tear down) also when started as a background job, whose SIGINT a non-interactive shell ignores."""
 
+import contextlib
+import fcntl
 import json
 import os
+import pty
+import re
+import select
 import signal
 import subprocess
 import sys
+import termios
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests import live
+from webapp import launcher
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,16 +55,64 @@ def _get_json(url: str, token: str | None = None, body: dict | None = None):
         return error.code, json.loads(error.read())
 
 
-def _start(data_dir: Path, port: int, log: Path) -> subprocess.Popen:
+# From the signal until the launcher and all it started are gone (each child has 10 s to stop).
+STOP_SECONDS = 45
+
+
+def _ignore_sigint() -> None:
+    """What `command &` in a non-interactive shell leaves its job with: SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _start(data_dir: Path, port: int, log: Path, *args: str, job: str = "") -> subprocess.Popen:
+    """Start the launcher; as a `job` ("background" or "foreground") in a process group of its
+    own, as a shell starts one, where a background job comes with SIGINT ignored."""
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}}
     env.update(MANABI_DATA_DIR=str(data_dir), MANABI_PORT=str(port))
     return subprocess.Popen(
-        [sys.executable, "-m", "webapp.launcher", "run"],
+        [sys.executable, "-m", "webapp.launcher", *(args or ("run",))],
         cwd=live.ROOT,
         env=env,
         stdout=log.open("a"),
         stderr=subprocess.STDOUT,
+        start_new_session=bool(job),
+        preexec_fn=_ignore_sigint if job == "background" else None,
     )
+
+
+def _redis_port(log: Path) -> int | None:
+    found = re.search(r"Started Redis at redis://127\.0\.0\.1:(\d+)/", log.read_text())
+    return int(found.group(1)) if found else None
+
+
+def _assert_everything_stops(proc: subprocess.Popen, marker: str, log: Path) -> None:
+    """The launcher exits and nothing it started remains: no process carries the test's data
+    folder in its environment, and its Redis (which overwrites its environment) is gone."""
+    deadline = time.monotonic() + STOP_SECONDS
+    try:
+        proc.wait(timeout=STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(
+            f"the launcher still runs {STOP_SECONDS} s after the signal:\n"
+            + log.read_text()[-2000:]
+        ) from None
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_with(marker) == [], "processes left running:\n" + log.read_text()[-2000:]
+    port = _redis_port(log)
+    assert port is None or not launcher.port_in_use(port), f"Redis still listens on {port}"
+
+
+def _kill_leftovers(proc: subprocess.Popen, marker: str, log: Path) -> None:
+    """After a failed test: nothing this test started keeps running."""
+    for pid in [proc.pid, *_processes_with(marker)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    port = _redis_port(log)
+    if port is not None and launcher.port_in_use(port):
+        with contextlib.suppress(OSError):
+            redis.Redis(port=port, socket_timeout=5).shutdown(nosave=True)
 
 
 def _wait_healthy(base: str, proc: subprocess.Popen, log: Path) -> dict:
@@ -71,16 +129,12 @@ def _wait_healthy(base: str, proc: subprocess.Popen, log: Path) -> dict:
     raise AssertionError("not healthy in 120 s:\n" + log.read_text()[-3000:])
 
 
-def _interrupt(proc: subprocess.Popen, marker: str) -> None:
+def _interrupt(proc: subprocess.Popen, marker: str, log: Path) -> None:
     proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
-    proc.wait(timeout=60)
-    deadline = time.monotonic() + 10
-    while _processes_with(marker) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _processes_with(marker) == [], "processes left running after Ctrl-C"
+    _assert_everything_stops(proc, marker, log)
 
 
-def test_run_starts_everything_and_ctrl_c_stops_everything(tmp_path):
+def test_run_starts_everything_and_ctrl_c_stops_everything_also_in_the_background(tmp_path):
     port = live.free_port()
     base = f"http://127.0.0.1:{port}"
     marker = f"MANABI_DATA_DIR={tmp_path}"
@@ -111,13 +165,157 @@ def test_run_starts_everything_and_ctrl_c_stops_everything(tmp_path):
         assert datasets[0]["status"] == "ready", datasets
         assert datasets[0]["num_images"] == 1797 and len(datasets[0]["classes"]) == 10
     finally:
-        _interrupt(proc, marker)
+        _interrupt(proc, marker, log)
 
-    proc = _start(tmp_path, port, log)  # the second start keeps the data
+    # The second start keeps the data. It runs as a background job of a script (`./manabi run &`:
+    # SIGINT comes in ignored), and `kill -INT` stops everything all the same.
+    proc = _start(tmp_path, port, log, job="background")
     try:
         _wait_healthy(base, proc, log)
         status, courses = _get_json(f"{base}/api/v1/courses", token)
         assert status == 200
         assert {c["name"] for c in courses} == {"Demo class", "残るクラス"}
+        os.kill(proc.pid, signal.SIGINT)
+        _assert_everything_stops(proc, marker, log)
     finally:
-        _interrupt(proc, marker)
+        _kill_leftovers(proc, marker, log)
+
+
+def test_run_stopped_while_it_starts_leaves_nothing_running(tmp_path):
+    port = live.free_port()
+    marker = f"MANABI_DATA_DIR={tmp_path}"
+    log = tmp_path / "launcher.log"
+    proc = _start(tmp_path, port, log, "run", "--no-demo", job="background")
+    try:
+        deadline = time.monotonic() + 60
+        while "Started Redis at" not in log.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)  # while the database is being prepared
+        _assert_everything_stops(proc, marker, log)
+    finally:
+        _kill_leftovers(proc, marker, log)
+
+
+SLOW_SUITE = """
+import pathlib, subprocess, time
+
+import pytest
+
+HERE = pathlib.Path(__file__).parent
+
+
+@pytest.fixture
+def helper_process():
+    # Like the suite's worker and daphne: a process in a session of its own, stopped on teardown.
+    proc = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    yield
+    time.sleep(1)  # stopping a real worker takes a moment
+    proc.terminate()
+    proc.wait()
+    (HERE / "torn-down").touch()
+
+
+def test_waits(helper_process):
+    (HERE / "started").touch()
+    time.sleep(600)
+"""
+
+
+def _write_slow_suite(tmp_path: Path) -> list[str]:
+    """A suite whose one test waits; the launcher's `test` arguments that run it."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_slow_suite.py").write_text(SLOW_SUITE)
+    pytest_args = ["-c", str(tmp_path / "pytest.ini"), "-p", "no:django", "-p", "no:cacheprovider"]
+    return ["test", *pytest_args, str(tmp_path / "test_slow_suite.py")]
+
+
+def _wait_until_started(tmp_path: Path, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "started").exists() and time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()
+        time.sleep(0.1)
+    assert (tmp_path / "started").exists(), log.read_text()
+
+
+@pytest.mark.parametrize(
+    ("job", "whole_group"),
+    [
+        ("background", False),  # `kill -INT <pid>` after `./manabi test &`
+        ("foreground", True),  # Ctrl-C: the terminal signals the whole job
+    ],
+    ids=["background-kill-INT", "terminal-ctrl-c"],
+)
+def test_test_command_stops_pytest_after_its_teardown_on_sigint(tmp_path, job, whole_group):
+    marker = f"MANABI_DATA_DIR={tmp_path}"
+    log = tmp_path / "launcher.log"
+    proc = _start(tmp_path, live.free_port(), log, *_write_slow_suite(tmp_path), job=job)
+    try:
+        _wait_until_started(tmp_path, proc, log)
+        if whole_group:
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            os.kill(proc.pid, signal.SIGINT)
+        _assert_everything_stops(proc, marker, log)
+        assert (tmp_path / "torn-down").exists(), "pytest was stopped before its teardown"
+        assert proc.returncode != 0
+    finally:
+        _kill_leftovers(proc, marker, log)
+
+
+class _Terminal(threading.Thread):
+    """A terminal window for a child: its output goes to the log, until the window is closed."""
+
+    def __init__(self, log: Path):
+        super().__init__(daemon=True)
+        self.master, self.terminal = pty.openpty()
+        self.log = log
+        self.closing = threading.Event()
+
+    def run(self) -> None:
+        with self.log.open("ab") as out:
+            while not self.closing.is_set():
+                if select.select([self.master], [], [], 0.1)[0]:
+                    with contextlib.suppress(OSError):
+                        out.write(os.read(self.master, 4096))
+                        out.flush()
+        # Closed here, not from another thread while this one reads: only then is it released.
+        os.close(self.master)
+
+    def close_window(self) -> None:
+        """What closing a terminal window does: SIGHUP, and EIO to everything written to it."""
+        self.closing.set()
+        self.join(timeout=10)
+
+
+def test_test_command_stops_pytest_after_its_teardown_when_its_terminal_closes(tmp_path):
+    marker = f"MANABI_DATA_DIR={tmp_path}"
+    log = tmp_path / "launcher.log"
+    log.touch()
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}}
+    env.update(MANABI_DATA_DIR=str(tmp_path))
+    window = _Terminal(log)
+
+    def own_terminal() -> None:  # a session whose controlling terminal is the pty, as in a shell
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "webapp.launcher", *_write_slow_suite(tmp_path)],
+        cwd=live.ROOT,
+        env=env,
+        stdin=window.terminal,
+        stdout=window.terminal,
+        stderr=window.terminal,
+        preexec_fn=own_terminal,
+    )
+    os.close(window.terminal)
+    window.start()
+    try:
+        _wait_until_started(tmp_path, proc, log)
+        window.close_window()
+        _assert_everything_stops(proc, marker, log)
+        assert (tmp_path / "torn-down").exists(), "pytest was stopped before its teardown"
+    finally:
+        window.close_window()
+        _kill_leftovers(proc, marker, log)
