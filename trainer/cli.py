@@ -38,7 +38,7 @@ def _summary(args) -> int:
     model: nn.Module
     if isinstance(spec.model, list):
         model = registry.build_layers(
-            spec.model, num_classes=count, in_channels=channels, input_size=size
+            spec.layers, num_classes=count, in_channels=channels, input_size=size
         )
     else:
         model = registry.build(spec.model, num_classes=count, in_channels=channels, input_size=size)

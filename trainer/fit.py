@@ -114,7 +114,7 @@ def build_model(p: Prepared) -> nn.Module:
     model: nn.Module
     if isinstance(spec.model, list):
         model = registry.build_layers(
-            spec.model, num_classes=count, in_channels=p.channels, input_size=p.size
+            spec.layers, num_classes=count, in_channels=p.channels, input_size=p.size
         )
     else:
         model = registry.build(

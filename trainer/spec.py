@@ -17,7 +17,9 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -25,7 +27,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-MAX_EPOCHS = 300
+from trainer import budget, limits
+from trainer.layer_spec import BY_TYPE, Layer, canonical_type, unknown_type_message
+
+MAX_EPOCHS = limits.MAX_EPOCHS
 SPEC_VERSION = 1
 CHECKPOINT_SUFFIX = ".safetensors"
 MAX_LISTED = 10  # per-item errors listed before the rest are summed up
@@ -35,10 +40,15 @@ Beta = Annotated[float, Field(ge=0, lt=1)]
 
 
 class SpecError(ValueError):
-    """A job spec that cannot run; `.errors` maps field paths to messages for a student."""
+    """A job spec that cannot run; `.errors` maps field paths to messages for a student.
 
-    def __init__(self, errors: dict[str, str]) -> None:
+    `.details` gives some of them as data ({field: {"code": …, numbers…}}), so that an app can
+    word them in its reader's language (the budget's sizes, `trainer.budget.Excess`).
+    """
+
+    def __init__(self, errors: dict[str, str], details: dict[str, dict] | None = None) -> None:
         self.errors = errors
+        self.details = details or {}
         listed = "; ".join(f"{field}: {message}" for field, message in errors.items())
         super().__init__(f"the job spec has {len(errors)} problem(s): {listed}")
 
@@ -60,16 +70,16 @@ class ManifestItem(_Settings):
     """One image of the data set: where it is, its class, and which split and fold it is in."""
 
     path: str = Field(min_length=1)
-    label: int | None = None
+    label: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)  # checked below too
     split: Literal["train", "val", "test"] = "train"
-    fold: int = Field(default=-1, ge=-1)  # -1: not assigned to a cross-validation fold
-    id: str | int | None = None
+    fold: int = Field(default=-1, ge=-1, le=limits.MAX_KFOLD)  # -1: in no cross-validation fold
+    id: str | Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | None = None
 
 
 class DataSpec(_Settings):
     """The classes and the images: inline `items` or a `manifest` file, not both."""
 
-    classes: list[Annotated[str, Field(min_length=1)]] = []
+    classes: list[Annotated[str, Field(min_length=1)]] = Field([], max_length=limits.MAX_CLASSES)
     items: list[ManifestItem] = []
     manifest: str | None = Field(None, min_length=1)  # JSON lines or a JSON list of items
     root: str | None = None  # base folder for relative item paths
@@ -198,8 +208,22 @@ class Transfer(_Settings):
 class EarlyStopping(_Settings):
     """Stop when the validation metric has not improved for `patience` epochs."""
 
-    patience: int = Field(default=5, ge=1, le=100)
+    patience: int = Field(default=5, ge=1, le=limits.MAX_PATIENCE)
     metric: Literal["val_loss", "val_acc"] = "val_loss"
+
+
+def _model_kind(value: Any) -> str:
+    return "list[Layer]" if isinstance(value, list) else "str"
+
+
+# Either a name or layers, decided by the value's type, so that the errors of a layer list never
+# come with "must be text" from the other branch.
+LayerList = Annotated[list[Layer], Field(min_length=1, max_length=limits.MAX_LAYERS)]
+ModelChoice = Annotated[
+    Annotated[str, Tag("str")] | Annotated[LayerList, Tag("list[Layer]")],
+    Discriminator(_model_kind),
+]
+InputSize = Annotated[int, Field(ge=limits.MIN_INPUT_SIZE, le=limits.MAX_INPUT_SIZE)]
 
 
 class JobSpec(_Settings):
@@ -207,27 +231,28 @@ class JobSpec(_Settings):
 
     spec_version: Literal[1] = 1
     task: Literal["classification", "detection", "segmentation", "keypoints"] = "classification"
-    model: str | list[dict[str, Any]] = "simple_cnn"  # a registry name or a list of layers
-    input_size: Annotated[int, Field(ge=8, le=1024)] | None = None  # None: the model's default
+    # A registry name, or a list of layers (the builder's; `layers` gives them as dicts).
+    model: ModelChoice = "simple_cnn"
+    input_size: InputSize | None = None  # None: the model's default
     channels: Literal[1, 3] | None = None  # None: from the data (grayscale → 1)
     data: DataSpec
     optimizer: Literal["sgd", "adam", "adamw"] = "adam"
-    lr: float = Field(default=1e-3, gt=0, le=10)
+    lr: float = Field(default=1e-3, gt=0, le=limits.MAX_LR)
     momentum: float = Field(default=0.9, ge=0, lt=1)
     nesterov: bool = False
     betas: tuple[Beta, Beta] = (0.9, 0.999)
     weight_decay: Fraction = 0.0
     schedule: Literal["none", "step", "cosine", "onecycle"] = "none"
-    step_size: int = Field(default=10, ge=1)
+    step_size: int = Field(default=10, ge=1, le=limits.MAX_EPOCHS)  # epochs per step
     gamma: float = Field(default=0.1, gt=0, lt=1)
-    batch_size: int = Field(default=64, ge=1, le=4096)
+    batch_size: int = Field(default=64, ge=1, le=limits.MAX_BATCH_SIZE)
     epochs: int = Field(default=5, ge=1, le=MAX_EPOCHS)
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
     early_stopping: EarlyStopping | None = None
     augmentation: Augmentation = Augmentation()
     transfer: Transfer = Transfer()
-    kfold: int = 0  # 0: a single hold-out run; k: k-fold cross-validation
-    seed: int = 0
+    kfold: int = Field(default=0, ge=0, le=limits.MAX_KFOLD)  # 0: one hold-out run; k: k folds
+    seed: int = Field(default=0, ge=0, le=limits.MAX_SEED)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     compile: bool = False
@@ -242,14 +267,22 @@ class JobSpec(_Settings):
         if isinstance(value, list):
             if not value:
                 raise _problems([("", "add at least one layer")])
+            if len(value) > limits.MAX_LAYERS:
+                raise _problems([("", f"use at most {limits.MAX_LAYERS} layers")])
             bad = [
                 (str(i), "must be one layer's settings (an object)")
                 for i, layer in enumerate(value)
                 if not isinstance(layer, dict)
             ]
+            bad += [
+                (str(i), unknown_type_message(layer))
+                for i, layer in enumerate(value)
+                if isinstance(layer, dict) and canonical_type(layer) is None
+            ]
             if bad:
                 raise _problems(bad)
-            return value
+            # A type in any case ("conv2d") is the builder's own ("Conv2d").
+            return [{**layer, "type": canonical_type(layer)} for layer in value]
         raise _problems([("", "must be a model name or a list of layers")])
 
     @field_validator("early_stopping", mode="before")
@@ -260,10 +293,14 @@ class JobSpec(_Settings):
             return {}
         return None if value is False else value
 
-    @field_validator("kfold")
+    @field_validator("kfold", mode="wrap")
     @classmethod
-    def _check_kfold(cls, value: int) -> int:
-        if value != 0 and not 2 <= value <= 20:
+    def _check_kfold(cls, value: Any, handler: Any) -> int:
+        try:
+            value = handler(value)  # a whole number within the bounds the schema shows
+        except ValidationError:
+            value = None
+        if value is None or (value != 0 and value < 2):
             raise _problems([("", "must be 0 (no cross-validation) or between 2 and 20")])
         return value
 
@@ -277,6 +314,11 @@ class JobSpec(_Settings):
         if problems:
             raise _problems(problems)
         return self
+
+    @property
+    def layers(self) -> list[dict[str, Any]]:
+        """The layer list as the builder takes it (plain dicts); [] for a named model."""
+        return [] if isinstance(self.model, str) else [layer.settings() for layer in self.model]
 
     def to_json(self) -> str:
         """The spec as JSON text; the same spec always gives the same text."""
@@ -344,6 +386,14 @@ def load_spec(
         spec = JobSpec.model_validate(raw, context={"local_files": local_files})
     except ValidationError as error:
         raise SpecError(_messages(error)) from None
+    excesses = budget.check(spec)  # sizes only shapes reveal; torch-free
+    if excesses:
+        errors: dict[str, str] = {}
+        details: dict[str, dict] = {}
+        for excess in excesses:
+            errors.setdefault(excess.field, excess.message())
+            details.setdefault(excess.field, {"code": excess.code, **excess.numbers()})
+        raise SpecError(errors, details)
     problems = check_against_registry(spec) if check_registry else []
     if problems:
         raise SpecError(dict(problems))
@@ -421,7 +471,7 @@ def check_against_registry(spec: JobSpec) -> list[tuple[str, str]]:
         if spec.input_size is not None:  # otherwise the data decides the size at run time
             try:
                 registry.build_layers(
-                    spec.model,
+                    spec.layers,
                     num_classes=max(len(spec.data.classes), 1),
                     in_channels=spec.channels or 3,
                     input_size=spec.input_size,
@@ -556,7 +606,12 @@ def _messages(error: ValidationError, root: type[BaseModel] | None = None) -> di
     """Pydantic's errors as {field path: student message}; the first message per field wins."""
     messages: dict[str, str] = {}
     for item in error.errors():
-        parts, parent = _clean_loc(item["loc"], root or JobSpec)
+        loc = item["loc"]
+        if item["type"] == "extra_forbidden":  # the last part is the unknown name, never a tag
+            parts, parent = _clean_loc(loc[:-1], root or JobSpec, holder=True)
+            parts.append(str(loc[-1]))
+        else:
+            parts, parent = _clean_loc(loc, root or JobSpec)
         ctx = item.get("ctx", {})
         if item["type"] == "spec_problems":
             pairs = [
@@ -586,6 +641,9 @@ def _message(item: Any, parts: list[str], parent: type[BaseModel] | None) -> str
         return f"{text} (did you mean '{close[0]}'?)" if close else text
     if kind in ("value_error", "assertion_error") and "error" in ctx:
         return str(ctx["error"])
+    if kind == "int_parsing_size":  # 1e23: past any whole number a setting takes
+        bound = _upper_bound(parent, parts[-1]) if parts else None
+        return f"must be at most {bound}" if bound is not None else "is far too large"
     if kind in _TEMPLATES:
         return _TEMPLATES[kind].format(**{k: _number(v) for k, v in ctx.items()})
     return str(item["msg"])
@@ -602,26 +660,55 @@ def _unknown_setting(name: str, model: type[BaseModel] | None) -> str:
     if guess not in known:
         close = difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.6)
         guess = close[0] if close else None
-    return f"is not a setting; did you mean '{guess}'?" if guess else "is not a setting"
+    if guess:
+        return f"is not a setting; did you mean '{guess}'?"
+    if model in BY_TYPE.values():  # a layer: say what it does take, as the builder does
+        kind = next(name for name, layer in BY_TYPE.items() if layer is model)
+        takes = ", ".join(field for field in known if field != "type") or "no settings"
+        return f"is not a setting; {kind} takes {takes}"
+    return "is not a setting"
+
+
+def _upper_bound(model: type[BaseModel] | None, name: str) -> Any:
+    """The `le` bound of a field (what a number too large to read is told), or None."""
+    field = model.model_fields.get(name) if model is not None else None
+    pending: list[Any] = [field] if field is not None else []
+    while pending:  # the field, the Annotated[...] inside `X | None`, their FieldInfo
+        item = pending.pop()
+        if getattr(item, "le", None) is not None:
+            return item.le
+        pending += getattr(item, "metadata", None) or getattr(item, "__metadata__", None) or []
+        pending += get_args(getattr(item, "annotation", None))
+    return None
 
 
 def _clean_loc(
-    loc: tuple[int | str, ...], root: type[BaseModel]
+    loc: tuple[int | str, ...], root: type[BaseModel], *, holder: bool = False
 ) -> tuple[list[str], type[BaseModel] | None]:
-    """Field path parts without pydantic's union tags, and the model holding the last part."""
+    """Field path parts without pydantic's union tags, and the model holding the last part
+    (with holder=True: the model the last part is, which holds what comes after it)."""
     parts: list[str] = []
     model: type[BaseModel] | None = root
     parent: type[BaseModel] | None = root
     for part in loc:
         if isinstance(part, int):
             parts.append(str(part))  # a list index: the model stays the item type
-        elif model is not None:
+        elif model is None:
+            continue  # a union member tag such as 'str' or 'int' inside a plain field
+        elif part in BY_TYPE and part not in model.model_fields:
+            model = BY_TYPE[part]  # a layer's "type": the model that validated it
+        elif part not in model.model_fields and _UNION_TAG.fullmatch(part):
+            continue  # a union member tag such as 'str' or 'list[Layer]'
+        else:
             parts.append(part)
             parent = model
             field = model.model_fields.get(part)
             model = _submodel(field.annotation) if field is not None else None
-        # else: a union member tag such as 'str' or 'int' inside a plain field; not a path part
-    return parts, parent
+    return parts, model if holder else parent
+
+
+# How pydantic names a union's members in an error's location.
+_UNION_TAG = re.compile(r"str|int|float|bool|none|.*\[.*\]|constrained-\w+")
 
 
 def _submodel(annotation: Any) -> type[BaseModel] | None:

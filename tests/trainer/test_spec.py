@@ -65,7 +65,7 @@ def _fake_registry() -> types.ModuleType:
     def build_layers(layers, *, num_classes, in_channels, input_size):
         size = input_size
         for index, layer in enumerate(layers):
-            if layer.get("type") == "pool":
+            if layer.get("type") == "MaxPool":
                 size //= 2
                 if size < 1:
                     raise FakeShapeError(f"pooling leaves a {size}×{size} image", index)
@@ -275,9 +275,14 @@ def test_json_round_trip_is_stable(tmp_path):
 
 
 def test_layer_list_model_round_trips():
-    layers = [{"type": "conv", "filters": 6, "kernel": 5}, {"type": "pool"}]
+    layers = [{"type": "conv2d", "filters": 6, "kernel": 5}, {"type": "MaxPool"}]
     spec = load_spec(spec_with(model=layers, input_size=28))
-    assert load_spec(spec.to_json()).model == layers
+    assert load_spec(spec.to_json()).model == spec.model
+    # The builder gets plain dicts, its types as it spells them, the defaults filled in.
+    assert spec.layers == [
+        {"type": "Conv2d", "filters": 6, "kernel": 5, "stride": 1, "padding": "same"},
+        {"type": "MaxPool", "size": 2},
+    ]
     assert spec.summary()["model"] == "2 layers"
 
 
@@ -334,7 +339,7 @@ def test_registry_imagenet_needs_a_model_with_imagenet_weights():
     imagenet = {"source": "imagenet", "mode": "feature_extraction"}
     assert load_spec(spec_with(model="resnet18", transfer=imagenet)).transfer.source == "imagenet"
     assert "no ImageNet weights" in errors_of(spec_with(transfer=imagenet))["transfer.source"]
-    layers = [{"type": "conv"}]
+    layers = [{"type": "Conv2d", "filters": 4, "kernel": 3}]
     assert (
         "no ImageNet weights"
         in errors_of(spec_with(model=layers, transfer=imagenet))["transfer.source"]
@@ -342,7 +347,7 @@ def test_registry_imagenet_needs_a_model_with_imagenet_weights():
 
 
 def test_registry_layer_shape_error_names_the_layer():
-    layers = [{"type": "conv"}] + [{"type": "pool"}] * 4
+    layers = [{"type": "Conv2d", "filters": 4, "kernel": 3}] + [{"type": "MaxPool"}] * 4
     errors = errors_of(spec_with(model=layers, input_size=8))
     assert errors == {"model.4": "pooling leaves a 0×0 image"}
 

@@ -263,7 +263,7 @@ def _write_artifacts(spec, p: fit.Prepared, model: nn.Module, out: Path, result:
         spec=_card_spec(spec),
         data_version=spec.data.version,
         metrics={k: v for k, v in result.items() if v},
-        model_name=str(spec.model),
+        model_name=spec.model if isinstance(spec.model, str) else str(spec.layers),
         parameters=registry.parameter_count(model),
     )
     export.write_artifacts(model.float().cpu(), out, example_input=example.cpu(), card=card)

@@ -9,6 +9,7 @@ from ninja import Router, Schema
 from ninja.errors import HttpError
 from pydantic import Field
 
+from trainer import limits  # plain numbers, no torch
 from webapp.accounts import permissions
 from webapp.api.base import WRITE, error, errors
 from webapp.api.job_schemas import (
@@ -35,9 +36,9 @@ def _too_large() -> str:
 
 class SummaryIn(Schema):
     model: ModelChoice = Field(description="a model name, or the builder's list of layers")
-    input_size: int | None = Field(None, ge=1, le=1024)
+    input_size: int | None = Field(None, ge=limits.MIN_INPUT_SIZE, le=limits.MAX_INPUT_SIZE)
     channels: Literal[1, 3] | None = None
-    classes: int = Field(10, ge=1, le=10000)
+    classes: int = Field(10, ge=1, le=limits.MAX_CLASSES)
 
 
 @router.get("/models", response={200: ModelsOut, **errors(401)})

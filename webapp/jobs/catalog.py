@@ -14,11 +14,12 @@ from django.core.cache import cache
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
+from trainer import limits  # plain numbers: no torch
 from webapp.env import envstr
 
 SUMMARY_TIMEOUT = 10  # seconds a request waits for a worker's summary
 SUMMARY_CACHE_SECONDS = 24 * 3600  # the same model, size and class count always gives the same
-MAX_LAYERS = 64
+MAX_LAYERS = limits.MAX_LAYERS
 
 
 class SummaryUnavailable(Exception):
@@ -196,7 +197,8 @@ def registry_problems(spec: dict) -> dict[str, str]:
     """What the trainer's registry would refuse, found from the tables: unknown model, images
     too small, ImageNet weights that the model lacks or the server does not have."""
     model = spec.get("model", "simple_cnn")
-    source = (spec.get("transfer") or {}).get("source", "none")
+    transfer = spec.get("transfer")
+    source = transfer.get("source", "none") if isinstance(transfer, dict) else "none"
     problems: dict[str, str] = {}
     if isinstance(model, list):
         if source == "imagenet":
@@ -232,13 +234,20 @@ def registry_problems(spec: dict) -> dict[str, str]:
 def model_summary(model, input_size: int | None, channels: int | None, classes: int) -> dict:
     """Rows of output shape and parameters per layer, computed by the trainer on a worker.
 
+    A model past the limits (a bound, the size budget) is answered here, without a worker.
     Answers are cached: the same model at the same size always gives the same rows. Raises
     SummaryUnavailable when no worker answers within SUMMARY_TIMEOUT seconds.
     """
     from celery.exceptions import TimeoutError as CeleryTimeout
 
     from webapp.api.tasks import summarize
+    from webapp.jobs import spec_check  # it reads these tables
 
+    problem = spec_check.summary_problem(model, input_size, channels, classes)
+    if problem is not None:  # never ask a worker for a model past the limits
+        field, message = problem
+        index = int(field.split(".")[1]) if field.startswith("model.") else None
+        return {"ok": False, "field": field, "index": index, "message": message, "rows": []}
     args = {"model": model, "input_size": input_size, "channels": channels, "classes": classes}
     digest = hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()[:32]
     key = f"model-summary:{digest}"

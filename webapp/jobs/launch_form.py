@@ -8,6 +8,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from trainer import limits  # the trainer's bounds, in one place (plain numbers, no torch)
 from webapp.jobs import catalog
 
 MODES = ("scratch", "feature_extraction", "fine_tuning")
@@ -56,10 +57,10 @@ def _number(value):
 HYPER = (
     Setting("epochs", "epochs", gettext_lazy("Epochs"), gettext_lazy(
         "How many times the network sees every training image (one pass = one epoch)."),
-        "int", 5, 1, 300),
+        "int", 5, 1, limits.MAX_EPOCHS),
     Setting("batch_size", "batch_size", gettext_lazy("Batch size"), gettext_lazy(
         "Images per weight update: larger batches run faster per epoch but need more memory."),
-        "int", 64, 1, 4096),
+        "int", 64, 1, limits.MAX_BATCH_SIZE),
     Setting("optimizer", "optimizer", gettext_lazy("Optimizer"), gettext_lazy(
         "How the weights follow the gradient: SGD, or Adam/AdamW, which adapt the step for "
         "every weight."),
@@ -67,7 +68,7 @@ HYPER = (
     Setting("lr", "lr", gettext_lazy("Learning rate"), gettext_lazy(
         "The size of each update step (η): too large and the loss jumps about, too small and "
         "learning is slow."),
-        "float", 0.001, 0, 10, above=True),
+        "float", 0.001, 0, limits.MAX_LR, above=True),
     Setting("momentum", "momentum", gettext_lazy("Momentum"), gettext_lazy(
         "SGD only: keeps part of the previous step, which smooths the path downhill."),
         "float", 0.9, 0, 1, below=True),
@@ -83,24 +84,24 @@ HYPER = (
             ("onecycle", gettext_lazy("one cycle (warm up, then decay)")))),
     Setting("input_size", "input_size", gettext_lazy("Input size (pixels)"), gettext_lazy(
         "Images are resized to this many pixels square; empty: the model's usual size."),
-        "int", None, 8, 1024),
+        "int", None, limits.MIN_INPUT_SIZE, limits.MAX_INPUT_SIZE),
     Setting("early_stopping", "early_stopping", gettext_lazy("Early stopping"), gettext_lazy(
         "Stop when the validation loss has not improved for some epochs, before overfitting "
         "sets in."),
         "bool", False),
     Setting("patience", "early_stopping.patience", gettext_lazy("Patience (epochs)"), gettext_lazy(
         "Epochs without improvement before training stops."),
-        "int", 5, 1, 100),
+        "int", 5, 1, limits.MAX_PATIENCE),
     Setting("label_smoothing", "label_smoothing", gettext_lazy("Label smoothing"), gettext_lazy(
         "Softens the targets (e.g. 0.1) so that the model is less over-confident."),
         "float", 0.0, 0, 1, below=True),
     Setting("seed", "seed", gettext_lazy("Random seed"), gettext_lazy(
         "Fixes the random start: the same settings then give the same result."),
-        "int", 0, 0, 2**31 - 1),
+        "int", 0, 0, limits.MAX_SEED),
     Setting("kfold", "kfold", gettext_lazy("k-fold cross-validation"), gettext_lazy(
         "0: one hold-out validation split. 2–20: train k times on k folds and report the "
         "mean ± std of the accuracy."),
-        "int", 0, 0, 20),
+        "int", 0, 0, limits.MAX_KFOLD),
 )
 AUGMENT = (
     Setting("aug_rotation", "augmentation.rotation", gettext_lazy("Rotation (°)"), gettext_lazy(

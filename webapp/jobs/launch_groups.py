@@ -8,6 +8,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from trainer import limits  # plain numbers, no torch
 from webapp.jobs import catalog
 from webapp.jobs.launch_form import TrainForm
 
@@ -100,11 +101,11 @@ def _group_value(form: TrainForm, variable: Variable, word: str):
             return ON_OFF[word.lower()]
         if variable.key == "model" and word in catalog.BY_NAME:
             return word
-        if variable.key == "lr" and 0 < float(word) <= 10:
+        if variable.key == "lr" and 0 < float(word) <= limits.MAX_LR:
             return float(word)
         if variable.key == "dropout" and 0 <= float(word) < 1:
             return float(word)
-        if variable.key == "batch_size" and 1 <= int(word) <= 4096:
+        if variable.key == "batch_size" and 1 <= int(word) <= limits.MAX_BATCH_SIZE:
             return int(word)
     except ValueError:
         pass

@@ -72,8 +72,6 @@ def source_problem(user: User, spec: dict) -> str | None:
 def spec_problems(user: User, spec: dict, dataset: Dataset) -> dict[str, str]:
     """Every problem of a spec (without its data) that `user` sends to train on `dataset`,
     keyed "spec.<field>"; {} when it may be queued. Nothing here imports torch."""
-    from trainer.spec import SpecError, load_spec  # pydantic only: no torch in a web request
-
     if not isinstance(spec, dict):
         return {"spec": _("The spec must be an object of settings.")}
     if "data" in spec:
@@ -82,13 +80,65 @@ def spec_problems(user: User, spec: dict, dataset: Dataset) -> dict[str, str]:
     source = source_problem(user, spec)
     if source:
         problems["spec.transfer.source"] = source
-    count = max(1, len(queries.categories_at(dataset)))  # the head's size; the names come later
-    data = {"classes": [str(i) for i in range(count)], "items": [{"path": "x.png", "label": 0}]}
-    try:
-        load_spec({**spec, "data": data}, check_registry=False)
-    except SpecError as exc:
-        for key, message in exc.errors.items():
-            problems.setdefault(f"spec.{key}", message)
+    classes = len(queries.categories_at(dataset))  # the head's size; the names come later
+    for key, message in trainer_problems({**spec, "data": placeholder_data(classes)}).items():
+        problems.setdefault(f"spec.{key}", message)
     for key, message in catalog.registry_problems(spec).items():
         problems.setdefault(key, message)
     return problems
+
+
+def summary_problem(model, input_size: int | None, channels: int | None, classes: int):
+    """(field, message) of the first thing a model summary must not ask a worker for (a bound,
+    the size budget at a batch of one), or None; the worker checks the shapes."""
+    spec = {"model": model, "input_size": input_size, "channels": channels, "batch_size": 1}
+    problems = trainer_problems({**spec, "data": placeholder_data(classes)})
+    return next(iter(problems.items()), None)
+
+
+def placeholder_data(classes: int) -> dict:
+    """Data of `classes` classes for checking a spec before its items exist."""
+    names = [str(i) for i in range(max(1, classes))]
+    return {"classes": names, "items": [{"path": "x.png", "label": 0}]}
+
+
+def trainer_problems(spec: dict) -> dict[str, str]:
+    """What the trainer's own check finds (its fields' bounds and the size budget of
+    `trainer.budget`, no torch), by field; the sizes in the reader's language."""
+    from trainer.spec import SpecError, load_spec  # pydantic only: no torch in a web request
+
+    try:
+        load_spec(spec, check_registry=False)
+    except SpecError as exc:
+        return {
+            field: _size_message(exc.details[field]) if field in exc.details else message
+            for field, message in exc.errors.items()
+        }
+    return {}
+
+
+def _size_message(detail: dict) -> str:
+    """A size over its limit (`trainer.budget.Excess`), worded for a student."""
+    texts = {
+        "layer_parameters": _(
+            "This layer would have %(n)s parameters; the limit is %(limit)s. Use fewer units or "
+            "filters, or make its input smaller first (pooling, a stride)."
+        ),
+        "model_parameters": _(
+            "The model would have %(n)s parameters; the limit is %(limit)s. Use fewer or "
+            "smaller layers, or a smaller input size."
+        ),
+        "layer_values": _(
+            "This layer's output would hold %(n)s values per image; the limit is %(limit)s. Use "
+            "fewer filters or units, or a smaller input size."
+        ),
+        "model_values": _(
+            "The largest layer of this model would hold %(n)s values per image at this input "
+            "size; the limit is %(limit)s. Use a smaller input size."
+        ),
+        "batch_values": _(
+            "A batch of %(batch)s images would need %(n)s values at the largest layer; the limit "
+            "is %(limit)s. Use a batch size of at most %(fits)s."
+        ),
+    }
+    return texts[detail["code"]] % detail
