@@ -270,3 +270,50 @@ def test_a_job_that_runs_out_of_memory_fails_with_a_reason_a_student_can_act_on(
     job.refresh_from_db()
     assert job.status == "failed"
     assert "ran out of memory" in job.error and "smaller batch size" in job.error
+
+
+# --- bodies are what the schema says they are ----------------------------------------------------
+
+
+def test_a_json_body_that_is_not_an_object_is_refused(world, dataset):
+    headers = world.bearer("alice")
+    for body in ([], "visibility", 5):
+        response = _call(headers, "patch", f"/api/v1/datasets/{dataset.pk}", body)
+        assert_api_error(response, 400)
+    for path in ("/api/v1/jobs", "/api/v1/models/summary", "/api/v1/auth/token"):
+        assert_api_error(_call(headers, "post", path, [1, 2]), 400)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("edit", {"op": "resplit", "seed": "5"}, "seed"),
+        ("edit", {"op": "delete", "items": [True]}, "items.0"),
+        ("edit", {"op": "resplit", "val": False}, "val"),
+        ("jobs", {"spec": {"epochs": "5"}}, "spec.epochs"),
+        (
+            "jobs",
+            {"spec": {"model": [{"type": "LeakyReLU", "slope": False}]}},
+            "spec.model.0.slope",
+        ),
+        ("validate", {"spec": {"augmentation": {"hflip": 1}}}, "spec.augmentation.hflip"),
+        ("summary", {"model": [{"type": "Dense", "units": "8"}]}, "model.0.units"),
+        ("summary", {"model": "simple_cnn", "channels": True}, "channels"),
+        ("jobs", {"spec": {"channels": True}}, "spec.channels"),
+        ("validate", {"spec": {"channels": 1.0}}, "spec.channels"),
+    ],
+)
+def test_values_of_another_json_type_than_the_schema_says_are_refused(
+    world, dataset, path, body, field
+):
+    url = {
+        "edit": f"/api/v1/datasets/{dataset.pk}/edit",
+        "jobs": "/api/v1/jobs",
+        "validate": "/api/v1/jobs/validate",
+        "summary": "/api/v1/models/summary",
+    }[path]
+    if path in ("jobs", "validate"):
+        body = {"dataset": dataset.pk, **body}
+    response = _call(world.bearer("alice"), "post", url, body)
+    assert field in assert_api_error(response, 422)["errors"], response.content
+    assert not Job.objects.exists()

@@ -5,6 +5,7 @@ every operation documents each status it can answer (`errors(...)`), so that a c
 schema fuzzer of the test suite, know them all from the OpenAPI schema.
 """
 
+import json
 import logging
 
 from django.conf import settings
@@ -12,6 +13,7 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.parser import Parser
 from ninja.security import HttpBearer
 from ninja.security.apikey import APIKeyCookie
 from ninja.utils import check_csrf
@@ -70,12 +72,24 @@ def errors(*statuses: int) -> dict[int, type[ErrorOut]]:
     return dict.fromkeys(sorted(set(statuses)), ErrorOut)
 
 
+class JsonObjectParser(Parser):
+    """Every JSON body of this API is an object: `[]`, `"x"` or `5` is refused (400), where a
+    schema whose fields are all optional would take it for "change nothing"."""
+
+    def parse_body(self, request: HttpRequest) -> dict:
+        data = json.loads(request.body)
+        if not isinstance(data, dict):
+            raise ValueError("the request body is not a JSON object")
+        return data
+
+
 api = NinjaAPI(
     title="Manabi API",
     version="1",
     description="Classes, datasets and training jobs of Manabi. Authenticate with "
     "`POST /api/v1/auth/token`, then send `Authorization: Bearer <token>`.",
     urls_namespace="api-v1",
+    parser=JsonObjectParser(),
     auth=[BearerToken(), SessionWithCsrf()],
     openapi_url="/openapi.json",
     docs_url="/docs",

@@ -7,7 +7,7 @@ from uuid import UUID
 from ninja import Schema
 from pydantic import Field
 
-from webapp.api.schemas import MAX_ID, Count, Id
+from webapp.api.schemas import MAX_ID, Body, Count, Id
 from webapp.datasets.models import Split, Task, Visibility
 from webapp.datasets.samples import SAMPLES
 
@@ -55,7 +55,7 @@ class DatasetForm(Schema):
     visibility: str = one_of(VISIBILITIES, "private")
 
 
-class SampleIn(Schema):
+class SampleIn(Body):
     course: Id
     sample: str = one_of(SAMPLES, ...)
     name: str = Field("", max_length=200)
@@ -70,7 +70,7 @@ class SampleOut(Schema):
     description: dict[str, str]
 
 
-class UploadIn(Schema):
+class UploadIn(Body):
     course: Id
     file_name: str = Field(min_length=1, max_length=255)
     size: int = Field(gt=0, le=MAX_ID, description="The whole file's size in bytes.")
@@ -84,13 +84,13 @@ class UploadOut(Schema):
     chunk_size: int
 
 
-class CompleteIn(Schema):
+class CompleteIn(Body):
     name: str = Field(min_length=1, max_length=200)
     task: str = one_of(TASKS, ...)
     visibility: str = one_of(VISIBILITIES, "private")
 
 
-class DatasetPatch(Schema):
+class DatasetPatch(Body):
     name: str | None = Field(None, min_length=1, max_length=200)
     visibility: str | None = one_of(VISIBILITIES)
 
@@ -160,7 +160,7 @@ class ItemsPage(Schema):
     items: list[ItemOut]
 
 
-class EditIn(Schema):
+class EditIn(Body):
     op: str = one_of(("relabel", "move", "delete", "rename_class", "merge_classes", "resplit"), ...)
     items: list[Id] = Field([], max_length=MAX_EDIT_ITEMS)
     category: str = Field("", max_length=200)

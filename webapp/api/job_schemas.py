@@ -5,16 +5,25 @@ gives), so the schema says what every setting may be; the web side still checks 
 `spec_check.spec_problems`, which answers 422 keyed `spec.<field>` as the contract says.
 """
 
+import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from django.utils.translation import gettext as _
 from ninja import Schema
-from pydantic import ConfigDict, Field, GetJsonSchemaHandler, TypeAdapter, create_model
+from pydantic import (
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+)
 from pydantic_core import core_schema
 
 from trainer.events import KINDS
 from trainer.spec import EarlyStopping, JobSpec
-from webapp.api.schemas import MAX_ID, ErrorOut, Id
+from webapp.api.schemas import MAX_ID, Body, ErrorOut, Id
 from webapp.assignments.models import Metric, SubmissionStatus
 from webapp.jobs.models import JobStatus
 
@@ -51,7 +60,85 @@ ModelChoice = Annotated[
 ]
 
 
-class JobIn(Schema):
+_SPEC_TYPES = TypeAdapter(JobSpecSettings)
+_NUMBER_CHOICES = ("spec_version", "channels")
+_MODEL_TYPES = TypeAdapter(JobSpec.model_fields["model"].annotation)
+
+
+def _type_message(kind: str) -> str:
+    messages = {
+        "int_type": _("Write a whole number here, without quotes."),
+        "float_type": _("Write a number here, without quotes."),
+        "bool_type": _("Write true or false here, without quotes."),
+        "string_type": _("Write a text in quotes here."),
+        "list_type": _("Write a list here: [ ... ]."),
+        "tuple_type": _("Write a list here: [ ... ]."),
+        "dict_type": _("Write an object of settings here: { ... }."),
+        "model_type": _("Write an object of settings here: { ... }."),
+    }
+    return messages.get(kind, _("This value is not of the type the schema gives."))
+
+
+def wrong_types(value: Any, prefix: str, *, layers_only: bool = False) -> dict[str, str]:
+    """Values of another JSON type than the schema says, keyed `<prefix>.<path>`: `"5"` for a
+    number or `false` for 0.0, which the trainer's pydantic would quietly convert."""
+    adapter = _MODEL_TYPES if layers_only else _SPEC_TYPES
+    problems: dict[str, str] = {}
+    if not layers_only and isinstance(value, dict):
+        # pydantic takes true and 1.0 for a choice among numbers even when strict (true == 1).
+        for name in _NUMBER_CHOICES:
+            if isinstance(value.get(name), bool | float):
+                problems[f"{prefix}.{name}"] = _type_message("int_type")
+    try:
+        adapter.validate_json(json.dumps(value), strict=True)
+    except ValidationError as exc:
+        for item in exc.errors():
+            path = _field_path(value, item["loc"]) if _wrong_type(item) else None
+            if path is not None:
+                problems.setdefault(".".join([prefix, *path]), _type_message(item["type"]))
+    return problems
+
+
+_BRANCH_TYPES = {"str": str, "bool": bool, "int": int, "float": (int, float), "none": type(None)}
+
+
+def _wrong_type(error: dict) -> bool:
+    """A value of another JSON type than its field's."""
+    return error["type"].endswith("_type")
+
+
+def _field_path(value: Any, loc: tuple) -> list[str] | None:
+    """The fields and indices of an error's location, without the union branches it names
+    ("str", "list[Layer]", "EarlyStopping", a layer's type); None when it is a branch the value
+    did not take (a list of layers is no string: that branch's complaint is no problem)."""
+    path: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            value = value[part] if isinstance(value, list) and part < len(value) else None
+            path.append(str(part))
+        elif isinstance(value, dict) and part in value:  # a field the value has
+            value = value[part]
+            path.append(part)
+        elif not _takes_branch(value, part):
+            return None
+    return path
+
+
+def _takes_branch(value: Any, branch: str) -> bool:
+    """Whether a value goes down this union branch (named by a type, a model or a layer type)."""
+    if branch in _BRANCH_TYPES:
+        return isinstance(value, _BRANCH_TYPES[branch]) and (
+            branch == "bool" or not isinstance(value, bool)
+        )
+    if branch.startswith("list["):
+        return isinstance(value, list)
+    if not isinstance(value, dict):
+        return False
+    kind = value.get("type")  # a layer: its "type" chooses the branch
+    return kind is None or str(kind).lower() == branch.lower()
+
+
+class JobIn(Body):
     dataset: Id
     spec: Spec
 
@@ -128,7 +215,7 @@ ArtifactName = Annotated[
 ]
 
 
-class MoveIn(Schema):
+class MoveIn(Body):
     where: str = Field(json_schema_extra={"enum": ["top", "up", "down", "bottom"]})
 
 
@@ -203,7 +290,7 @@ class AssignmentOut(Schema):
     hidden_test: int | None = Field(None, description="Only for the class's teachers and TAs.")
 
 
-class SubmissionIn(Schema):
+class SubmissionIn(Body):
     job: Id
 
 

@@ -8,7 +8,7 @@ from ninja.files import UploadedFile
 
 from webapp.accounts import permissions
 from webapp.accounts.models import Course
-from webapp.api.base import READ, WRITE, errors
+from webapp.api.base import READ, WRITE, error, errors
 from webapp.api.job_schemas import (
     ArtifactName,
     EventsAfter,
@@ -19,6 +19,7 @@ from webapp.api.job_schemas import (
     MoveIn,
     PredictOut,
     QueueOut,
+    wrong_types,
 )
 from webapp.api.schemas import Id
 from webapp.datasets.models import Dataset
@@ -93,6 +94,9 @@ def submit(request, payload: JobIn):
         raise actions.JobRefused(_("No dataset with this id is yours."), field="dataset")
     if not permissions.can_train_on(request.user, dataset):
         raise HttpError(403, _("You may not train on this dataset."))
+    problems = wrong_types(payload.spec, "spec")
+    if problems:
+        return error(_("Some settings are not valid."), 422, problems)
     job = actions.submit(request.user, dataset, payload.spec)
     return Status(201, job_out(job))
 

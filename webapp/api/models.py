@@ -1,13 +1,11 @@
 """`/api/v1/models*` and `/api/v1/jobs/validate`: what can be trained, a model's shapes and
 parameters layer by layer, and a spec's problems before it is submitted."""
 
-from typing import Literal
-
 from django.http import Http404, JsonResponse
 from django.utils.translation import gettext as _
-from ninja import Router, Schema
+from ninja import Router
 from ninja.errors import HttpError
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from trainer import limits  # plain numbers, no torch
 from webapp.accounts import permissions
@@ -19,7 +17,9 @@ from webapp.api.job_schemas import (
     SummaryProblem,
     ValidateIn,
     ValidateOut,
+    wrong_types,
 )
+from webapp.api.schemas import Body
 from webapp.datasets.models import Dataset
 from webapp.jobs import catalog, spec_check
 
@@ -34,11 +34,19 @@ def _too_large() -> str:
     )
 
 
-class SummaryIn(Schema):
+class SummaryIn(Body):
     model: ModelChoice = Field(description="a model name, or the builder's list of layers")
     input_size: int | None = Field(None, ge=limits.MIN_INPUT_SIZE, le=limits.MAX_INPUT_SIZE)
-    channels: Literal[1, 3] | None = None
+    channels: int | None = Field(None, json_schema_extra={"enum": [1, 3, None]})
     classes: int = Field(10, ge=1, le=limits.MAX_CLASSES)
+
+    @field_validator("channels")
+    @classmethod
+    def _one_or_three(cls, value: int | None) -> int | None:
+        # A strict int: Literal[1, 3] would take true and 1.0 for 1.
+        if value not in (None, 1, 3):
+            raise ValueError(_("Use 1 channel (greyscale) or 3 (colour)."))
+        return value
 
 
 @router.get("/models", response={200: ModelsOut, **errors(401)})
@@ -75,6 +83,9 @@ def model_summary(request, payload: SummaryIn):
             422,
             {"model": _("Use between 1 and %(n)s layers.") % {"n": catalog.MAX_LAYERS}},
         )
+    problems = wrong_types(model, "model", layers_only=True)
+    if problems:
+        return error(next(iter(problems.values())), 422, problems)
     try:
         answer = catalog.model_summary(model, payload.input_size, payload.channels, payload.classes)
     except catalog.SummaryUnavailable:
@@ -106,7 +117,9 @@ def validate_spec(request, payload: ValidateIn):
         raise Http404
     if not permissions.can_train_on(request.user, dataset):
         raise HttpError(403, _("You may not train on this dataset."))
-    problems = spec_check.spec_problems(request.user, payload.spec, dataset)
+    problems = wrong_types(payload.spec, "spec") or spec_check.spec_problems(
+        request.user, payload.spec, dataset
+    )
     if problems:
         return error(_("Some settings are not valid."), 422, problems)
     return {"ok": True, "errors": {}}

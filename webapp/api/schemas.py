@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from ninja import Schema
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from webapp.accounts.actions import LIMIT_MAX
 
@@ -19,6 +19,13 @@ Count = Annotated[int, Field(ge=0, le=MAX_ID)]
 Role = Literal["teacher", "ta", "student"]
 
 
+class Body(Schema):
+    """A JSON request body: each value has the JSON type the schema says (`"5"` is no number and
+    `true` no 1), as the OpenAPI schema promises; path and query strings stay lax."""
+
+    model_config = ConfigDict(strict=True)
+
+
 class ErrorOut(Schema):
     """Every error: what happened for a person, and the message of each field to fix."""
 
@@ -26,7 +33,7 @@ class ErrorOut(Schema):
     errors: dict[str, str]
 
 
-class Credentials(Schema):
+class Credentials(Body):
     username: str = Field(min_length=1, max_length=150)
     password: str = Field(min_length=1, max_length=4096)
     name: str = Field("", max_length=100, description="A label for the token, e.g. 'laptop'.")
@@ -44,7 +51,7 @@ class TokenInfo(Schema):
     last_used_at: datetime | None
 
 
-class Registration(Schema):
+class Registration(Body):
     username: str = Field(min_length=1, max_length=150)
     password: str = Field(min_length=1, max_length=4096)
     join_code: str = Field(min_length=1, max_length=20)
@@ -62,11 +69,11 @@ class MeOut(Schema):
     is_teacher: bool
 
 
-class CourseIn(Schema):
+class CourseIn(Body):
     name: str = Field(min_length=1, max_length=120)
 
 
-class JoinIn(Schema):
+class JoinIn(Body):
     join_code: str = Field(min_length=1, max_length=20)
 
 
@@ -92,7 +99,7 @@ class CourseOut(Schema):
     limits: Limits
 
 
-class CoursePatch(Schema):
+class CoursePatch(Body):
     name: str | None = Field(None, min_length=1, max_length=120)
     archived: bool | None = None
     join_open: bool | None = None
@@ -116,7 +123,7 @@ class MemberOut(Schema):
     active: bool
 
 
-class MemberPatch(Schema):
+class MemberPatch(Body):
     role: Role
 
 
