@@ -84,11 +84,14 @@ function progress(value, time) {
   }
 }
 
+const LOG_LINES = 200; // the newest lines; a long run's thousands would only slow the page
+
 function note(message) {
   const item = document.createElement("li");
   item.textContent = message;
   const log = document.getElementById("log");
   log.append(item);
+  while (log.childElementCount > LOG_LINES) log.firstElementChild.remove();
   log.scrollTop = log.scrollHeight;
 }
 

@@ -707,9 +707,10 @@ def test_exact_and_near_duplicates_are_reported(world):
     dataset = upload_and_ingest(world, "alice", zip_of(files), "classification")
     ids = dict(queries.items_at(dataset).values_list("original_path", "pk"))
     found = dedup.duplicates_in(dataset)
-    assert [sorted(group) for group in found["exact"]] == [
+    assert [sorted(group["ids"]) for group in found["exact"]] == [
         sorted([ids["cat/one.png"], ids["cat/one-again.png"]])
     ]
+    assert found["exact_total"] == 1 and found["exact"][0]["count"] == 2
     near = {(a, b) for a, b, _bits in found["near"]}
     assert near == {tuple(sorted([ids["cat/three.png"], ids["dog/three-nudged.png"]]))}
     page = world.client("alice").get(f"/datasets/{dataset.pk}/").content.decode()

@@ -3,6 +3,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -17,6 +18,9 @@ from webapp.accounts.forms import (
     RosterImportForm,
 )
 from webapp.accounts.models import Course, Membership, Role
+
+COURSES_PER_PAGE = 50
+ROSTER_PER_PAGE = 100
 
 
 def course_for(request, course_id: int, check) -> Course:
@@ -61,16 +65,20 @@ def course_list(request):
             else:
                 messages.success(request, _("You joined %(name)s.") % {"name": membership.course})
                 return redirect("course_detail", course_id=membership.course_id)
-    courses = permissions.visible_courses(request.user).order_by("archived_at", "-created_at")
+    courses = permissions.visible_courses(request.user).order_by(
+        "archived_at", "-created_at", "-pk"
+    )
+    page = Paginator(courses, COURSES_PER_PAGE).get_page(request.GET.get("page"))
     roles = dict(
         Membership.objects.active().filter(user=request.user).values_list("course_id", "role")
     )
-    rows = [(course, roles.get(course.pk)) for course in courses]
+    rows = [(course, roles.get(course.pk)) for course in page]
     return render(
         request,
         "courses/list.html",
         {
             "rows": rows,
+            "page": page,
             "create_form": create_form,
             "join_form": join_form,
             "can_create": permissions.can_create_course(request.user),
@@ -79,14 +87,17 @@ def course_list(request):
 
 
 def _staff_context(request, course: Course) -> dict:
-    members = (
+    everyone = (
         Membership.objects.filter(course=course)
         .select_related("user")
-        .order_by("removed_at", "role", "user__username")
+        .order_by("removed_at", "role", "user__username", "pk")
     )
+    page = Paginator(everyone, ROSTER_PER_PAGE).get_page(request.GET.get("page"))
+    members = list(page)
     return {
         "members": members,
-        "active_count": sum(1 for m in members if m.is_active),
+        "roster_page": page,
+        "active_count": everyone.filter(removed_at__isnull=True).count(),
         "can_manage": permissions.can_manage_course(request.user, course),
         "writable": permissions.course_is_writable(course),
         "roles": Role.choices,

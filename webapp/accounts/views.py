@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.contrib.auth import authenticate, login, logout, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm
+from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -16,6 +17,8 @@ from django.views.decorators.http import require_POST
 from webapp.accounts import actions, permissions, throttle
 from webapp.accounts.forms import LoginForm, RegisterForm, TokenForm
 from webapp.accounts.models import ApiToken
+
+TOKENS_PER_PAGE = 50
 
 
 def _safe_next(request, default: str) -> str:
@@ -113,6 +116,9 @@ def settings_view(request):
             new_token, _token = actions.issue_token(request.user, token_form.cleaned_data["name"])
             token_form = TokenForm()
     tokens = ApiToken.objects.filter(user=request.user, revoked_at__isnull=True)
+    tokens = Paginator(tokens.order_by("-created_at", "-pk"), TOKENS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )  # a script that signs in every day makes a token a day
     return render(
         request,
         "accounts/settings.html",

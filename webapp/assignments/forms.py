@@ -8,6 +8,7 @@ from webapp.assignments import actions
 from webapp.assignments.models import Assignment
 from webapp.datasets.models import Dataset, Status, Visibility
 from webapp.errors import Refused
+from webapp.jobs.results import final_figures
 
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
 
@@ -95,6 +96,6 @@ class SubmitForm(forms.Form):
 
 def _job_label(job) -> str:
     model = job.spec.get("model") if isinstance(job.spec.get("model"), str) else "layers"
-    val = (job.result or {}).get("val") or {}
-    accuracy = f" · val {val['accuracy']:.3f}" if isinstance(val.get("accuracy"), float) else ""
+    value = final_figures(job)["val"]  # from the run's metrics: results can be megabytes
+    accuracy = f" · val {value:.3f}" if isinstance(value, float) else ""
     return f"#{job.pk} · {model}{accuracy} · v{job.dataset_version}"

@@ -36,7 +36,8 @@ def submittable_jobs(assignment: Assignment, user: User) -> QuerySet[Job]:
     ).order_by("-finished_at", "-pk")
 
 
-def _students(assignment: Assignment) -> QuerySet[Membership]:
+def students(assignment: Assignment) -> QuerySet[Membership]:
+    """The class's active students, by user name: the rows of the marks table."""
     return (
         Membership.objects.active()
         .filter(course=assignment.course_id, role=Role.STUDENT)
@@ -56,34 +57,62 @@ class Entry:
     submissions: int
 
 
+def _ranking(assignment: Assignment) -> tuple[list[int], dict[int, tuple], dict[int, int]]:
+    """Students in leaderboard order, each one's (-best, reached at, pk), and submission counts.
+
+    Plain values only: an assignment of a big class has tens of thousands of submissions.
+    """
+    scored = Submission.objects.filter(
+        assignment=assignment,
+        status=SubmissionStatus.SCORED,
+        student__memberships__course=assignment.course_id,
+        student__memberships__role=Role.STUDENT,
+        student__memberships__removed_at__isnull=True,
+    ).order_by()
+    best: dict[int, tuple] = {}  # student → (-score, when, pk) of their best, reached first
+    counts: dict[int, int] = {}
+    for student, score, created_at, pk in scored.values_list(
+        "student", "score", "created_at", "pk"
+    ):
+        key = (-score, created_at, pk)
+        if student not in best or key < best[student]:
+            best[student] = key
+        counts[student] = counts.get(student, 0) + 1
+    return sorted(best, key=best.__getitem__), best, counts
+
+
+def _entries(ranked: list[tuple[int, int]], best: dict, counts: dict) -> list[Entry]:
+    students = User.objects.in_bulk([student for _rank, student in ranked])
+    return [
+        Entry(
+            rank=rank,
+            student=students[student],
+            score=-best[student][0],
+            submitted_at=best[student][1],
+            submissions=counts[student],
+        )
+        for rank, student in ranked
+    ]
+
+
 def leaderboard(assignment: Assignment) -> list[Entry]:
     """Best score per current student; equal scores rank by who reached them first."""
-    scored = (
-        Submission.objects.filter(
-            assignment=assignment,
-            status=SubmissionStatus.SCORED,
-            student__memberships__course=assignment.course_id,
-            student__memberships__role=Role.STUDENT,
-            student__memberships__removed_at__isnull=True,
-        )
-        .select_related("student")
-        .order_by("-score", "created_at", "pk")
-    )
-    counts = {
-        row["student"]: row["n"]
-        for row in scored.order_by().values("student").annotate(n=Count("pk"))
-    }
-    best: dict[int, Entry] = {}
-    for submission in scored:
-        if submission.student_id not in best:
-            best[submission.student_id] = Entry(
-                rank=len(best) + 1,
-                student=submission.student,
-                score=submission.score,
-                submitted_at=submission.created_at,
-                submissions=counts.get(submission.student_id, 0),
-            )
-    return list(best.values())
+    order, best, counts = _ranking(assignment)
+    return _entries(list(enumerate(order, start=1)), best, counts)
+
+
+def leaderboard_top(
+    assignment: Assignment, shown: int, reader: User
+) -> tuple[list, Entry | None, int]:
+    """The first `shown` lines, the reader's own line when it is further down, and how many
+    lines are left out: only those students are read."""
+    order, best, counts = _ranking(assignment)
+    ranked = list(enumerate(order[:shown], start=1))
+    mine = next((rank for rank, student in enumerate(order, start=1) if student == reader.pk), 0)
+    extra = [(mine, reader.pk)] if mine > shown else []
+    entries = _entries(ranked + extra, best, counts)
+    top, own = entries[: len(ranked)], (entries[len(ranked)] if extra else None)
+    return top, own, len(order) - len(top) - len(extra)
 
 
 @dataclass
@@ -97,13 +126,18 @@ class Mark:
     pending: int
 
 
-def marks(assignment: Assignment) -> list[Mark]:
-    """Every active student with their best score, number of submissions and the last one."""
+def marks(assignment: Assignment, memberships=None) -> list[Mark]:
+    """Every active student (or those of `memberships`, a page of `students(assignment)`)
+    with their best score, number of submissions and the last one."""
+    submissions = Submission.objects.filter(assignment=assignment)
+    if memberships is None:
+        memberships = students(assignment)
+    else:
+        memberships = list(memberships)
+        submissions = submissions.filter(student__in=[m.user_id for m in memberships])
     figures = {
         row["student"]: row
-        for row in Submission.objects.filter(assignment=assignment)
-        .values("student")
-        .annotate(
+        for row in submissions.values("student").annotate(
             best=Max("score", filter=Q(status=SubmissionStatus.SCORED)),
             n=Count("pk"),
             last=Max("created_at"),
@@ -113,7 +147,7 @@ def marks(assignment: Assignment) -> list[Mark]:
         )
     }
     rows = []
-    for membership in _students(assignment):
+    for membership in memberships:
         row = figures.get(membership.user_id, {})
         rows.append(
             Mark(

@@ -5,6 +5,8 @@ import csv
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -18,14 +20,21 @@ from webapp.assignments import actions, queries, scoring
 from webapp.assignments.forms import AssignmentForm, SubmitForm
 from webapp.assignments.models import Assignment
 from webapp.assignments.text import render_markdown
+from webapp.datasets.models import Visibility
 from webapp.errors import Refused
 
 CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # Excel would run such a cell as a formula
+ASSIGNMENTS_PER_PAGE = 50
+LEADERS_SHOWN = 50  # the top of the leaderboard (and the reader's own line below it)
+MARKS_PER_PAGE = 100
+RUNS_OFFERED = 100  # a student's newest finished runs offered for submission
+CHOICES = 100  # datasets offered by the assignment form, of each kind (handouts, others)
 
 
 def _assignment(request, assignment_id: int) -> Assignment:
     assignment = (
         Assignment.objects.select_related("course", "dataset", "hidden_test")
+        .defer("dataset__report", "hidden_test__report")
         .filter(pk=assignment_id)
         .first()
     )
@@ -37,7 +46,13 @@ def _assignment(request, assignment_id: int) -> Assignment:
 @login_required
 def course_assignments(request, course_id: int):
     course = course_for(request, course_id, permissions.can_view_course)
-    assignments = list(course.assignments.select_related("dataset"))
+    page = Paginator(
+        course.assignments.select_related("dataset")
+        .defer("dataset__report")
+        .order_by("-deadline", "-pk"),
+        ASSIGNMENTS_PER_PAGE,
+    ).get_page(request.GET.get("page"))
+    assignments = list(page)
     best = queries.best_scores(course.pk, [a.pk for a in assignments])
     for assignment in assignments:
         assignment.my_best = best.get((request.user.pk, assignment.pk))
@@ -47,6 +62,7 @@ def course_assignments(request, course_id: int):
         {
             "course": course,
             "assignments": assignments,
+            "page": page,
             "can_create": permissions.can_manage_assignment(request.user, course)
             and permissions.course_is_writable(course),
             "is_staff": permissions.can_view_roster(request.user, course),
@@ -54,8 +70,19 @@ def course_assignments(request, course_id: int):
     )
 
 
+def _offer_few(field, current_id: int | None) -> None:
+    """Handed-out datasets, the newest others (a class may share thousands) and the current one."""
+    choices = field.queryset
+    newest = list(choices.order_by("-created_at", "-pk").values_list("pk", flat=True)[:CHOICES])
+    handouts = choices.filter(visibility=Visibility.HANDOUT).values_list("pk", flat=True)
+    keep = Q(pk__in=newest) | Q(pk__in=handouts[:CHOICES]) | Q(pk=current_id)
+    field.queryset = choices.filter(keep)
+
+
 def _edit(request, course: Course, assignment: Assignment | None):
     form = AssignmentForm(request.POST or None, instance=assignment, course=course)
+    _offer_few(form.fields["dataset"], assignment.dataset_id if assignment else None)
+    _offer_few(form.fields["hidden_test"], assignment.hidden_test_id if assignment else None)
     if request.method == "POST" and form.is_valid():
         try:
             saved = actions.save_assignment(request.user, course, form.cleaned_data, assignment)
@@ -89,20 +116,34 @@ def assignment_edit(request, assignment_id: int):
     return _edit(request, assignment.course, assignment)
 
 
+def _leaders(assignment: Assignment, user) -> dict:
+    """The top of the leaderboard, the reader's own line when it is further down, and the rest."""
+    top, mine, left_out = queries.leaderboard_top(assignment, LEADERS_SHOWN, user)
+    return {"leaderboard": top, "my_entry": mine, "leaders_not_shown": left_out}
+
+
 def _live_context(request, assignment: Assignment) -> dict:
     """What the live part of the page shows; students never get other students' details."""
     user = request.user
     context = {
         "assignment": assignment,
         "course": assignment.course,
-        "leaderboard": queries.leaderboard(assignment),
+        **_leaders(assignment, user),
         "names_visible": permissions.can_see_leaderboard_names(user, assignment),
         "is_staff": permissions.can_view_marks(user, assignment),
     }
     if context["is_staff"]:
-        context["marks"] = queries.marks(assignment)
+        page = Paginator(queries.students(assignment), MARKS_PER_PAGE).get_page(
+            request.GET.get("page")
+        )
+        context["marks_page"] = page
+        context["marks"] = queries.marks(assignment, page.object_list)
     else:
-        mine = list(assignment.submissions.filter(student=user).select_related("job")[:50])
+        mine = list(
+            assignment.submissions.filter(student=user)
+            .select_related("job")
+            .defer("job__result")[:50]
+        )
         for submission in mine:
             submission.reason = scoring.error_text(submission) if submission.error else ""
         context["mine"] = mine
@@ -124,7 +165,9 @@ def assignment_detail(request, assignment_id: int):
     )
     if can_submit:
         jobs = queries.submittable_jobs(assignment, request.user)
-        context["submit_form"] = SubmitForm(jobs=jobs) if jobs.exists() else None
+        newest = list(jobs.values_list("pk", flat=True)[:RUNS_OFFERED])
+        offered = jobs.filter(pk__in=newest).defer("result")  # labels read the run's metrics
+        context["submit_form"] = SubmitForm(jobs=offered) if newest else None
     return render(request, "assignments/detail.html", context)
 
 

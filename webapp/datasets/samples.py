@@ -39,6 +39,18 @@ class Sample:
     description: dict[str, str]
     count: int  # images it yields
     build: Callable[[], ImportResult]
+
+    def in_language(self, language: str | None) -> dict:
+        """What the sample list shows, in one interface language (English when not Japanese)."""
+        code = "ja" if (language or "").lower().startswith("ja") else "en"
+        return {
+            "key": self.key,
+            "task": self.task,
+            "count": self.count,
+            "title": self.title[code],
+            "description": self.description[code],
+        }
+
     image_shape: tuple[int, ...]  # of each image's pixels, uint8: (H, W) or (H, W, 3)
 
     @property

@@ -7,6 +7,7 @@ from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -16,7 +17,11 @@ from webapp.datasets import actions, dedup, queries, quota, splits
 from webapp.datasets.models import Dataset, Item, Split, Status, Task, Visibility
 from webapp.datasets.samples import SAMPLES
 
-PAGE_SIZE = 120
+PAGE_SIZE = 120  # gallery tiles per page
+DATASETS_PER_PAGE = 50
+CLASSES_PER_PAGE = 50  # class bars and split rows on the dataset page
+CLASS_CHOICES = 100  # above this many classes, forms take a typed class name, not a list
+SHAPES_SHOWN = 500  # annotations drawn on an image's page
 
 
 def _dataset_for(request, dataset_id: int, check=permissions.can_view_dataset) -> Dataset:
@@ -32,9 +37,15 @@ def _dataset_for(request, dataset_id: int, check=permissions.can_view_dataset) -
 @login_required
 def course_datasets(request, course_id: int):
     course = course_for(request, course_id, permissions.can_view_course)
-    datasets = list(
-        permissions.visible_datasets(request.user, course).select_related("owner", "course")
+    visible = (
+        permissions.visible_datasets(request.user, course)
+        .select_related("owner", "course")
+        .defer("report")  # up to 5,000 refused files each: only a dataset's own page shows them
     )
+    page = Paginator(visible.order_by("-created_at", "-pk"), DATASETS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    datasets = list(page)
     for dataset in datasets:
         dataset.owner_visible = permissions.can_see_dataset_owner(request.user, dataset)
     may_hand_out = permissions.can_view_roster(request.user, course)
@@ -47,7 +58,8 @@ def course_datasets(request, course_id: int):
         {
             "course": course,
             "datasets": datasets,
-            "samples": SAMPLES.values(),
+            "page": page,
+            "samples": [s.in_language(get_language()) for s in SAMPLES.values()],
             "tasks": Task.choices,
             "visibilities": [
                 (value, label)
@@ -84,6 +96,7 @@ def _detail_context(request, dataset: Dataset) -> dict:
     full = permissions.can_view_images(request.user, dataset)
     classes = queries.class_counts(dataset)
     top = max([c["count"] for c in classes], default=0) or 1  # classes may all be empty
+    shown = Paginator(classes, CLASSES_PER_PAGE).get_page(request.GET.get("classes"))
     version = dataset.versions.filter(number=dataset.head).first()
     return {
         "dataset": dataset,
@@ -92,11 +105,15 @@ def _detail_context(request, dataset: Dataset) -> dict:
         "owner_visible": permissions.can_see_dataset_owner(request.user, dataset),
         "can_edit": permissions.can_edit_dataset(request.user, dataset)
         and permissions.course_is_writable(dataset.course),
-        "classes": [{**c, "percent": round(100 * c["count"] / top)} for c in classes],
-        "num_images": queries.items_at(dataset).count() if dataset.head else 0,
+        "classes": [{**c, "percent": round(100 * c["count"] / top)} for c in shown],
+        "class_page": shown,
+        "class_total": len(classes),
+        "class_choices": classes if len(classes) <= CLASS_CHOICES else None,
+        "num_images": queries.image_count(dataset),
+        "sample": _sample_of(dataset),
         "version": version,
         "versions": dataset.versions.all()[:20] if full else [],
-        "split_rows": _split_rows(version, classes) if full and version else [],
+        "split_rows": _split_rows(version, shown) if full and version else [],
         "report": dataset.report or {},
         "is_staff_view": permissions.can_view_roster(request.user, dataset.course),
         "can_train": dataset.task == "classification"
@@ -105,10 +122,21 @@ def _detail_context(request, dataset: Dataset) -> dict:
         and permissions.can_train_on(request.user, dataset),
         "jobs": [
             job
-            for job in dataset.jobs.select_related("owner", "course")[:10]
+            for job in dataset.jobs.select_related("owner", "course").defer("result")[:10]
             if permissions.can_view_job(request.user, job)
         ],
     }
+
+
+def _sample_of(dataset: Dataset) -> dict | None:
+    """The built-in sample a dataset was copied from, named in the reader's language.
+
+    The copy keeps the name it was given (in its copier's language, one name for the whole
+    class); the sample it came from is named in whatever language the reader uses.
+    """
+    key = dataset.source.removeprefix("sample:") if dataset.source.startswith("sample:") else ""
+    sample = SAMPLES.get(key)
+    return sample.in_language(get_language()) if sample else None
 
 
 def _split_rows(version, classes) -> list[dict]:
@@ -152,10 +180,15 @@ def gallery(request, dataset_id: int):
     dataset = _dataset_for(request, dataset_id, permissions.can_view_images)
     split = request.GET.get("split", "")
     category = request.GET.get("class", "")
+    names = queries.category_names(dataset)
+    typed = request.GET.get("class_name", "").strip()
+    if typed and not category:  # a class typed by name, when there are too many to list
+        category = next((str(i) for i, name in names.items() if name == typed), "none")
     items = queries.filter_items(queries.items_at(dataset), dataset, split, category)
     paginator = Paginator(items.select_related("image").order_by("id"), PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
-    categories = queries.categories_at(dataset)
+    for item in page:
+        item.label = names.get(item.category_index, "")
     return render(
         request,
         "datasets/gallery.html",
@@ -163,14 +196,21 @@ def gallery(request, dataset_id: int):
             "dataset": dataset,
             "course": dataset.course,
             "page": page,
-            "names": {c.index: c.name for c in categories},
-            "categories": categories,
+            "categories": _choices(names),
+            "class_name": typed,
             "split": split,
             "category": category,
             "can_edit": permissions.can_edit_dataset(request.user, dataset)
             and permissions.course_is_writable(dataset.course),
         },
     )
+
+
+def _choices(names: dict[int, str]) -> list[dict] | None:
+    """Classes to choose from a list; None when there are too many to list (type a name)."""
+    if len(names) > CLASS_CHOICES:
+        return None
+    return [{"index": index, "name": name} for index, name in names.items()]
 
 
 def _item_for(request, dataset_id: int, item_id: int) -> tuple[Dataset, Item]:
@@ -196,7 +236,11 @@ def item_detail(request, dataset_id: int, item_id: int):
             "course": dataset.course,
             "item": item,
             "label": names.get(item.category_index),
-            "shapes": dedup.overlay_shapes(item, names, keypoint_names, skeleton),
+            "shapes": dedup.overlay_shapes(
+                item.annotations.all()[:SHAPES_SHOWN], names, keypoint_names, skeleton
+            ),
+            "objects": item.annotations.count(),
+            "shapes_shown": SHAPES_SHOWN,
             "leaks": dedup.item_leaks(request.user, dataset, item),
         },
     )
@@ -235,6 +279,21 @@ def item_thumb(request, dataset_id: int, item_id: int):
     return _serve(image.thumb, content_type)
 
 
+def _class_index(dataset: Dataset, post, field: str) -> int:
+    """A class chosen from a list (its index) or, with many classes, typed by name."""
+    if post.get(field, "").isdigit():
+        return int(post[field])
+    name = post.get(f"{field}_name", "").strip()
+    if not name:
+        raise KeyError(field)
+    for category in queries.categories_at(dataset):
+        if category.name == name:
+            return category.index
+    raise actions.DatasetError(
+        _("This dataset has no class called “%(name)s”; check the spelling.") % {"name": name}
+    )
+
+
 @login_required
 @require_POST
 def edit(request, dataset_id: int):
@@ -251,11 +310,12 @@ def edit(request, dataset_id: int):
         elif op == "delete":
             actions.delete_items(dataset, request.user, items)
         elif op == "rename_class":
-            actions.rename_category(dataset, request.user, int(post["index"]), post.get("name", ""))
+            index = _class_index(dataset, post, "index")
+            actions.rename_category(dataset, request.user, index, post.get("name", ""))
         elif op == "merge_classes":
-            actions.merge_categories(
-                dataset, request.user, int(post["source"]), int(post["target"])
-            )
+            source = _class_index(dataset, post, "source")
+            target = _class_index(dataset, post, "target")
+            actions.merge_categories(dataset, request.user, source, target)
         elif op == "resplit":
             settings = splits.SplitSettings(
                 val=float(post.get("val", 20)) / 100,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.db.models import Count, FloatField, Max, Q, Sum
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce
@@ -23,6 +24,7 @@ from webapp.jobs.models import Job, JobStatus
 
 SCORE_COLUMNS = 3  # the latest assignments get a column each; the rest are one click away
 LISTED = 15  # running and waiting jobs listed; the queue page has them all
+STUDENTS_PER_PAGE = 100
 
 
 def _float(path: str):
@@ -89,15 +91,21 @@ def _when(moment: datetime | None) -> str:
     return f"{local.month}/{local.day} {local:%H:%M}"
 
 
-def student_rows(course: Course, assignments: list) -> list[StudentRow]:
-    """Every active student of the class with the figures of their runs and best scores."""
-    students = (
+def _students(course: Course):
+    return (
         Membership.objects.active()
         .filter(course=course, role=Role.STUDENT)
         .select_related("user")
         .order_by("user__username")
     )
-    figures = _job_figures(course)
+
+
+def student_rows(
+    course: Course, assignments: list, students=None, figures: dict | None = None
+) -> list[StudentRow]:
+    """Active students of the class (all, or the given memberships) with their figures."""
+    students = _students(course) if students is None else students
+    figures = _job_figures(course) if figures is None else figures
     best = assignment_queries.best_scores(course.pk, [a.pk for a in assignments])
     quota = course.gpu_minutes_per_student
     rows = []
@@ -124,10 +132,16 @@ def student_rows(course: Course, assignments: list) -> list[StudentRow]:
     return rows
 
 
-def dashboard_context(course: Course) -> dict:
-    """Everything the dashboard shows, in a fixed number of queries."""
+def dashboard_context(course: Course, page_number=None) -> dict:
+    """Everything the dashboard shows (a page of students), in a fixed number of queries."""
     assignments = list(course.assignments.order_by("-deadline", "-pk")[:SCORE_COLUMNS])
-    rows = student_rows(course, assignments)
+    page = Paginator(_students(course), STUDENTS_PER_PAGE).get_page(page_number)
+    figures = _job_figures(course)
+    rows = student_rows(course, assignments, page.object_list, figures)
+    student_ids = set(_students(course).values_list("user_id", flat=True))
+    gpu_seconds = sum(
+        row.get("gpu") or 0.0 for owner, row in figures.items() if owner in student_ids
+    )
     # Results (confusion matrices, misclassified lists) are big and not shown here.
     jobs = Job.objects.filter(course=course).select_related("owner").defer("result")
     running = list(jobs.filter(status=JobStatus.RUNNING).order_by("started_at", "pk")[:LISTED])
@@ -138,6 +152,8 @@ def dashboard_context(course: Course) -> dict:
     return {
         "course": course,
         "rows": rows,
+        "page": page,
+        "student_count": page.paginator.count,
         "assignments": assignments,
         "running": running,
         "running_count": (
@@ -147,7 +163,7 @@ def dashboard_context(course: Course) -> dict:
         "waiting_count": len(shown) if len(shown) < LISTED else waiting.count(),
         "quota": course.gpu_minutes_per_student,
         "queue_url": _queue_url(course),
-        "gpu_minutes_total": _minutes(sum(r.gpu_minutes for r in rows)),
+        "gpu_minutes_total": _minutes(gpu_seconds / 60),
     }
 
 
@@ -174,11 +190,13 @@ def _course(request, course_id: int) -> Course:
 @login_required
 def course_dashboard(request, course_id: int):
     course = _course(request, course_id)
-    return render(request, "front/dashboard.html", dashboard_context(course))
+    context = dashboard_context(course, request.GET.get("page"))
+    return render(request, "front/dashboard.html", context)
 
 
 @login_required
 def dashboard_live(request, course_id: int):
     """The part of the dashboard the page refreshes when a job or a submission changes."""
     course = _course(request, course_id)
-    return render(request, "front/_dashboard_live.html", dashboard_context(course))
+    context = dashboard_context(course, request.GET.get("page"))
+    return render(request, "front/_dashboard_live.html", context)

@@ -15,6 +15,7 @@ from webapp.datasets.models import Dataset, Status
 from webapp.datasets.views import _dataset_for
 from webapp.jobs import actions, catalog, launch_form, launch_groups, spec_check
 from webapp.jobs.models import Job, JobGroup, JobStatus
+from webapp.jobs.results import final_figures
 
 MAX_RUNS = 100  # earlier runs listed as transfer sources
 PREVIEW_IMAGES = 4
@@ -44,7 +45,12 @@ def earlier_runs(user, dataset: Dataset) -> list[Job]:
     jobs = Job.objects.filter(course=course, status=JobStatus.SUCCEEDED)
     if not permissions.can_view_roster(user, course):
         jobs = jobs.filter(owner=user)  # a narrower query; can_view_job decides below
-    jobs = jobs.select_related("owner", "course", "dataset").order_by("-finished_at", "-pk")
+    jobs = (
+        jobs.select_related("owner", "course", "dataset")
+        # Results (a 1,000-class run's is megabytes) and upload reports are not shown here.
+        .defer("result", "dataset__report")
+        .order_by("-finished_at", "-pk")
+    )
     return [
         job
         for job in jobs[:MAX_RUNS]
@@ -147,7 +153,7 @@ def _context(request, dataset: Dataset, form: launch_form.TrainForm, runs: list[
         "course": dataset.course,
         "ready": ready,
         "classes": categories,
-        "num_images": queries.items_at(dataset).count() if dataset.head else 0,
+        "num_images": queries.image_count(dataset),
         "form": form,
         "values": values,
         "errors": errors,
@@ -184,8 +190,8 @@ def _field(setting: launch_form.Setting, form: launch_form.TrainForm) -> dict:
 def _run_option(user, run: Job, dataset: Dataset) -> dict:
     model = run.spec.get("model")
     name = model if isinstance(model, str) else _("%(n)s layers") % {"n": len(model or [])}
-    result = run.result or {}
-    accuracy = (result.get("test") or result.get("val") or {}).get("accuracy")
+    figures = final_figures(run)
+    accuracy = figures["test"] if figures["test"] is not None else figures["val"]
     parts = [f"#{run.pk} {name}", f"{run.dataset.name} v{run.dataset_version}"]
     if accuracy is not None:
         parts.append(_("accuracy %(acc)s%%") % {"acc": f"{100 * accuracy:.1f}"})

@@ -9,14 +9,16 @@ from django.views.decorators.http import require_POST
 from webapp.accounts import permissions
 from webapp.accounts.course_views import course_for
 from webapp.jobs import actions, scheduler
-from webapp.jobs.queue import queue_for
+from webapp.jobs.queue import queue_page
 from webapp.jobs.views import _job_for
+
+ROWS_SHOWN = 100  # the front of a long line (a student's own jobs included)
 
 
 @login_required
 def course_queue(request, course_id: int):
     course = course_for(request, course_id, permissions.can_view_course)
-    rows = queue_for(request.user, course)
+    rows, not_shown = queue_page(request.user, course, ROWS_SHOWN)
     template = "jobs/_queue.html" if request.headers.get("HX-Request") else "jobs/queue.html"
     return render(
         request,
@@ -24,6 +26,7 @@ def course_queue(request, course_id: int):
         {
             "course": course,
             "rows": rows,
+            "not_shown": not_shown,
             "staff": permissions.can_view_roster(request.user, course),
             "can_reorder": permissions.can_reorder_queue(request.user, course)
             and permissions.course_is_writable(course),

@@ -1,21 +1,20 @@
-"""Result pages: a finished job's results, the images behind a confusion cell, compare, Try it."""
+"""Result pages: a finished job's results, the images behind a confusion cell, Try it."""
 
+import heapq
 import json
 from pathlib import Path
 
+import numpy as np
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.files.storage import default_storage
-from django.http import Http404, JsonResponse
+from django.db.models.fields.json import KeyTransform
+from django.http import Http404
 from django.shortcuts import render
-from django.urls import reverse
-from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from webapp.accounts import permissions
 from webapp.datasets import queries
-from webapp.converters import is_id
-from webapp.jobs.models import FINISHED, Job, JobEvent, JobGroup, JobStatus
-from webapp.jobs.views import _job_for
+from webapp.jobs.models import Job, JobStatus
 
 # Only these names are ever served from a job's folder (never a path from the request).
 ARTIFACTS = {
@@ -27,7 +26,11 @@ ARTIFACTS = {
 # Per-image predictions the trainer writes (trainer.loops.classification.*_PREDICTIONS).
 PREDICTIONS = {"test": "predictions_test.json", "val": "predictions_val.json"}
 CELL_LIMIT = 300  # images listed for one confusion cell
-COMPARE_MIN, COMPARE_MAX, GROUP_MAX = 2, 6, 12
+CONFUSION_DRAWN = 30  # classes up to which the whole matrix is drawn; above, the top mix-ups
+MIX_UPS_SHOWN = 30
+PER_CLASS_SHOWN = 50  # rows of the per-class table (the weakest classes first when more)
+MISTAKES_SHOWN = 200  # misclassified images drawn (the trainer keeps at most 200)
+RESULT_CACHE_SECONDS = 3600
 
 
 def artifact_path(job_id: int, name: str) -> Path | None:
@@ -40,7 +43,35 @@ def artifact_path(job_id: int, name: str) -> Path | None:
 
 def class_names(job: Job) -> list[str]:
     """Class names in the order the trainer numbered them (the version's categories)."""
-    return [c.name for c in queries.categories_at(job.dataset, job.dataset_version)]
+    return list(queries.category_names(job.dataset, job.dataset_version).values())
+
+
+def final_figures(job: Job) -> dict:
+    """Test accuracy, validation accuracy and k-fold mean of a run, from the small `metrics`
+    the reporter keeps; read from the (large) result only for runs older than those figures."""
+    metrics = job.metrics or {}
+    if any(key in metrics for key in ("test_accuracy", "val_accuracy", "kfold_mean")):
+        return {
+            "test": metrics.get("test_accuracy"),
+            "val": metrics.get("val_accuracy"),
+            "mean": metrics.get("kfold_mean"),
+        }
+    result = job.result or {}
+    return {
+        "test": (result.get("test") or {}).get("accuracy"),
+        "val": (result.get("val") or {}).get("accuracy"),
+        "mean": result.get("mean_accuracy"),
+    }
+
+
+def _viewed_job(request, job_id: int) -> Job:
+    """The job when the viewer may see it (as jobs.views._job_for), read without its result
+    and its dataset's upload report: megabytes each for a run of a thousand classes."""
+    jobs = Job.objects.select_related("course", "dataset", "owner")
+    job = jobs.defer("result", "dataset__report").filter(pk=job_id).first()
+    if job is None or not permissions.can_view_job(request.user, job):
+        raise Http404
+    return job
 
 
 def flatten(spec: dict, prefix: str = "") -> dict[str, object]:
@@ -55,9 +86,8 @@ def flatten(spec: dict, prefix: str = "") -> dict[str, object]:
     return flat
 
 
-def evaluated_split(job: Job) -> tuple[str, dict]:
+def evaluated_split(result: dict) -> tuple[str, dict]:
     """The split the results show: the test split, or validation when there are no test images."""
-    result = job.result or {}
     if result.get("test"):
         return "test", result["test"]
     return "val", result.get("val") or {}
@@ -86,10 +116,48 @@ def _name(names: list[str], index: int) -> str:
     return names[index] if 0 <= index < len(names) else str(index)
 
 
+def _mix_ups(confusion: list[list[int]], names: list[str]) -> list[dict]:
+    """The off-diagonal cells with the most images: which classes the model confused most."""
+    try:
+        counts = np.array(confusion, dtype=np.int64)  # (C, C): rows true, columns predicted
+    except (TypeError, ValueError):  # not a square table of counts: nothing to point at
+        return []
+    if counts.ndim != 2:
+        return []
+    np.fill_diagonal(counts, 0)
+    flat = counts.ravel()
+    top = (
+        np.argpartition(flat, -MIX_UPS_SHOWN)[-MIX_UPS_SHOWN:]
+        if flat.size > MIX_UPS_SHOWN
+        else np.arange(flat.size)
+    )
+    cells = sorted(
+        ((int(flat[i]), *divmod(int(i), counts.shape[1])) for i in top if flat[i] > 0),
+        key=lambda cell: (-cell[0], cell[1], cell[2]),
+    )
+    return [
+        {
+            "true": true,
+            "predicted": predicted,
+            "count": count,
+            "true_name": _name(names, true),
+            "predicted_name": _name(names, predicted),
+        }
+        for count, true, predicted in cells
+    ]
+
+
+def _per_class(rows: list[dict], names: list[str]) -> list[dict]:
+    """The per-class table; with many classes only the weakest ones (lowest F1)."""
+    if len(rows) > PER_CLASS_SHOWN:
+        rows = sorted(rows, key=lambda row: (row.get("f1") or 0.0, row["class"]))[:PER_CLASS_SHOWN]
+    return [{**row, "name": _name(names, row["class"])} for row in rows]
+
+
 def _misclassified(rows: list[dict], names: list[str]) -> list[dict]:
     return [
         {
-            **row,
+            **{key: value for key, value in row.items() if key != "probabilities"},  # 1 per class
             "true_name": _name(names, row["true"]),
             "predicted_name": _name(names, row["predicted"]),
             "true_probability": (row.get("probabilities") or [None] * (row["true"] + 1))[
@@ -100,23 +168,55 @@ def _misclassified(rows: list[dict], names: list[str]) -> list[dict]:
     ]
 
 
+def _val_figures(result: dict) -> dict:
+    accuracy = (result.get("val") or {}).get("accuracy")
+    return {} if accuracy is None else {"accuracy": accuracy}
+
+
+def result_summary(job: Job) -> dict:
+    """What the result partial shows of a finished run's result, bounded, cached per run.
+
+    A run's result never changes once it has finished, and for a thousand classes it is
+    megabytes of JSON (a confusion matrix per split): it is read once, not on every view.
+    """
+    finished = job.finished_at.timestamp() if job.finished_at else 0
+    key = f"job-result:{job.pk}:{job.attempts}:{finished:.6f}"
+    summary = cache.get(key)
+    if summary is not None:
+        return summary
+    result = Job.objects.filter(pk=job.pk).values_list("result", flat=True).first() or {}
+    names = class_names(job)
+    split, evaluation = evaluated_split(result)
+    confusion = evaluation.get("confusion") or []
+    drawn = len(confusion) <= CONFUSION_DRAWN
+    per_class = evaluation.get("per_class") or []
+    figures = ("accuracy", "top5", "loss")
+    summary = {
+        "names": names if drawn else [],
+        "split": split,
+        "evaluation": {key: evaluation.get(key) for key in figures} if evaluation else {},
+        "val": _val_figures(result) if split == "test" else {},
+        "kfold": {key: result.get(key) for key in ("folds", "mean_accuracy", "std_accuracy")}
+        if "folds" in result
+        else None,
+        "confusion": _confusion_rows(confusion, names) if drawn else [],
+        "mix_ups": [] if drawn else _mix_ups(confusion, names),
+        "confusion_size": len(confusion),
+        "per_class": _per_class(per_class, names),
+        "per_class_total": len(per_class),
+        "misclassified": _misclassified(
+            (evaluation.get("misclassified") or [])[:MISTAKES_SHOWN], names
+        ),
+    }
+    cache.set(key, summary, RESULT_CACHE_SECONDS)
+    return summary
+
+
 def result_context(job: Job, user) -> dict:
     """What the result partial shows about a finished job."""
-    names = class_names(job)
-    result = job.result or {}
-    split, evaluation = evaluated_split(job)
     return {
+        **result_summary(job),
         "job": job,
-        "names": names,
-        "split": split,
-        "evaluation": evaluation,
-        "val": (result.get("val") or {}) if split == "test" else {},
-        "kfold": result if "folds" in result else None,
-        "confusion": _confusion_rows(evaluation.get("confusion") or [], names),
-        "per_class": [
-            {**row, "name": _name(names, row["class"])} for row in evaluation.get("per_class") or []
-        ],
-        "misclassified": _misclassified(evaluation.get("misclassified") or [], names),
         "show_images": permissions.can_view_images(user, job.dataset),
         "started": _started_event(job),
         "spec_rows": sorted(flatten(job.spec).items()),
@@ -132,41 +232,42 @@ def result_context(job: Job, user) -> dict:
 @login_required
 def job_result(request, job_id: int):
     """The result partial of the job page (loaded once the job has succeeded)."""
-    job = _job_for(request, job_id)
+    job = _viewed_job(request, job_id)  # result_summary reads the result, once
     if job.status != JobStatus.SUCCEEDED:
         return render(request, "jobs/_result_pending.html", {"job": job})
     return render(request, "jobs/_result.html", result_context(job, request.user))
 
 
-def _cell_rows(job: Job, true: int, predicted: int) -> tuple[list[dict], bool]:
+def _cell_rows(job: Job, split: str, true: int, predicted: int) -> tuple[list[dict], bool]:
     """The images of one (true, predicted) cell; False when only the mistakes were kept."""
-    split, evaluation = evaluated_split(job)
     path = Path(default_storage.path(f"jobs/{job.pk}")) / PREDICTIONS[split]
     if path.is_file():
         rows = json.loads(path.read_text(encoding="utf-8"))
         complete = True
     else:  # trained before per-image predictions were written: the stored mistakes only
-        rows = evaluation.get("misclassified") or []
+        mistakes = KeyTransform("misclassified", KeyTransform(split, "result"))
+        rows = Job.objects.filter(pk=job.pk).values_list(mistakes, flat=True).first() or []
         complete = False
     picked = [r for r in rows if r["true"] == true and r["predicted"] == predicted]
-    return sorted(picked, key=lambda r: -r["confidence"]), complete
+    return picked, complete
 
 
 @login_required
 def confusion_cell(request, job_id: int, true: int, predicted: int):
     """The evaluated images that are `true` and were predicted as `predicted`."""
-    job = _job_for(request, job_id)
+    job = _viewed_job(request, job_id)
     names = class_names(job)
     if job.status != JobStatus.SUCCEEDED or true >= len(names) or predicted >= len(names):
         raise Http404
-    rows, complete = _cell_rows(job, true, predicted)
+    split = "test" if final_figures(job)["test"] is not None else "val"  # as evaluated_split
+    rows, complete = _cell_rows(job, split, true, predicted)
     context = {
         "job": job,
         "course": job.course,
-        "split": evaluated_split(job)[0],
+        "split": split,
         "true_name": names[true],
         "predicted_name": names[predicted],
-        "rows": rows[:CELL_LIMIT],
+        "rows": heapq.nlargest(CELL_LIMIT, rows, key=lambda r: r["confidence"]),
         "count": len(rows),
         "complete": complete or true != predicted,
         "show_images": permissions.can_view_images(request.user, job.dataset),
@@ -178,144 +279,10 @@ def confusion_cell(request, job_id: int, true: int, predicted: int):
 @login_required
 def try_page(request, job_id: int):
     """Try a succeeded job's model on your own image or the webcam."""
-    job = _job_for(request, job_id)
+    job = _viewed_job(request, job_id)
     context = {
         "job": job,
         "course": job.course,
         "can_try": job.status == JobStatus.SUCCEEDED and artifact_path(job.pk, "model.safetensors"),
     }
     return render(request, "jobs/try.html", context)
-
-
-# --- compare ---------------------------------------------------------------------------------
-
-
-def _curves(jobs: list[Job]) -> dict[int, list[dict]]:
-    """Per job, one point per epoch (the latest attempt's; k folds averaged)."""
-    latest: dict[tuple, dict] = {}
-    events = JobEvent.objects.filter(job__in=jobs, kind="epoch").order_by("number")
-    for job_id, data in events.values_list("job_id", "data"):
-        latest[(job_id, data.get("fold", 0), data.get("epoch"))] = data
-    by_epoch: dict[int, dict[int, list[dict]]] = {job.pk: {} for job in jobs}
-    for (job_id, _fold, epoch), data in latest.items():
-        by_epoch[job_id].setdefault(epoch, []).append(data)
-    curves = {}
-    for job_id, epochs in by_epoch.items():
-        points = []
-        for epoch in sorted(epochs):
-            folds = epochs[epoch]
-            point = {"epoch": epoch}
-            for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
-                values = [d[key] for d in folds if d.get(key) is not None]
-                point[key] = sum(values) / len(values) if values else None
-            points.append(point)
-        curves[job_id] = points
-    return curves
-
-
-TRANSFER_MODE_NAMES = {
-    "scratch": gettext_lazy("From scratch"),
-    "feature_extraction": gettext_lazy("Feature extraction"),
-    "fine_tuning": gettext_lazy("Fine-tuning"),
-}
-
-
-def _run_label(job: Job) -> str:
-    """How a run is named on charts: its value of the compared setting, in the reader's words."""
-    if job.group_id and job.group.variable == "transfer.mode":
-        return str(TRANSFER_MODE_NAMES.get(job.label, job.label))
-    return job.label or _("job %(id)s") % {"id": job.pk}
-
-
-def compare_data(jobs: list[Job]) -> dict:
-    """Curves, final figures and the spec fields that differ, for the compare page."""
-    curves = _curves(jobs)
-    runs = []
-    for job in jobs:
-        points = curves[job.pk]
-        val_accs = [p["val_acc"] for p in points if p["val_acc"] is not None]
-        result = job.result or {}
-        test = (result.get("test") or {}).get("accuracy", result.get("mean_accuracy"))
-        runs.append(
-            {
-                "id": job.pk,
-                "label": _run_label(job),
-                "url": reverse("job_detail", args=[job.pk]),
-                "status": job.status,
-                "status_label": job.get_status_display(),
-                "finished": job.status in FINISHED,
-                "best_val_acc": max(val_accs) if val_accs else None,
-                "test_accuracy": test,
-                "points": points,
-            }
-        )
-    specs = [
-        {**flatten(job.spec), _("dataset"): f"{job.dataset.name} v{job.dataset_version}"}
-        for job in jobs
-    ]
-    fields = sorted({key for spec in specs for key in spec})
-    differ = [
-        {"field": field, "values": [spec.get(field, "—") for spec in specs]}
-        for field in fields
-        if len({json.dumps(spec.get(field), sort_keys=True, default=str) for spec in specs}) > 1
-    ]
-    return {"runs": runs, "differ": differ}
-
-
-def _render_compare(request, jobs: list[Job], *, title: str, group=None, error: str = ""):
-    if error:
-        return render(request, "jobs/compare.html", {"error": error, "title": title}, status=400)
-    data = compare_data(jobs)
-    if request.GET.get("format") == "json":
-        return JsonResponse(data)
-    course = jobs[0].course if jobs else (group.course if group else None)
-    context = {"title": title, "group": group, "course": course, "data": data, "jobs": jobs}
-    return render(request, "jobs/compare.html", context)
-
-
-def _visible(request, jobs: list[Job]) -> list[Job]:
-    if any(not permissions.can_view_job(request.user, job) for job in jobs):
-        raise Http404
-    return jobs
-
-
-def _parse_ids(raw: str) -> list[int] | None:
-    parts = [p.strip() for p in raw.split(",") if p.strip()]
-    if not all(is_id(p) for p in parts):  # ASCII digits that fit a database id
-        return None
-    return list(dict.fromkeys(int(p) for p in parts))  # unique, in the order asked
-
-
-@login_required
-def compare(request):
-    """`/compare/?jobs=1,2,3`: two to six runs the viewer may see, overlaid."""
-    title = _("Compare runs")
-    ids = _parse_ids(request.GET.get("jobs", ""))
-    if ids is None:
-        return _render_compare(
-            request, [], title=title, error=_("List job numbers separated by commas: ?jobs=1,2,3.")
-        )
-    if not COMPARE_MIN <= len(ids) <= COMPARE_MAX:
-        message = _("Choose between %(min)s and %(max)s jobs to compare (you chose %(n)s).") % {
-            "min": COMPARE_MIN,
-            "max": COMPARE_MAX,
-            "n": len(ids),
-        }
-        return _render_compare(request, [], title=title, error=message)
-    found = Job.objects.select_related("course", "dataset", "owner", "group").in_bulk(ids)
-    if len(found) != len(ids):
-        raise Http404
-    return _render_compare(request, _visible(request, [found[i] for i in ids]), title=title)
-
-
-@login_required
-def group_compare(request, group_id: int):
-    """A comparison group's runs (the three transfer modes, a variable's values) overlaid."""
-    group = JobGroup.objects.select_related("course").filter(pk=group_id).first()
-    # A group is seen by whoever may see a job of its owner in its class (same rule as jobs).
-    if group is None or not permissions.can_view_group(request.user, group):
-        raise Http404
-    jobs = list(
-        group.jobs.select_related("course", "dataset", "owner", "group").order_by("pk")[:GROUP_MAX]
-    )
-    return _render_compare(request, _visible(request, jobs), title=group.title, group=group)

@@ -3,7 +3,7 @@
 from django.urls import path
 
 from webapp import converters
-from webapp.jobs import launch, queue_views, results, views
+from webapp.jobs import compare, launch, queue_views, results, views
 
 converters.register()  # <id:...>: at most 18 digits, so an id always fits
 
@@ -18,8 +18,8 @@ urlpatterns = [
         name="job_confusion_cell",
     ),
     path("jobs/<id:job_id>/try/", results.try_page, name="job_try"),
-    path("compare/", results.compare, name="job_compare"),
-    path("groups/<id:group_id>/", results.group_compare, name="job_group"),
+    path("compare/", compare.compare, name="job_compare"),
+    path("groups/<id:group_id>/", compare.group_compare, name="job_group"),
     path("jobs/<id:job_id>/move/", queue_views.move, name="job_move"),
     path("courses/<id:course_id>/queue/", queue_views.course_queue, name="course_queue"),
 ]

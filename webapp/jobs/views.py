@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 from webapp.accounts import permissions
 from webapp.jobs import actions
 from webapp.jobs.models import Job
+from webapp.jobs.results import final_figures
 
 # What became of the transfer source's classifier: the trainer's started event says
 # `head` ("kept", "reordered", "new") and, for a new one, `head_reason`.
@@ -43,8 +44,11 @@ def head_notice(job: Job) -> dict | None:
     return {"text": HEAD_NOTICES[key], "new": key.startswith("new")} if key else None
 
 
-def _job_for(request, job_id: int) -> Job:
-    job = Job.objects.select_related("course", "dataset", "owner").filter(pk=job_id).first()
+def _job_for(request, job_id: int, *, figures_only: bool = False) -> Job:
+    jobs = Job.objects.select_related("course", "dataset", "owner")
+    if figures_only:  # pages that show a run's final figures (metrics), not its result
+        jobs = jobs.defer("result", "dataset__report")
+    job = jobs.filter(pk=job_id).first()
     if job is None or not permissions.can_view_job(request.user, job):
         raise Http404
     return job
@@ -52,7 +56,7 @@ def _job_for(request, job_id: int) -> Job:
 
 @login_required
 def job_detail(request, job_id: int):
-    job = _job_for(request, job_id)
+    job = _job_for(request, job_id, figures_only=True)
     return render(
         request,
         "jobs/detail.html",
@@ -61,6 +65,7 @@ def job_detail(request, job_id: int):
             "course": job.course,
             "can_cancel": permissions.can_cancel_job(request.user, job),
             "head_notice": head_notice(job),
+            "figures": final_figures(job),
             "live_text": {
                 "head": {key: str(text) for key, text in HEAD_NOTICES.items()},
                 "started": _("started: %(parameters)s parameters on %(device)s"),
