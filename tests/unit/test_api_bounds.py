@@ -300,6 +300,11 @@ def test_a_json_body_that_is_not_an_object_is_refused(world, dataset):
         ("summary", {"model": [{"type": "Dense", "units": "8"}]}, "model.0.units"),
         ("summary", {"model": "simple_cnn", "channels": True}, "channels"),
         ("jobs", {"spec": {"channels": True}}, "spec.channels"),
+        (
+            "validate",
+            {"spec": {"model": [{"type": "Conv2d", "filters": 1, "kernel": 1, "padding": False}]}},
+            "spec.model.0.padding",
+        ),
         ("validate", {"spec": {"channels": 1.0}}, "spec.channels"),
     ],
 )
@@ -317,3 +322,19 @@ def test_values_of_another_json_type_than_the_schema_says_are_refused(
     response = _call(world.bearer("alice"), "post", url, body)
     assert field in assert_api_error(response, 422)["errors"], response.content
     assert not Job.objects.exists()
+
+
+def test_a_multipart_body_without_a_boundary_answers_400_with_the_error_shape(world):
+    response = Client().post(
+        "/api/v1/datasets",
+        b'--x\r\nContent-Disposition: form-data; name="course"\r\n\r\n1\r\n--x--\r\n',
+        content_type="multipart/form-data",
+        **world.bearer("alice"),
+    )
+    assert "multipart" in assert_api_error(response, 400)["detail"]
+
+
+def test_a_query_of_too_many_parameters_answers_400_with_the_error_shape(world, dataset):
+    crowd = "&".join(f"p{i}=1" for i in range(1100))
+    response = Client().get(f"/api/v1/datasets/{dataset.pk}/items?{crowd}", **world.bearer("alice"))
+    assert_api_error(response, 400)

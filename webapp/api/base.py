@@ -9,8 +9,9 @@ import json
 import logging
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
@@ -58,9 +59,10 @@ def error(detail: str, status: int, errors: dict | None = None) -> JsonResponse:
     return JsonResponse({"detail": detail, "errors": errors or {}}, status=status)
 
 
-# What a signed-in read may answer besides its own refusals: 401 without a valid token or
-# session, 422 when a path or query parameter is out of its range.
-READ = (401, 422)
+# What a signed-in read may answer besides its own refusals: 400 when the query cannot be read
+# (over DATA_UPLOAD_MAX_NUMBER_FIELDS parameters), 401 without a valid token or session, 422
+# when a path or query parameter is out of its range.
+READ = (400, 401, 422)
 # ...and a change: 400 when the body is not JSON of the expected shape (or the change is refused
 # as it stands), 403 when a browser session's CSRF token is missing, 413 when the body is larger
 # than the server takes.
@@ -140,6 +142,16 @@ def _on_refused(request, exc: Refused):
 @api.exception_handler(RequestDataTooBig)
 def _on_too_big(request, exc):
     return error("The request body is too large.", 413)
+
+
+@api.exception_handler(MultiPartParserError)
+def _on_bad_multipart(request, exc):
+    return error(f"The request body is not valid multipart/form-data ({exc}).", 400)
+
+
+@api.exception_handler(SuspiciousOperation)
+def _on_bad_request(request, exc):  # too many fields or files, a malformed header, ...
+    return error(str(exc) or "The request cannot be read.", 400)
 
 
 @api.exception_handler(Exception)

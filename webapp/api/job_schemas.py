@@ -81,8 +81,13 @@ def _type_message(kind: str) -> str:
 
 def wrong_types(value: Any, prefix: str, *, layers_only: bool = False) -> dict[str, str]:
     """Values of another JSON type than the schema says, keyed `<prefix>.<path>`: `"5"` for a
-    number or `false` for 0.0, which the trainer's pydantic would quietly convert."""
+    number, `false` for 0 or 1.0 for 1, which the trainer's pydantic would quietly convert."""
     adapter = _MODEL_TYPES if layers_only else _SPEC_TYPES
+    text = json.dumps(value)
+    try:
+        adapter.validate_json(text)
+    except ValidationError:
+        return {}  # refused anyway, by the spec's own checks, with their messages
     problems: dict[str, str] = {}
     if not layers_only and isinstance(value, dict):
         # pydantic takes true and 1.0 for a choice among numbers even when strict (true == 1).
@@ -90,52 +95,31 @@ def wrong_types(value: Any, prefix: str, *, layers_only: bool = False) -> dict[s
             if isinstance(value.get(name), bool | float):
                 problems[f"{prefix}.{name}"] = _type_message("int_type")
     try:
-        adapter.validate_json(json.dumps(value), strict=True)
-    except ValidationError as exc:
+        adapter.validate_json(text, strict=True)
+    except ValidationError as exc:  # taken only by converting a value: each error is one
         for item in exc.errors():
-            path = _field_path(value, item["loc"]) if _wrong_type(item) else None
-            if path is not None:
-                problems.setdefault(".".join([prefix, *path]), _type_message(item["type"]))
-    return problems
+            path = ".".join([prefix, *_field_path(value, item["loc"])])
+            problems.setdefault(path, _type_message(item["type"]))
+    # A union's other branches complain at the field itself: the deepest place says more.
+    return {
+        path: message
+        for path, message in problems.items()
+        if not any(other.startswith(f"{path}.") for other in problems)
+    }
 
 
-_BRANCH_TYPES = {"str": str, "bool": bool, "int": int, "float": (int, float), "none": type(None)}
-
-
-def _wrong_type(error: dict) -> bool:
-    """A value of another JSON type than its field's."""
-    return error["type"].endswith("_type")
-
-
-def _field_path(value: Any, loc: tuple) -> list[str] | None:
+def _field_path(value: Any, loc: tuple) -> list[str]:
     """The fields and indices of an error's location, without the union branches it names
-    ("str", "list[Layer]", "EarlyStopping", a layer's type); None when it is a branch the value
-    did not take (a list of layers is no string: that branch's complaint is no problem)."""
+    ("str", "list[Layer]", "int", a layer's type), which are no fields of the value."""
     path: list[str] = []
     for part in loc:
-        if isinstance(part, int):
-            value = value[part] if isinstance(value, list) and part < len(value) else None
+        if isinstance(part, int) and isinstance(value, list) and part < len(value):
+            value = value[part]
             path.append(str(part))
-        elif isinstance(value, dict) and part in value:  # a field the value has
+        elif isinstance(part, str) and isinstance(value, dict) and part in value:
             value = value[part]
             path.append(part)
-        elif not _takes_branch(value, part):
-            return None
     return path
-
-
-def _takes_branch(value: Any, branch: str) -> bool:
-    """Whether a value goes down this union branch (named by a type, a model or a layer type)."""
-    if branch in _BRANCH_TYPES:
-        return isinstance(value, _BRANCH_TYPES[branch]) and (
-            branch == "bool" or not isinstance(value, bool)
-        )
-    if branch.startswith("list["):
-        return isinstance(value, list)
-    if not isinstance(value, dict):
-        return False
-    kind = value.get("type")  # a layer: its "type" chooses the branch
-    return kind is None or str(kind).lower() == branch.lower()
 
 
 class JobIn(Body):
