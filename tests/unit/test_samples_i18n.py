@@ -1,8 +1,8 @@
 """The built-in samples speak the interface language: the list, a copy's name, its page.
 
-A copy keeps the name it was given when it was made (in its copier's language: one name that the
-whole class uses, renamed like any dataset); the sample it came from is named on its page in the
-reader's language.
+A copy stores the name it was given when it was made (in its copier's language); until somebody
+renames it, pages show the sample's name in the reader's language. The sample it came from is
+named on its page in the reader's language.
 """
 
 import json
@@ -91,3 +91,47 @@ def test_sample_text_falls_back_to_english_for_other_languages():
     assert digits.in_language("ja-jp")["title"] == digits.title["ja"]
     assert digits.in_language("fr")["title"] == digits.title["en"]
     assert digits.in_language(None)["description"] == digits.description["en"]
+
+
+def _h1(body: str) -> str:
+    return body[body.index("<h1>") : body.index("</h1>")]
+
+
+@pytest.mark.parametrize("copied_in", ["en", "ja"])
+def test_an_unrenamed_copy_is_named_in_the_readers_language(world, copied_in):
+    """The demo's digits, copied under the Japanese default, read in English for English users."""
+    world.client("teacher").post(
+        f"/courses/{world.course.pk}/datasets/sample/",
+        {"sample": "digits", "visibility": "handout"},
+        HTTP_ACCEPT_LANGUAGE=LANGUAGES[copied_in],
+    )
+    dataset = Dataset.objects.get(owner=world.teacher)
+    digits = SAMPLES["digits"]
+    for reader in ("en", "ja"):
+        client = world.client("teacher")
+        headers = {"HTTP_ACCEPT_LANGUAGE": LANGUAGES[reader]}
+        page = client.get(f"/datasets/{dataset.pk}/", **headers).content.decode()
+        assert escape(digits.title[reader]) in _h1(page)
+        assert escape(digits.title[OTHER[reader]]) not in _h1(page)
+        listing = client.get(f"/courses/{world.course.pk}/datasets/", **headers).content.decode()
+        assert f">{escape(digits.title[reader])}</a>" in listing
+        assert f">{escape(digits.title[OTHER[reader]])}</a>" not in listing
+
+
+def test_a_renamed_copy_keeps_its_own_name_in_every_language(world):
+    from webapp.datasets.actions import rename_dataset
+
+    world.client("alice").post(
+        f"/courses/{world.course.pk}/datasets/sample/",
+        {"sample": "digits"},
+        HTTP_ACCEPT_LANGUAGE=LANGUAGES["ja"],
+    )
+    dataset = Dataset.objects.get(owner=world.alice)
+    rename_dataset(dataset, "My digits")
+    for reader in ("en", "ja"):
+        page = (
+            world.client("alice")
+            .get(f"/datasets/{dataset.pk}/", HTTP_ACCEPT_LANGUAGE=LANGUAGES[reader])
+            .content.decode()
+        )
+        assert "My digits" in _h1(page)

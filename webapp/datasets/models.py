@@ -70,6 +70,21 @@ class Dataset(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def shown_name(self) -> str:
+        """The name pages show: a copy of a built-in sample that nobody renamed follows the
+        reader's language (the demo's digits copied under Japanese read in English too)."""
+        if not self.source.startswith("sample:"):
+            return self.name
+        from django.utils.translation import get_language
+
+        from webapp.datasets.samples import SAMPLES  # numpy and Pillow only when needed
+
+        sample = SAMPLES.get(self.source.removeprefix("sample:"))
+        if sample is None or self.name not in sample.title.values():
+            return self.name
+        return sample.in_language(get_language())["title"]
+
 
 class StoredImage(models.Model):
     """An image file stored once under its content hash; datasets share it."""
