@@ -6,7 +6,6 @@ run meanwhile. A spec from a user never names a file: an earlier run is "job:<id
 the worker turns it into the run's weights (`source_file`).
 """
 
-import os
 
 from django.core.files.storage import default_storage
 from django.utils.translation import gettext as _
@@ -32,9 +31,15 @@ def source_job_id(spec: dict) -> int | None:
     return None
 
 
+def source_name(job_id: int) -> str:
+    """The storage name of run `job_id`'s weights."""
+    return f"jobs/{job_id}/model.safetensors"
+
+
 def source_file(job_id: int) -> str:
-    """Where the weights of run `job_id` are on this server (never shown to anybody)."""
-    return default_storage.path(f"jobs/{job_id}/model.safetensors")
+    """Where the worker finds run `job_id`'s weights (never shown to anybody); the trainer
+    reads local files, as it writes its run folder (`tasks.train`)."""
+    return default_storage.path(source_name(job_id))
 
 
 def source_problem(user: User, spec: dict) -> str | None:
@@ -55,7 +60,7 @@ def source_problem(user: User, spec: dict) -> str | None:
     if (
         job.status != JobStatus.SUCCEEDED
         or job.spec.get("kfold")
-        or not os.path.exists(source_file(job.pk))
+        or not default_storage.exists(source_name(job.pk))
     ):
         return _(
             "Run %(id)s has no trained model to start from (it did not finish, or it was a "

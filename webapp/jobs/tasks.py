@@ -5,7 +5,6 @@ number fences every write, so a redelivered message never mixes two runs' events
 """
 
 import logging
-import os
 import socket
 import threading
 import time
@@ -38,14 +37,22 @@ class StaleAttempt(Exception):
 
 def job_files_bytes(job_id: int) -> int:
     """Bytes of the files a job's runs wrote (checkpoints, exported models, predictions)."""
+    return _folder_bytes(f"jobs/{job_id}")
+
+
+def _folder_bytes(folder: str) -> int:
+    """Bytes under a storage folder, through the storage API (local disk or S3 alike)."""
+    try:
+        folders, files = default_storage.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
     total = 0
-    for folder, _dirs, files in os.walk(default_storage.path(f"jobs/{job_id}")):
-        for name in files:
-            try:
-                total += os.path.getsize(os.path.join(folder, name))
-            except OSError:  # replaced or removed meanwhile (files are written atomically)
-                continue
-    return total
+    for name in files:
+        try:
+            total += default_storage.size(f"{folder}/{name}")
+        except OSError:  # replaced or removed meanwhile (files are written atomically)
+            continue
+    return total + sum(_folder_bytes(f"{folder}/{sub}") for sub in folders)
 
 
 def gpu_time_ran_out(job_id: int) -> bool:
