@@ -19,6 +19,8 @@ COPY pyproject.toml ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt \
+    && python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['tool']['manabi']['no-deps']))" \
+        | xargs -r pip install --no-deps \
     && rm /tmp/requirements.txt
 
 # Then the project itself. Editable, because settings.py finds templates/, static/ and locale/
