@@ -36,3 +36,11 @@ MAX_PARAMETERS = 300_000_000
 # 2**31 float32 values are 8 GiB, one tensor. VGG-16 at 224×224 with a batch of 256 needs
 # 822 M; the same with a batch of 1,024 would need 3.3 G and is refused.
 MAX_ACTIVATION = 2**31
+
+# Annotations of an item (COCO shapes), in the original image's pixels.
+MAX_IMAGE_SIDE = 16_384  # no stored image is larger (webapp/datasets/images.py refuses larger)
+MAX_OBJECTS_PER_IMAGE = 1_000  # COCO's busiest image has a few hundred
+MAX_POLYGONS = 64  # polygons of one object
+MAX_POLYGON_POINTS = 4_096  # points of one polygon
+MAX_KEYPOINTS = 133  # COCO-WholeBody's count; COCO persons have 17
+MAX_DETECTIONS = 300  # boxes kept per image in predictions

@@ -20,6 +20,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -66,11 +67,40 @@ class _Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+Coordinate = Annotated[float, Field(ge=-limits.MAX_IMAGE_SIDE, le=2 * limits.MAX_IMAGE_SIDE)]
+
+
+class ObjectAnnotation(_Settings):
+    """One object in an image, in the COCO shapes the datasets store, in the original image's
+    pixels: a box [x, y, w, h], polygons or RLE, keypoints [x1, y1, v1, ...]."""
+
+    category: int = Field(ge=0, le=limits.MAX_CLASSES - 1)  # index into data.classes
+    bbox: Annotated[list[Coordinate], Field(min_length=4, max_length=4)] | None = None
+    segmentation: (
+        Annotated[
+            list[Annotated[list[Coordinate], Field(max_length=limits.MAX_POLYGON_POINTS * 2)]],
+            Field(max_length=limits.MAX_POLYGONS),
+        ]
+        | dict[str, Any]
+        | None
+    ) = None
+    keypoints: Annotated[list[Coordinate], Field(max_length=limits.MAX_KEYPOINTS * 3)] | None = None
+    iscrowd: bool = False
+
+    @field_validator("bbox")
+    @classmethod
+    def _positive_box(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and (value[2] <= 0 or value[3] <= 0):
+            raise ValueError("a box needs a width and a height above 0")
+        return value
+
+
 class ManifestItem(_Settings):
-    """One image of the data set: where it is, its class, and which split and fold it is in."""
+    """One image of the data set: where it is, its class or its objects, its split and fold."""
 
     path: str = Field(min_length=1)
     label: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)  # checked below too
+    annotations: list[ObjectAnnotation] = Field([], max_length=limits.MAX_OBJECTS_PER_IMAGE)
     split: Literal["train", "val", "test"] = "train"
     fold: int = Field(default=-1, ge=-1, le=limits.MAX_KFOLD)  # -1: in no cross-validation fold
     id: str | Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | None = None
@@ -120,6 +150,17 @@ def _label_problems(
         (f"{field}.{i}.label", f"label {items[i].label} is not a class: {hint}")
         for i in bad[:MAX_LISTED]
     ]
+    wrong = [
+        (i, j, a.category)
+        for i, item in enumerate(items)
+        for j, a in enumerate(item.annotations)
+        if a.category > top
+    ]
+    problems += [
+        (f"{field}.{i}.annotations.{j}.category", f"category {c} is not a class: {hint}")
+        for i, j, c in wrong[:MAX_LISTED]
+    ]
+    bad += [i for i, _, _ in wrong]
     if len(bad) > MAX_LISTED:
         problems.append(
             (field, f"{len(bad) - MAX_LISTED} more items have a label that is not a class")
@@ -212,6 +253,12 @@ class EarlyStopping(_Settings):
     metric: Literal["val_loss", "val_acc"] = "val_loss"
 
 
+class DetectionEarlyStopping(EarlyStopping):
+    """A detector stops on its validation loss or its mAP@0.5."""
+
+    metric: Literal["val_loss", "val_map50"] = "val_loss"  # type: ignore[assignment]
+
+
 def _model_kind(value: Any) -> str:
     return "list[Layer]" if isinstance(value, list) else "str"
 
@@ -226,12 +273,20 @@ ModelChoice = Annotated[
 InputSize = Annotated[int, Field(ge=limits.MIN_INPUT_SIZE, le=limits.MAX_INPUT_SIZE)]
 
 
+Kind = Literal["classification", "detection", "segmentation", "keypoints"]  # trainer.kinds.KINDS
+
+
 class JobSpec(_Settings):
-    """Everything one training job needs; every field but `data` has a default."""
+    """Everything one training job needs; every field but `data` has a default.
+
+    The settings every kind shares. A spec is one of the kinds' subclasses below
+    (`ClassificationSpec`, `DetectionSpec`), chosen by its `kind`: `load_spec` decides.
+    """
 
     spec_version: Literal[1] = 1
-    task: Literal["classification", "detection", "segmentation", "keypoints"] = "classification"
+    kind: Kind = "classification"
     # A registry name, or a list of layers (the builder's; `layers` gives them as dicts).
+    # Left out: the kind's default model (trainer.catalog.default_for).
     model: ModelChoice = "simple_cnn"
     input_size: InputSize | None = None  # None: the model's default
     channels: Literal[1, 3] | None = None  # None: from the data (grayscale → 1)
@@ -247,7 +302,7 @@ class JobSpec(_Settings):
     gamma: float = Field(default=0.1, gt=0, lt=1)
     batch_size: int = Field(default=64, ge=1, le=limits.MAX_BATCH_SIZE)
     epochs: int = Field(default=5, ge=1, le=MAX_EPOCHS)
-    label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+    label_smoothing: float = Field(default=0.0, ge=0, lt=1)  # classification only
     early_stopping: EarlyStopping | None = None
     augmentation: Augmentation = Augmentation()
     transfer: Transfer = Transfer()
@@ -256,6 +311,22 @@ class JobSpec(_Settings):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     compile: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, value: Any) -> Any:
+        # `task` is the deprecated name of `kind` (specs written before the seam had kinds);
+        # a `model` of null is the kind's default, as if it were left out.
+        if isinstance(value, dict):
+            value = dict(value)
+            if "task" in value:
+                task = value.pop("task")
+                if "kind" in value and value["kind"] != task:
+                    raise _problems([("kind", "give the kind once (task is its old name)")])
+                value["kind"] = task
+            if "model" in value and value["model"] is None:
+                del value["model"]
+        return value
 
     @field_validator("model", mode="before")
     @classmethod
@@ -307,13 +378,18 @@ class JobSpec(_Settings):
     @model_validator(mode="after")
     def _check_combinations(self) -> JobSpec:
         problems: list[tuple[str, str]] = []
-        if self.task == "classification" and not self.data.classes:
+        if not self.data.classes:
             problems.append(("data.classes", "add at least one class"))
         if self.optimizer == "sgd" and self.nesterov and self.momentum == 0:
             problems.append(("nesterov", "Nesterov momentum needs a momentum above 0"))
+        problems += self._kind_problems()
         if problems:
             raise _problems(problems)
         return self
+
+    def _kind_problems(self) -> list[tuple[str, str]]:
+        """What this kind does not allow (the subclasses')."""
+        return []
 
     @property
     def layers(self) -> list[dict[str, Any]]:
@@ -328,7 +404,7 @@ class JobSpec(_Settings):
         """The few settings a dashboard shows for a job (the "started" event's spec)."""
         model = self.model if isinstance(self.model, str) else f"{len(self.model)} layers"
         return {
-            "task": self.task,
+            "kind": self.kind,
             "model": model,
             "input_size": self.input_size,
             "optimizer": self.optimizer,
@@ -342,6 +418,62 @@ class JobSpec(_Settings):
             "data_version": self.data.version,
         }
 
+
+
+class ClassificationSpec(JobSpec):
+    """One class per image: cross-entropy, accuracy, a confusion matrix; k folds if asked."""
+
+    kind: Literal["classification"] = "classification"
+
+    def _kind_problems(self) -> list[tuple[str, str]]:
+        if any(item.annotations for item in self.data.items[:1]) and not any(
+            item.label is not None for item in self.data.items
+        ):
+            return [("data.items", "a classifier needs a label per image, not boxes")]
+        return []
+
+
+class DetectionSpec(JobSpec):
+    """Boxes around every object of each class: a detector, mAP, per-image errors."""
+
+    kind: Literal["detection"] = "detection"
+    model: ModelChoice = "centernet_tiny"
+    score_threshold: Fraction = 0.05  # boxes kept in the predictions (the results page filters)
+    max_detections: int = Field(default=100, ge=1, le=limits.MAX_DETECTIONS)  # per image
+    early_stopping: DetectionEarlyStopping | None = None  # type: ignore[assignment]
+
+    def _kind_problems(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        if isinstance(self.model, list):
+            problems.append(("model", "a detector is chosen by name; layer lists make classifiers"))
+        if self.kfold:
+            problems.append(("kfold", "cross-validation is for classification; use 0"))
+        if self.label_smoothing:
+            problems.append(("label_smoothing", "label smoothing is for classification; use 0"))
+        return problems
+
+
+SPECS: dict[str, type[JobSpec]] = {"classification": ClassificationSpec, "detection": DetectionSpec}
+
+
+def _spec_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("kind", value.get("task", "classification")))
+    return str(getattr(value, "kind", "classification"))
+
+
+# What load_spec validates: the spec class of the spec's kind.
+AnySpec = Annotated[
+    Annotated[ClassificationSpec, Tag("classification")]
+    | Annotated[DetectionSpec, Tag("detection")],
+    Discriminator(_spec_kind),
+]
+_ANY_SPEC: TypeAdapter[JobSpec] = TypeAdapter(AnySpec)
+
+
+def spec_class(kind: str) -> type[JobSpec]:
+    """The spec class of a kind (KeyError for a kind the trainer cannot train)."""
+    return SPECS[kind]
 
 RECIPES: dict[str, dict[str, Any]] = {
     # The lecture's Keras MLP on digits: Adam(lr=1e-3, β=(0.9, 0.999)), batch 128, 5 epochs.
@@ -382,10 +514,16 @@ def load_spec(
     raw = _read(data) if isinstance(data, str | Path) else data
     if not isinstance(raw, dict):
         raise SpecError({"spec": "must be a JSON object of settings"})
+    kind = _spec_kind(raw)
+    if kind not in get_args(Kind):
+        raise SpecError({"kind": f"must be one of {', '.join(get_args(Kind))}"})
+    if kind not in SPECS:
+        trained = ", ".join(SPECS)
+        raise SpecError({"kind": f"training for {kind} is not available yet; this trainer trains {trained}"})
     try:
-        spec = JobSpec.model_validate(raw, context={"local_files": local_files})
+        spec = _ANY_SPEC.validate_python(raw, context={"local_files": local_files})
     except ValidationError as error:
-        raise SpecError(_messages(error)) from None
+        raise SpecError(_messages(error, SPECS[kind])) from None
     excesses = budget.check(spec)  # sizes only shapes reveal; torch-free
     if excesses:
         errors: dict[str, str] = {}
@@ -498,9 +636,9 @@ def check_against_registry(spec: JobSpec) -> list[tuple[str, str]]:
                 "scratch",
             )
         )
-    if info.kind in get_args(JobSpec.model_fields["task"].annotation) and info.kind != spec.task:
+    if info.kind in get_args(Kind) and info.kind != spec.kind:
         problems.append(
-            ("model", f"{info.name} is a {info.kind} model, but the task is {spec.task}")
+            ("model", f"{info.name} is a {info.kind} model; this job's data is for {spec.kind}")
         )
     source = spec.transfer.source
     if source.endswith(".safetensors") and spec.transfer.mode != "scratch" and not problems:
@@ -607,6 +745,8 @@ def _messages(error: ValidationError, root: type[BaseModel] | None = None) -> di
     messages: dict[str, str] = {}
     for item in error.errors():
         loc = item["loc"]
+        if loc and loc[0] in SPECS and root is not None and issubclass(root, JobSpec):
+            loc = loc[1:]  # the union's tag: the kind, which chose `root`
         if item["type"] == "extra_forbidden":  # the last part is the unknown name, never a tag
             parts, parent = _clean_loc(loc[:-1], root or JobSpec, holder=True)
             parts.append(str(loc[-1]))

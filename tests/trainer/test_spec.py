@@ -88,7 +88,8 @@ def fake_registry(monkeypatch):
 def test_minimal_spec_fills_every_default():
     spec = load_spec({"model": "simple_cnn", "epochs": 8, "data": DATA})
     assert spec.spec_version == 1
-    assert spec.task == "classification"
+    assert spec.kind == "classification"
+    assert type(spec).__name__ == "ClassificationSpec"
     assert (spec.optimizer, spec.lr, spec.betas, spec.momentum) == ("adam", 1e-3, (0.9, 0.999), 0.9)
     assert (spec.batch_size, spec.epochs, spec.kfold, spec.seed) == (64, 8, 0, 0)
     assert spec.input_size is None and spec.channels is None
@@ -197,10 +198,44 @@ def test_data_needs_items_or_a_manifest_but_not_both():
     assert load_spec(spec_with(data={"classes": ["a"], "manifest": "m.jsonl"})).data.items == []
 
 
-def test_classification_needs_a_class_but_segmentation_does_not():
+def test_every_kind_needs_a_class_and_untrained_kinds_are_refused_by_name():
     data = {"classes": [], "manifest": "m.jsonl"}
     assert errors_of(spec_with(data=data))["data.classes"] == "add at least one class"
-    assert load_spec(spec_with(data=data, task="segmentation", model="unet")).data.classes == []
+    detection = spec_with(data=data, kind="detection", model="centernet_tiny")
+    assert errors_of(detection)["data.classes"] == "add at least one class"
+    refused = errors_of(spec_with(kind="segmentation"))["kind"]
+    assert "segmentation is not available yet" in refused and "detection" in refused
+    assert "must be one of" in errors_of(spec_with(kind="clasification"))["kind"]
+
+
+def test_task_is_the_deprecated_name_of_kind():
+    data = {"classes": ["a"], "items": [{"path": "x.png", "annotations": []}]}
+    spec = load_spec(spec_with(data=data, task="detection", model=None), check_registry=False)
+    assert spec.kind == "detection" and type(spec).__name__ == "DetectionSpec"
+    assert spec.model == "centernet_tiny"  # the kind's default model when none is named
+    both = spec_with(data=data, task="detection", kind="classification")
+    assert "once" in errors_of(both)["kind"]
+
+
+def test_detection_spec_has_its_own_settings_and_refuses_classification_ones():
+    data = {
+        "classes": ["a", "b"],
+        "items": [{"path": "x.png", "annotations": [{"category": 1, "bbox": [1, 2, 3, 4]}]}],
+    }
+    spec = load_spec(spec_with(data=data, kind="detection", model=None), check_registry=False)
+    assert (spec.score_threshold, spec.max_detections) == (0.05, 100)
+    assert spec.data.items[0].annotations[0].bbox == [1, 2, 3, 4]
+    errors = errors_of(spec_with(data=data, kind="detection", kfold=3, label_smoothing=0.1))
+    assert set(errors) >= {"kfold", "label_smoothing"}
+    assert "is not a setting" in errors_of(spec_with(score_threshold=0.3))["score_threshold"]
+    bad = {**data, "items": [{"path": "x", "annotations": [{"category": 2, "bbox": [0, 0, 1, 1]}]}]}
+    assert "not a class" in errors_of(spec_with(data=bad, kind="detection"))[
+        "data.items.0.annotations.0.category"
+    ]
+    flat = {**data, "items": [{"path": "x", "annotations": [{"category": 0, "bbox": [0, 0, 0, 1]}]}]}
+    assert "width" in errors_of(spec_with(data=flat, kind="detection"))[
+        "data.items.0.annotations.0.bbox"
+    ]
 
 
 def test_duplicate_class_is_an_error():
@@ -352,7 +387,7 @@ def test_registry_layer_shape_error_names_the_layer():
     assert errors == {"model.4": "pooling leaves a 0×0 image"}
 
 
-def test_registry_model_kind_must_match_the_task():
+def test_registry_model_kind_must_match_the_spec_kind():
     assert "segmentation model" in errors_of(spec_with(model="unet"))["model"]
 
 
