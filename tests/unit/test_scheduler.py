@@ -12,7 +12,7 @@ from django.utils import timezone
 from tests.conftest import PERSONAS, add_member, make_user
 from webapp.jobs import actions, scheduler
 from webapp.jobs.models import Job, JobStatus
-from webapp.jobs.tasks import JobReporter, StaleAttempt, metrics_after, progress_of
+from webapp.jobs.tasks import JobReporter, StaleAttempt, progress_of
 
 pytestmark = pytest.mark.django_db
 SPEC = {"model": "logistic", "epochs": 1, "input_size": 8}
@@ -284,14 +284,6 @@ def test_progress_counts_epochs_and_folds():
     assert progress_of(batch, epochs=4, folds=1, fold=0) == pytest.approx(1.5 / 4)
     assert progress_of(batch, epochs=4, folds=2, fold=1) == pytest.approx(5.5 / 8)
     assert progress_of({"kind": "log", "data": {}}, epochs=4, folds=1, fold=0) is None
-
-
-def test_metrics_keep_the_best_validation_accuracy():
-    m = metrics_after({"kind": "epoch", "data": {"epoch": 1, "val_acc": 0.8}}, {})
-    m = metrics_after({"kind": "epoch", "data": {"epoch": 2, "val_acc": 0.7}}, m)
-    assert m["best_val_acc"] == 0.8 and m["val_acc"] == 0.7 and m["epoch"] == 2
-    m = metrics_after({"kind": "finished", "data": {"test": {"accuracy": 0.75, "loss": 1}}}, m)
-    assert m["test_accuracy"] == 0.75
 
 
 def test_batch_events_are_thinned_before_they_are_stored(world, dataset, settings):

@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 
 from trainer.memory import out_of_memory
 from webapp.errors import Refused
-from webapp.jobs import broadcast, redact, spec_check
+from webapp.jobs import broadcast, kinds, redact, spec_check
 from webapp.jobs.models import Job, JobEvent, JobStatus
 
 log = logging.getLogger(__name__)
@@ -124,34 +124,6 @@ def progress_of(event: dict, epochs: int, folds: int, fold: int) -> float | None
     return min(1.0, (fold * epochs + done) / max(1, epochs * folds))
 
 
-def metrics_after(event: dict, metrics: dict) -> dict | None:
-    """The dashboard figures after an epoch or the end; None when the event changes none."""
-    data = event.get("data", {})
-    kind = event.get("kind")
-    if kind == "epoch":
-        updated = {**metrics, **{k: data.get(k) for k in EPOCH_FIGURES}}
-        if data.get("val_acc") is not None:
-            updated["best_val_acc"] = max(data["val_acc"], metrics.get("best_val_acc") or 0.0)
-        return updated
-    if kind == "finished":
-        updated = dict(metrics)
-        test, val, kfold = data.get("test"), data.get("val"), data.get("kfold")
-        if test:
-            updated["test_accuracy"] = test["accuracy"]
-            updated["test_loss"] = test["loss"]
-        if val:
-            updated["val_accuracy"] = val["accuracy"]
-            updated["val_loss"] = val["loss"]
-        if kfold:
-            updated["kfold_mean"] = kfold["mean_accuracy"]
-            updated["kfold_std"] = kfold["std_accuracy"]
-        return updated
-    return None
-
-
-EPOCH_FIGURES = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "fold")
-
-
 class JobReporter:
     """Trainer events → database (first) → the job's channel group; also the heartbeat.
 
@@ -159,8 +131,18 @@ class JobReporter:
     is not stored is not sent either, so a replay shows exactly what the live page showed.
     """
 
-    def __init__(self, job_id: int, attempt: int, *, epochs: int = 1, folds: int = 1, lease=None):
+    def __init__(
+        self,
+        job_id: int,
+        attempt: int,
+        *,
+        epochs: int = 1,
+        folds: int = 1,
+        lease=None,
+        kind: str = kinds.CLASSIFICATION,
+    ):
         self.job_id = job_id
+        self.kind = kind  # which figures Job.metrics keeps (webapp/jobs/kinds.py)
         self.attempt = attempt
         self.epochs, self.folds, self.fold = epochs, max(1, folds), 0
         self.lease = lease
@@ -199,7 +181,7 @@ class JobReporter:
             progress = progress_of(event, self.epochs, self.folds, self.fold)
             if progress is not None:
                 fields["progress"] = job.progress = progress
-            metrics = metrics_after(event, job.metrics or {})
+            metrics = kinds.metrics_after(self.kind, event, job.metrics or {})
             if metrics is not None:
                 fields["metrics"] = job.metrics = metrics
             if self.lease is not None:
@@ -330,6 +312,7 @@ def train(job_id: int) -> None:
         epochs=int(spec_fields.get("epochs", 5)),
         folds=int(spec_fields.get("kfold") or 1),
         lease=lease,
+        kind=kinds.job_kind(job),
     )
 
     from trainer import fit, loops  # torch is imported on workers only
