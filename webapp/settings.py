@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "webapp.jobs",
     "webapp.front",
     "webapp.assignments",
+    "webapp.faces",
 ]
 
 MIDDLEWARE = [
