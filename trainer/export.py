@@ -13,7 +13,7 @@ import pickle
 import platform
 import random
 import warnings
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -153,8 +153,16 @@ def export_torchscript(model: nn.Module, example_input: torch.Tensor, path: Path
         traced.save(os.fspath(path))
 
 
-def export_onnx(model: nn.Module, example_input: torch.Tensor, path: PathLike) -> None:
-    """Export to ONNX (opset 17) with a dynamic batch axis, on the CPU, fully offline."""
+def export_onnx(
+    model: nn.Module,
+    example_input: torch.Tensor,
+    path: PathLike,
+    *,
+    output_names: Sequence[str] = ("logits",),
+) -> None:
+    """Export to ONNX (opset 17) with a dynamic batch axis, on the CPU, fully offline.
+
+    `output_names` names the model's outputs in order (a detector's raw maps, say)."""
     cpu_model = _on_cpu(model)
     with _eval_mode(cpu_model), torch.no_grad(), warnings.catch_warnings():
         # The TorchScript-based exporter (dynamo=False) needs only the `onnx` package; the
@@ -170,8 +178,8 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: PathLike) -
             dynamo=False,
             opset_version=ONNX_OPSET,
             input_names=["input"],
-            output_names=["logits"],
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            output_names=list(output_names),
+            dynamic_axes={name: {0: "batch"} for name in ("input", *output_names)},
         )
 
 
@@ -223,14 +231,25 @@ def _failure(exc: BaseException) -> str:
     return f"failed: {type(exc).__name__}: {first_line}".rstrip(": ")
 
 
+Exporter = Callable[[nn.Module, torch.Tensor, PathLike], None]
+EXPORT_FILES = {"torchscript": "model.torchscript.pt", "onnx": "model.onnx"}
+
+
 def write_artifacts(
-    model: nn.Module, out_dir: PathLike, *, example_input: torch.Tensor, card: dict[str, Any]
+    model: nn.Module,
+    out_dir: PathLike,
+    *,
+    example_input: torch.Tensor,
+    card: dict[str, Any],
+    exporters: dict[str, Exporter] | None = None,
 ) -> dict[str, str]:
     """Write model.safetensors, model.torchscript.pt, model.onnx and model_card.json.
 
     A failing TorchScript or ONNX export is recorded in the card's "exports" (e.g.
     {"onnx": "failed: ..."}) and the other files are still written. Returns the paths written.
-    The weights themselves are not optional: a failure to save them raises.
+    The weights themselves are not optional: a failure to save them raises. `exporters`
+    ({"torchscript": fn, "onnx": fn}, each fn(model, example_input, path)) replaces the
+    classifier's tracing exporters for a model with other outputs (a detector's).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -244,11 +263,9 @@ def write_artifacts(
     paths["safetensors"] = str(weights)
     exports["safetensors"] = weights.name
 
-    for kind, name, exporter in (
-        ("torchscript", "model.torchscript.pt", export_torchscript),
-        ("onnx", "model.onnx", export_onnx),
-    ):
-        target = out / name
+    chosen = exporters or {"torchscript": export_torchscript, "onnx": export_onnx}
+    for kind, exporter in chosen.items():
+        target = out / EXPORT_FILES[kind]
         try:
             exporter(model, example_input, target)
         except Exception as exc:  # any op a format cannot express; the other files still count
@@ -256,7 +273,7 @@ def write_artifacts(
             exports[kind] = _failure(exc)
         else:
             paths[kind] = str(target)
-            exports[kind] = name
+            exports[kind] = target.name
 
     card_path = out / CARD
     full_card = {**card, "exports": exports}
