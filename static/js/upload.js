@@ -129,7 +129,7 @@ async function send(blob, name) {
   }
   progress(blob.size, blob.size);
   const done = await api("POST", `/api/v1/uploads/${upload.id}/complete`, JSON.stringify({
-    name: form.elements.name.value, task: form.elements.task.value,
+    name: form.elements.name.value, kind: form.elements.kind.value,
     visibility: form.elements.visibility.value,
   }), { "Content-Type": "application/json" });
   localStorage.removeItem(key);

@@ -110,7 +110,7 @@ def _class_with_a_finished_run(lang: str):
         course=course,
         owner=teacher,
         name="digits",
-        task="classification",
+        kind="classification",
         visibility="handout",
         source="sample:digits",
     )
@@ -120,7 +120,7 @@ def _class_with_a_finished_run(lang: str):
         course=course,
         owner=teacher,
         name="hidden",
-        task="classification",
+        kind="classification",
         visibility="hidden_test",
         status=Status.READY,
     )

@@ -24,7 +24,7 @@ def _student_with_digits(lang: str, prefix: str):
     student = make_user(f"{prefix}s_{lang}")
     add_member(course, student)
     dataset = Dataset.objects.create(
-        course=course, owner=student, name="digits", task="classification", source="sample:digits"
+        course=course, owner=student, name="digits", kind="classification", source="sample:digits"
     )
     dataset_tasks.copy_sample(dataset.pk, "digits", lang)  # inline, not through the worker
     dataset.refresh_from_db()

@@ -33,7 +33,7 @@ def test_teacher_reorders_the_queue_and_a_student_sees_their_place(live_url, new
         add_member(course, student)
         students.append(student)
     dataset = Dataset.objects.create(
-        course=course, owner=teacher, name="digits", task="classification", status=Status.READY
+        course=course, owner=teacher, name="digits", kind="classification", status=Status.READY
     )
     # The only slot is busy (a job that looks alive), so the others wait in line.
     now = timezone.now()

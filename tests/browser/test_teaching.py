@@ -27,7 +27,7 @@ def _digits(course, owner, visibility: str, name: str) -> Dataset:
         course=course,
         owner=owner,
         name=name,
-        task="classification",
+        kind="classification",
         visibility=visibility,
         source="sample:digits",
     )

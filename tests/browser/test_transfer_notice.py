@@ -27,7 +27,7 @@ def test_the_live_job_page_says_new_classifier_when_the_classes_differ(live_url,
     student = make_user(f"hs_{lang}")
     add_member(course, student)
     dataset = Dataset.objects.create(
-        course=course, owner=student, name="shapes", task="classification"
+        course=course, owner=student, name="shapes", kind="classification"
     )
     transfer = {"source": "job:1", "mode": "fine_tuning"}
     job = Job.objects.create(

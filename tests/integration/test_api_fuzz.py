@@ -79,7 +79,7 @@ def _fuzz_class(tag: str, persona: str) -> FuzzClass:
         course=course,
         owner=owner,
         name=f"digits {tag}",
-        task="classification",
+        kind="classification",
         source="sample:digits",
         visibility="shared" if persona == "teacher" else "private",
     )

@@ -57,7 +57,7 @@ def test_uploaded_zip_is_ingested_by_the_worker(world, celery_worker_process):
     upload.name = "pets.zip"
     response = client.post(
         "/api/v1/datasets",
-        {"course": world.course.pk, "name": "Pets", "task": "classification", "file": upload},
+        {"course": world.course.pk, "name": "Pets", "kind": "classification", "file": upload},
         HTTP_AUTHORIZATION=f"Bearer {token}",
     )
     assert response.status_code == 202, response.content

@@ -117,7 +117,7 @@ def _job_with_one_event(world) -> Job:
         course=world.course,
         owner=world.alice,
         name="digits",
-        task="classification",
+        kind="classification",
         status="ready",
         head=1,
     )

@@ -32,7 +32,7 @@ def test_worker_trains_a_job_and_the_websocket_replays_its_events(world, celery_
         course=world.course,
         owner=world.alice,
         name="faces",
-        task="classification",
+        kind="classification",
         source="sample:faces",
     )
     dataset_tasks.copy_sample(dataset.pk, "faces", "en")

@@ -38,7 +38,7 @@ def test_a_worker_answers_try_it_for_a_digits_model_well_under_a_second(
         course=world.course,
         owner=world.alice,
         name="digits",
-        task="classification",
+        kind="classification",
         source="sample:digits",
     )
     dataset_tasks.copy_sample(dataset.pk, "digits", "en")

@@ -29,7 +29,7 @@ def _digits(world, visibility: str) -> Dataset:
         course=world.course,
         owner=world.teacher,
         name=f"digits ({visibility})",
-        task="classification",
+        kind="classification",
         visibility=visibility,
         source="sample:digits",
     )

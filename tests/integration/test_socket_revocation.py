@@ -55,7 +55,7 @@ def _job(world, owner: str) -> Job:
         course=world.course,
         owner=world.user(owner),
         name=f"{owner}'s digits",
-        task="classification",
+        kind="classification",
         status="ready",
         head=1,
     )

@@ -60,7 +60,7 @@ def test_upload_ids_that_are_not_uuids_answer_422_with_the_field(world):
     for method, path, body in [
         ("get", "/api/v1/uploads/not-a-uuid", None),
         ("put", "/api/v1/uploads/not-a-uuid?offset=0", None),
-        ("post", "/api/v1/uploads/not-a-uuid/complete", {"name": "x", "task": "classification"}),
+        ("post", "/api/v1/uploads/not-a-uuid/complete", {"name": "x", "kind": "classification"}),
     ]:
         refused = assert_api_error(_call(headers, method, path, body), 422)
         assert "upload_id" in refused["errors"]

@@ -178,7 +178,7 @@ WRITES = {
             {
                 "course": s.world.course.pk,
                 "name": "zip",
-                "task": "classification",
+                "kind": "classification",
                 "file": _zip_file(),
             },
         ),

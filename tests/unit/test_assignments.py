@@ -31,7 +31,7 @@ def make_dataset(world, *, owner="teacher", visibility="handout", classes=CLASSE
         course=world.course,
         owner=world.user(owner),
         name=name,
-        task="classification",
+        kind="classification",
         visibility=visibility,
         status="ready",
         head=1,

@@ -56,11 +56,11 @@ class Api:
             path, json.dumps(body), content_type="application/json", **self.headers
         )
 
-    def upload(self, course_id: int, data: bytes, name: str, task: str, **fields):
+    def upload(self, course_id: int, data: bytes, name: str, kind: str, **fields):
         form = {
             "course": course_id,
             "name": name,
-            "task": task,
+            "kind": kind,
             "file": SimpleUploadedFile("data.zip", data, content_type="application/zip"),
             **fields,
         }
@@ -84,9 +84,9 @@ def from_sample(world, owner: str = "alice", key: str = "faces", visibility="pri
     return dataset
 
 
-def upload_and_ingest(world, persona: str, data: bytes, task: str, **fields) -> Dataset:
+def upload_and_ingest(world, persona: str, data: bytes, kind: str, **fields) -> Dataset:
     """POST a ZIP to the API as the persona, then run the ingest task the worker would run."""
-    response = Api(world, persona).upload(world.course.pk, data, "round trip", task, **fields)
+    response = Api(world, persona).upload(world.course.pk, data, "round trip", kind, **fields)
     assert response.status_code == 202, response.content
     dataset_id = response.json()["id"]
     upload = Upload.objects.latest("created_at")
@@ -623,7 +623,7 @@ def annotation_rows(dataset: Dataset) -> list[tuple]:
     also stores its shapes' polygons, which a COCO detection import does not read back).
     """
     names = {c.index: c.name for c in queries.categories_at(dataset)}
-    polygons = dataset.task == "segmentation"
+    polygons = dataset.kind == "segmentation"
     rows = []
     items = queries.items_at(dataset).select_related("image").prefetch_related("annotations")
     for item in items:
@@ -660,7 +660,7 @@ def test_export_and_upload_again_gives_the_same_dataset(world, key, fmt):
     data = content(response)
     assert zipfile.ZipFile(io.BytesIO(data)).testzip() is None
 
-    copy = upload_and_ingest(world, "alice", data, original.task)
+    copy = upload_and_ingest(world, "alice", data, original.kind)
     api = Api(world, "alice")
     before = api.get(f"/api/v1/datasets/{original.pk}").json()
     after = api.get(f"/api/v1/datasets/{copy.pk}").json()
@@ -817,7 +817,7 @@ def test_samples_list_names_every_sample_in_both_languages(world):
         assert set(sample["title"]) == {"ja", "en"} and all(sample["title"].values())
         assert set(sample["description"]) == {"ja", "en"}
         assert sample["count"] == SAMPLES[sample["key"]].count
-        assert sample["task"] == SAMPLES[sample["key"]].task
+        assert sample["kind"] == SAMPLES[sample["key"]].kind
     assert_api_error(Api(world, "anon").get("/api/v1/datasets/samples"), 401)
 
 
@@ -830,3 +830,103 @@ def test_teachers_see_leaks_flagged_on_the_class_dataset_list(world):
     assert test_set.pk != students.pk
     assert "leak-flag" in teacher_page.content.decode()
     assert "leak-flag" not in student_page.content.decode()
+
+
+# --- 8. kind, and `task` its deprecated old name ------------------------------------------
+
+
+def _tiny_classification_zip() -> bytes:
+    return zip_of(
+        {
+            f"{name}/{i}.png": png(blocks(seed=7 * i + len(name)))
+            for name in ("cat", "dog")
+            for i in range(2)
+        }
+    )
+
+
+def test_dataset_answers_its_kind_and_never_task(world):
+    dataset = from_sample(world, "alice", key="shapes_detection", visibility="shared")
+    api = Api(world, "bob")
+    summary = api.get(f"/api/v1/datasets/{dataset.pk}").json()
+    assert summary["kind"] == "detection" and "task" not in summary
+    listed = api.get("/api/v1/datasets", course=world.course.pk).json()
+    assert [d["kind"] for d in listed if d["id"] == dataset.pk] == ["detection"]
+    assert all("task" not in d for d in listed)
+    assert all("task" not in s for s in api.get("/api/v1/datasets/samples").json())
+
+
+def test_old_clients_sending_task_still_upload_in_one_request(world):
+    api = Api(world, "alice")
+    form = {
+        "course": world.course.pk,
+        "name": "old client",
+        "task": "classification",  # what a client written before `kind` sends
+        "file": SimpleUploadedFile("d.zip", _tiny_classification_zip()),
+    }
+    response = api.client.post("/api/v1/datasets", form, **api.headers)
+    assert response.status_code == 202, response.content
+    dataset = Dataset.objects.get(pk=response.json()["id"])
+    assert dataset.kind == "classification"
+    assert api.get(f"/api/v1/datasets/{dataset.pk}").json()["kind"] == "classification"
+
+
+def _received_upload(api, world) -> str:
+    data = _tiny_classification_zip()
+    upload = api.post(
+        "/api/v1/uploads", {"course": world.course.pk, "file_name": "d.zip", "size": len(data)}
+    ).json()
+    put = api.client.put(
+        f"/api/v1/uploads/{upload['id']}?offset=0",
+        data,
+        content_type="application/octet-stream",
+        **api.headers,
+    )
+    assert put.status_code == 200, put.content
+    return upload["id"]
+
+
+@pytest.mark.parametrize("field", ["kind", "task"])
+def test_completing_an_upload_takes_kind_or_its_old_name_task(world, field):
+    api = Api(world, "alice")
+    upload_id = _received_upload(api, world)
+    done = api.post(f"/api/v1/uploads/{upload_id}/complete", {"name": "x", field: "detection"})
+    assert done.status_code == 202, done.content
+    assert Dataset.objects.get(pk=done.json()["id"]).kind == "detection"
+
+
+def test_kind_and_task_that_disagree_are_refused_naming_task(world):
+    api = Api(world, "alice")
+    upload_id = _received_upload(api, world)
+    body = {"name": "x", "kind": "detection", "task": "classification"}
+    refused = assert_api_error(api.post(f"/api/v1/uploads/{upload_id}/complete", body), 400)
+    assert set(refused["errors"]) == {"task"}
+    form = {
+        "course": world.course.pk,
+        "name": "both",
+        "kind": "detection",
+        "task": "segmentation",
+        "file": SimpleUploadedFile("d.zip", _tiny_classification_zip()),
+    }
+    refused = assert_api_error(api.client.post("/api/v1/datasets", form, **api.headers), 400)
+    assert set(refused["errors"]) == {"task"}
+    same = {"name": "x", "kind": "detection", "task": "detection"}  # equal: no harm
+    assert api.post(f"/api/v1/uploads/{upload_id}/complete", same).status_code == 202
+    assert not Dataset.objects.filter(name="both").exists()
+
+
+def test_a_request_without_kind_is_refused_naming_kind(world):
+    api = Api(world, "alice")
+    upload_id = _received_upload(api, world)
+    refused = api.post(f"/api/v1/uploads/{upload_id}/complete", {"name": "x"})
+    assert set(assert_api_error(refused, 400)["errors"]) == {"kind"}
+    unknown = api.post(f"/api/v1/uploads/{upload_id}/complete", {"name": "x", "kind": "poetry"})
+    assert set(assert_api_error(unknown, 400)["errors"]) == {"kind"}
+
+
+def test_schema_documents_task_as_deprecated_alias_of_kind(world):
+    schema = Client().get("/api/v1/openapi.json").json()
+    complete = schema["components"]["schemas"]["CompleteIn"]["properties"]
+    assert complete["task"]["deprecated"] is True and not complete["kind"].get("deprecated")
+    out = schema["components"]["schemas"]["DatasetOut"]
+    assert "kind" in out["required"] and "task" not in out["properties"]

@@ -77,11 +77,11 @@ def sandbox(settings, tmp_path) -> Sandbox:
     return box
 
 
-def ingest(user, course, data: bytes, task: str = "classification") -> Dataset:
+def ingest(user, course, data: bytes, kind: str = "classification") -> Dataset:
     """Upload `data` as a ZIP the way the API does, then run the ingest task in this process."""
     upload = actions.start_upload(user, course, "upload.zip", len(data))
     actions.receive_chunk(upload, 0, data)
-    dataset = actions.complete_upload(upload, "Uploaded", task)  # on_commit never fires here
+    dataset = actions.complete_upload(upload, "Uploaded", kind)  # on_commit never fires here
     with translation.override("en"):
         tasks.ingest_upload(dataset.pk, str(upload.pk), "en")
     dataset.refresh_from_db()
@@ -521,7 +521,7 @@ def test_chunk_that_no_longer_fits_the_quota_gets_413(world, sandbox, small_quot
         course=small_quota,
         owner=world.alice,
         name="other",
-        task="classification",
+        kind="classification",
         bytes_used=MB - 250_000,
     )
     second = call("put", f"/api/v1/uploads/{upload_id}?offset=200000", raw_body=b"x" * 300_000)
@@ -556,7 +556,7 @@ def test_ingest_stops_storing_when_the_quota_is_full(world, sandbox, small_quota
         course=small_quota,
         owner=world.alice,
         name="other",
-        task="classification",
+        kind="classification",
         bytes_used=MB - left,
     )
     with translation.override("en"):

@@ -169,7 +169,7 @@ def test_coco_classification_export_has_one_annotation_per_image_without_bbox():
 
 def test_imagefolder_export_refuses_other_kinds():
     with pytest.raises(ValueError, match="classification"):
-        export_imagefolder([], [], task="detection")
+        export_imagefolder([], [], kind="detection")
 
 
 def test_imagefolder_export_refuses_an_image_without_class():

@@ -28,7 +28,7 @@ def test_helper_processes_store_the_same_dataset(settings, tmp_path, processes):
     settings.MEDIA_ROOT = tmp_path / f"media-{processes}"
     teacher = make_user(f"t{processes}", teacher=True)
     dataset = Dataset.objects.create(
-        course=make_course(teacher), owner=teacher, name="pool", task="classification"
+        course=make_course(teacher), owner=teacher, name="pool", kind="classification"
     )
     run = ingest.Ingest(dataset, ingest.Categories(), processes=processes)
     run.run(_records(700))  # more than one window: rows of one while the next is prepared

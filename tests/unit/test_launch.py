@@ -62,7 +62,7 @@ def _read(runs=None, **fields) -> launch_form.TrainForm:
 def _problems(world, spec: dict) -> dict[str, str]:
     """What the one web-side check (`spec_check`) finds in a spec alice sends for her dataset."""
     dataset = Dataset.objects.create(
-        course=world.course, owner=world.alice, name="empty", task="classification"
+        course=world.course, owner=world.alice, name="empty", kind="classification"
     )
     return spec_check.spec_problems(world.alice, spec, dataset)
 

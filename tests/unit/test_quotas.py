@@ -207,7 +207,7 @@ def _fill(world, owner, bytes_used: int, course=None) -> Dataset:
         course=course or world.course,
         owner=owner,
         name="earlier work",
-        task="classification",
+        kind="classification",
         bytes_used=bytes_used,
     )
 
@@ -359,7 +359,7 @@ def test_an_upload_started_below_the_limit_cannot_complete_above_it(world, setti
     dataset_actions.receive_chunk(upload, 0, b"abcd")
     _fill(world, world.alice, 0)  # a sample copied meanwhile
     response = _api(world, "alice")(
-        "post", f"/api/v1/uploads/{upload.pk}/complete", {"name": "late", "task": "classification"}
+        "post", f"/api/v1/uploads/{upload.pk}/complete", {"name": "late", "kind": "classification"}
     )
     assert "You already have 1 datasets" in assert_api_error(response, 409)["detail"]
     assert Dataset.objects.filter(owner=world.alice).count() == 1

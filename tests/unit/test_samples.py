@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from webapp.datasets.records import TASKS, SourceImage
+from webapp.datasets.records import KINDS, SourceImage
 from webapp.datasets.samples import SAMPLES, Sample, build_sample
 
 SHAPES = {
@@ -39,7 +39,7 @@ def test_registry_entries_are_described():
     for key, sample in SAMPLES.items():
         assert isinstance(sample, Sample)
         assert sample.key == key
-        assert sample.task in TASKS
+        assert sample.kind in KINDS
         for text in (sample.title, sample.description):
             assert set(text) == {"ja", "en"}
             assert all(isinstance(words, str) and words for words in text.values())
@@ -58,7 +58,7 @@ def test_every_sample_builds_offline_with_valid_records(key, no_network):
     names = [category.name for category in result.categories]
     records = list(result.records)  # all of them: mnist5k's 5,000 take about a second
     assert len(records) == SAMPLES[key].count
-    task = SAMPLES[key].task
+    kind = SAMPLES[key].kind
     for record in records:
         assert isinstance(record, SourceImage)
         assert record.read is None
@@ -66,14 +66,14 @@ def test_every_sample_builds_offline_with_valid_records(key, no_network):
         assert record.pixels.shape == SHAPES[key]
         assert record.split is None
         assert record.path.startswith(f"{key}/")
-        if task == "classification":
+        if kind == "classification":
             assert record.label in names
             assert record.path.split("/")[1] == record.label
             assert not record.annotations
         else:
             assert record.label is None
             assert all(a.category in names for a in record.annotations)
-    if task == "classification":
+    if kind == "classification":
         assert {record.label for record in records} == set(names)
         assert all(record.pixels.max() > record.pixels.min() for record in records[::97])
 

@@ -80,7 +80,7 @@ def test_a_copys_page_names_its_sample_in_the_readers_language(world, copied_in)
 
 def test_a_dataset_that_is_no_copy_names_no_sample(world):
     dataset = Dataset.objects.create(
-        course=world.course, owner=world.alice, name="mine", task="classification"
+        course=world.course, owner=world.alice, name="mine", kind="classification"
     )
     body = world.client("alice").get(f"/datasets/{dataset.pk}/").content.decode()
     assert 'id="sample-source"' not in body

@@ -63,7 +63,7 @@ def test_upload_in_chunks_resumes_after_a_lost_chunk(world, settings, tmp_path):
     )
     done = client.post(
         f"/api/v1/uploads/{upload_id}/complete",
-        {"name": "Digits", "task": "classification"},
+        {"name": "Digits", "kind": "classification"},
         content_type="application/json",
     )
     assert done.status_code == 202
@@ -88,7 +88,7 @@ def test_completing_before_all_bytes_arrived_is_refused(world):
     )
     response = client.post(
         f"/api/v1/uploads/{upload_id}/complete",
-        {"name": "X", "task": "classification"},
+        {"name": "X", "kind": "classification"},
         content_type="application/json",
     )
     assert response.status_code == 409 and "40" in response.json()["detail"]

@@ -8,7 +8,7 @@ from ninja import Schema
 from pydantic import Field
 
 from webapp.api.schemas import MAX_ID, Body, Count, Id
-from webapp.datasets.models import Split, Task, Visibility
+from webapp.datasets.models import Kind, Split, Visibility
 from webapp.datasets.samples import SAMPLES
 
 MAX_EDIT_ITEMS = 10_000  # images one edit may name (a page shows 100)
@@ -23,10 +23,30 @@ def one_of(values, default: Any = None) -> Any:
     return Field(default, json_schema_extra={"enum": allowed})
 
 
-TASKS = Task.values
+KINDS = Kind.values
 VISIBILITIES = Visibility.values
 SPLITS = Split.values
 EXPORT_FORMATS = ("imagefolder", "coco")
+
+
+def kind_field() -> Any:
+    """`kind`: the ML problem the dataset is for. Required unless the deprecated `task` is sent."""
+    return Field(
+        None,
+        description="classification, detection, segmentation or keypoints.",
+        json_schema_extra={"enum": [*KINDS, None]},
+    )
+
+
+def deprecated_task_field() -> Any:
+    """`task`: the old name of `kind`, still read so that older clients keep working."""
+    return Field(
+        None,
+        description="Deprecated: the old name of `kind`. Send `kind`; if both are sent they "
+        "must be equal.",
+        # In the schema only: pydantic's own `deprecated=True` would warn on every read.
+        json_schema_extra={"enum": [*KINDS, None], "deprecated": True},
+    )
 
 
 def _text_of(values) -> Any:
@@ -51,7 +71,8 @@ class DatasetForm(Schema):
 
     course: Id
     name: str = Field(min_length=1, max_length=200)
-    task: str = one_of(TASKS, ...)
+    kind: str | None = kind_field()
+    task: str | None = deprecated_task_field()
     visibility: str = one_of(VISIBILITIES, "private")
 
 
@@ -64,7 +85,7 @@ class SampleIn(Body):
 
 class SampleOut(Schema):
     key: str
-    task: Literal[tuple(TASKS)]  # type: ignore[valid-type]
+    kind: Literal[tuple(KINDS)]  # type: ignore[valid-type]
     count: int
     title: dict[str, str] = Field(description="The sample's name by language (ja, en).")
     description: dict[str, str]
@@ -86,7 +107,8 @@ class UploadOut(Schema):
 
 class CompleteIn(Body):
     name: str = Field(min_length=1, max_length=200)
-    task: str = one_of(TASKS, ...)
+    kind: str | None = kind_field()
+    task: str | None = deprecated_task_field()
     visibility: str = one_of(VISIBILITIES, "private")
 
 
@@ -109,7 +131,7 @@ class DatasetOut(Schema):
     id: int
     course: int
     name: str
-    task: Literal[tuple(TASKS)]  # type: ignore[valid-type]
+    kind: Literal[tuple(KINDS)]  # type: ignore[valid-type]
     visibility: Literal[tuple(VISIBILITIES)]  # type: ignore[valid-type]
     owner: str | None = Field(description="Only for who may see the images.")
     status: Literal["processing", "ready", "failed"]

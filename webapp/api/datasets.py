@@ -85,7 +85,7 @@ def dataset_out(user, dataset: Dataset) -> dict:
         "id": dataset.pk,
         "course": dataset.course_id,
         "name": dataset.name,
-        "task": dataset.task,
+        "kind": dataset.kind,
         "visibility": dataset.visibility,
         "owner": dataset.owner.username
         if permissions.can_see_dataset_owner(user, dataset)
@@ -112,7 +112,8 @@ def create_dataset(request, form: Form[DatasetForm], file: File[UploadedFile]):
     """Upload a ZIP in one request; ingest runs on a worker. Poll `GET /datasets/{id}`."""
     course = _course(request, form.course)
     _may_create(request, course, form.visibility)
-    dataset = actions.upload_file(request.user, course, file, form.name, form.task, form.visibility)
+    kind = actions.kind_of(form.kind, form.task)
+    dataset = actions.upload_file(request.user, course, file, form.name, kind, form.visibility)
     return Status(202, {"id": dataset.pk, "status": dataset.status})
 
 
@@ -132,7 +133,7 @@ def list_samples(request):
     return [
         {
             "key": s.key,
-            "task": s.task,
+            "kind": s.kind,
             "count": s.count,
             "title": s.title,
             "description": s.description,
@@ -252,7 +253,7 @@ def export_dataset(
     format: ExportFormat = "imagefolder",
     version: Id | None = None,
 ):
-    """Stream a ZIP of a version: `imagefolder` (classification) or `coco` (every task)."""
+    """Stream a ZIP of a version: `imagefolder` (classification) or `coco` (every kind)."""
     dataset = _dataset(request, dataset_id, permissions.can_view_images)
     version = dataset.head if version is None else version
     if not dataset.versions.filter(number=version).exists():
@@ -318,5 +319,6 @@ def complete_upload(request, upload_id: UUID, payload: CompleteIn):
     """Turn a fully received upload into a dataset; ingest runs on a worker."""
     upload = _upload(request, upload_id)
     _may_create(request, upload.course, payload.visibility)
-    dataset = actions.complete_upload(upload, payload.name, payload.task, payload.visibility)
+    kind = actions.kind_of(payload.kind, payload.task)
+    dataset = actions.complete_upload(upload, payload.name, kind, payload.visibility)
     return Status(202, {"id": dataset.pk, "status": dataset.status})

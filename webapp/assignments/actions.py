@@ -78,9 +78,9 @@ def check_datasets(course: Course, dataset: Dataset, version: int, hidden: Datas
         )
     if hidden.status != Status.READY or not hidden.head:
         raise AssignmentRefused(_("The hidden test set is not ready yet."), field="hidden_test")
-    if hidden.task != dataset.task:
+    if hidden.kind != dataset.kind:
         raise AssignmentRefused(
-            _("The hidden test set is for another kind of task than the dataset."),
+            _("The hidden test set is of another kind than the dataset."),
             field="hidden_test",
         )
     taught = {c.name for c in dataset_queries.categories_at(dataset, version)}

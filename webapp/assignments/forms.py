@@ -62,7 +62,7 @@ class AssignmentForm(forms.ModelForm):
         self.course = course
         ready = Dataset.objects.filter(course=course, status=Status.READY, head__gt=0)
         self.fields["dataset"].queryset = ready.filter(
-            visibility__in=actions.HANDOUT_VISIBILITIES, task="classification"
+            visibility__in=actions.HANDOUT_VISIBILITIES, kind="classification"
         )
         self.fields["hidden_test"].queryset = ready.filter(visibility=Visibility.HIDDEN_TEST)
         self.fields["daily_limit"].min_value = 1

@@ -19,8 +19,8 @@ from webapp.datasets.models import (
     Category,
     Dataset,
     Item,
+    Kind,
     Status,
-    Task,
     Upload,
     Version,
     Visibility,
@@ -90,13 +90,23 @@ def _check_room(user: User, course: Course, size: int) -> None:
         raise QuotaExceeded(_quota_message(left), field="file")
 
 
-def _validate_new(name: str, task: str, visibility: str) -> str:
+def kind_of(kind: str | None, task: str | None) -> str:
+    """The kind a request asks for: `kind`, or `task`, its deprecated old name (API v1 clients
+    written before issue 11 send it). Both sent and different: refused, naming `task`."""
+    if kind and task and kind != task:
+        raise DatasetError(
+            _("“kind” and its old name “task” disagree; send only “kind”."), field="task"
+        )
+    return kind or task or ""
+
+
+def _validate_new(name: str, kind: str, visibility: str) -> str:
     name = (name or "").strip()
     if not name:
         raise DatasetError(_("Give the dataset a name."), field="name")
-    if task not in Task.values:
+    if kind not in Kind.values:
         raise DatasetError(
-            _("Choose a task: classification, detection, segmentation or keypoints."), field="task"
+            _("Choose a kind: classification, detection, segmentation or keypoints."), field="kind"
         )
     if visibility not in Visibility.values:
         raise DatasetError(_("Unknown visibility."), field="visibility")
@@ -138,12 +148,12 @@ def receive_chunk(upload: Upload, offset: int, data: bytes) -> Upload:
 
 @transaction.atomic
 def complete_upload(
-    upload: Upload, name: str, task: str, visibility: str = Visibility.PRIVATE
+    upload: Upload, name: str, kind: str, visibility: str = Visibility.PRIVATE
 ) -> Dataset:
     """Turn a fully received upload into a dataset and queue its ingest."""
     upload = Upload.objects.select_for_update().get(pk=upload.pk)
     permissions.require_writable(upload.course)
-    name = _validate_new(name, task, visibility)
+    name = _validate_new(name, kind, visibility)
     if upload.received != upload.size:
         raise Conflict(
             _("Only %(received)s of %(size)s bytes arrived; send the rest first.")
@@ -159,7 +169,7 @@ def complete_upload(
         course=upload.course,
         owner=upload.owner,
         name=name,
-        task=task,
+        kind=kind,
         visibility=visibility,
         source="upload",
         report={"file": upload.file_name},
@@ -169,14 +179,14 @@ def complete_upload(
     return dataset
 
 
-def upload_file(user, course, file, name, task, visibility=Visibility.PRIVATE) -> Dataset:
+def upload_file(user, course, file, name, kind, visibility=Visibility.PRIVATE) -> Dataset:
     """A single-request upload (the API's multipart POST): one chunk, then complete."""
     upload = start_upload(user, course, getattr(file, "name", "upload.zip"), file.size)
     offset = 0
     for chunk in file.chunks(settings.UPLOAD_CHUNK_BYTES):
         upload = receive_chunk(upload, offset, chunk)
         offset += len(chunk)
-    return complete_upload(upload, name, task, visibility)
+    return complete_upload(upload, name, kind, visibility)
 
 
 @transaction.atomic
@@ -189,7 +199,7 @@ def copy_sample(user: User, course: Course, key: str, name: str = "", visibility
     language = translation.get_language() or settings.LANGUAGE_CODE
     title = sample.title.get(language[:2], sample.title["en"])
     visibility = visibility or Visibility.PRIVATE
-    name = _validate_new(name or title, sample.task, visibility)
+    name = _validate_new(name or title, sample.kind, visibility)
     _lock_owner(user)
     _check_dataset_count(user, course)
     left = quota.storage_left(user, course)
@@ -206,7 +216,7 @@ def copy_sample(user: User, course: Course, key: str, name: str = "", visibility
         course=course,
         owner=user,
         name=name,
-        task=sample.task,
+        kind=sample.kind,
         visibility=visibility,
         source=f"sample:{key}",
     )
@@ -235,7 +245,7 @@ def set_visibility(dataset: Dataset, visibility: str) -> None:
 
 def rename_dataset(dataset: Dataset, name: str) -> None:
     permissions.require_writable(dataset.course)
-    dataset.name = _validate_new(name, dataset.task, dataset.visibility)
+    dataset.name = _validate_new(name, dataset.kind, dataset.visibility)
     dataset.save(update_fields=["name", "updated_at"])
 
 
@@ -335,7 +345,7 @@ def _category(dataset: Dataset, name: str, number: int) -> int:
 
 def relabel(dataset: Dataset, user: User, item_ids, category: str) -> Version:
     """Give the chosen images (classification) another class."""
-    if dataset.task != Task.CLASSIFICATION:
+    if dataset.kind != Kind.CLASSIFICATION:
         raise DatasetError(_("Relabelling whole images is for classification datasets."))
 
     def change(number: int) -> None:

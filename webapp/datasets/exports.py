@@ -62,12 +62,12 @@ def export(dataset: Dataset, version: int, fmt: str) -> tuple[Iterator[bytes], s
     base = slugify(dataset.name, allow_unicode=False) or f"dataset-{dataset.pk}"
     file_name = f"{base}-v{version}-{fmt}.zip"
     if fmt == "imagefolder":
-        if dataset.task != "classification":
+        if dataset.kind != "classification":
             raise DatasetError(
                 _("ImageFolder holds classes only; export this dataset as COCO."), field="format"
             )
         return export_imagefolder(items, infos), file_name
-    return export_coco(items, infos, dataset.task), file_name
+    return export_coco(items, infos, dataset.kind), file_name
 
 
 def item_json(dataset: Dataset, item: Item, names: dict[int, str]) -> dict:

@@ -149,7 +149,7 @@ class Ingest:
         if isinstance(record, Rejection):
             self.report.reject(record.path, record.reason)
             return None
-        if self.dataset.task == "classification" and not record.label:
+        if self.dataset.kind == "classification" and not record.label:
             self.report.reject(record.path, _("The image has no class."))
             return None
         try:
@@ -341,7 +341,7 @@ def count_items(dataset: Dataset, version: int) -> dict:
     )
     items = Item.objects.filter(at_version(version), dataset=dataset)
     counts: dict[str, dict[str, int]] = {}
-    if dataset.task == "classification":
+    if dataset.kind == "classification":
         rows = items.values("split", "category_index").annotate(n=Count("id"))
         for row in rows:
             name = names.get(row["category_index"], "?")

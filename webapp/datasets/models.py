@@ -16,7 +16,9 @@ from django.utils.translation import gettext_lazy as _
 from webapp.accounts.models import Course
 
 
-class Task(models.TextChoices):
+class Kind(models.TextChoices):
+    """The ML problem a dataset is for (a Celery task is something else)."""
+
     CLASSIFICATION = "classification", _("Classification")
     DETECTION = "detection", _("Object detection")
     SEGMENTATION = "segmentation", _("Segmentation")
@@ -48,7 +50,7 @@ class Dataset(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="datasets"
     )
     name = models.CharField(_("name"), max_length=200)
-    task = models.CharField(_("task"), max_length=20, choices=Task.choices)
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
     visibility = models.CharField(
         _("visibility"), max_length=20, choices=Visibility.choices, default=Visibility.PRIVATE
     )

@@ -49,7 +49,7 @@ def image_count(dataset: Dataset) -> int:
 
 
 def class_counts(dataset: Dataset, version: int | None = None) -> list[dict]:
-    """[{"name", "count", "index"}] — images per class (or per object class for other tasks)."""
+    """[{"name", "count", "index"}] — images per class (or per object class for other kinds)."""
     if not dataset.head:
         return []
     key = f"classes:{dataset.pk}:{dataset.head}:{version}"
@@ -63,7 +63,7 @@ def class_counts(dataset: Dataset, version: int | None = None) -> list[dict]:
 def _class_counts(dataset: Dataset, version: int | None) -> list[dict]:
     names = category_names(dataset, version)
     items = items_at(dataset, version)
-    if dataset.task == "classification":
+    if dataset.kind == "classification":
         rows = items.values("category_index").annotate(n=Count("id"))
         counts = {row["category_index"]: row["n"] for row in rows}
     else:
@@ -87,7 +87,7 @@ def filter_items(items: QuerySet[Item], dataset: Dataset, split: str = "", categ
             index = int(category)
         except (TypeError, ValueError):  # a class that cannot exist (?class=abc): no match
             return items.none()
-        if dataset.task == "classification":
+        if dataset.kind == "classification":
             items = items.filter(category_index=index)
         else:
             items = items.filter(annotations__category_index=index).distinct()

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-TASKS = ("classification", "detection", "segmentation", "keypoints")
+KINDS = ("classification", "detection", "segmentation", "keypoints")
 SPLITS = ("train", "val", "test")
 
 

@@ -34,7 +34,7 @@ class Sample:
     """One built-in dataset: what the sample list shows, and the function that builds it."""
 
     key: str
-    task: str  # one of records.TASKS
+    kind: str  # one of records.KINDS
     title: dict[str, str]  # {"ja": ..., "en": ...}
     description: dict[str, str]
     count: int  # images it yields
@@ -45,7 +45,7 @@ class Sample:
         code = "ja" if (language or "").lower().startswith("ja") else "en"
         return {
             "key": self.key,
-            "task": self.task,
+            "kind": self.kind,
             "count": self.count,
             "title": self.title[code],
             "description": self.description[code],
@@ -268,7 +268,7 @@ SAMPLES: dict[str, Sample] = {
     for sample in [
         Sample(
             key="digits",
-            task="classification",
+            kind="classification",
             title={"ja": "手書き数字 (8×8)", "en": "Handwritten digits (8×8)"},
             description={
                 "ja": "scikit-learn の 1,797 枚の手書き数字 (0〜9)。"
@@ -282,7 +282,7 @@ SAMPLES: dict[str, Sample] = {
         ),
         Sample(
             key="mnist5k",
-            task="classification",
+            kind="classification",
             title={"ja": "MNIST 手書き数字 5,000 枚", "en": "MNIST digits (5,000)"},
             description={
                 "ja": "本物の MNIST から 5,000 枚 (各数字 500 枚)。28×28 の白黒画像。",
@@ -294,7 +294,7 @@ SAMPLES: dict[str, Sample] = {
         ),
         Sample(
             key="faces",
-            task="classification",
+            kind="classification",
             title={"ja": "顔か、顔でないか", "en": "Face or not a face"},
             description={
                 "ja": "LFW の顔写真 100 枚と、同じ写真の背景から切り出した 100 枚。"
@@ -308,7 +308,7 @@ SAMPLES: dict[str, Sample] = {
         ),
         Sample(
             key="shapes_detection",
-            task="detection",
+            kind="detection",
             title={"ja": "図形の検出", "en": "Shapes: detection"},
             description={
                 "ja": "64×64 のカラー画像 300 枚に、円・正方形・三角形が 1〜3 個。"
@@ -322,7 +322,7 @@ SAMPLES: dict[str, Sample] = {
         ),
         Sample(
             key="shapes_segmentation",
-            task="segmentation",
+            kind="segmentation",
             title={"ja": "図形の領域分割", "en": "Shapes: segmentation"},
             description={
                 "ja": "64×64 のカラー画像 300 枚に、円・正方形・三角形が 1〜3 個。"
@@ -336,7 +336,7 @@ SAMPLES: dict[str, Sample] = {
         ),
         Sample(
             key="keypoints",
-            task="keypoints",
+            kind="keypoints",
             title={"ja": "棒人間の関節点", "en": "Stick figures: keypoints"},
             description={
                 "ja": "64×64 の棒人間 200 枚。頭・首・両手・腰・両足の 7 点の位置を当てる。",

@@ -71,7 +71,7 @@ def ingest_upload(dataset_id: int, upload_id: str, language: str = "en") -> None
         with tempfile.TemporaryFile(dir=settings.FILE_UPLOAD_TEMP_DIR) as local:
             assemble_upload(upload, local)
             with archive.SafeZip(local, _limits()) as zf:
-                result = read_archive(zf, dataset.task)
+                result = read_archive(zf, dataset.kind)
                 run = ingest.Ingest(
                     dataset,
                     ingest.Categories(result.categories),

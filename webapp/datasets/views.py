@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from webapp.accounts import permissions
 from webapp.accounts.course_views import course_for
 from webapp.datasets import actions, dedup, queries, quota, splits
-from webapp.datasets.models import Dataset, Item, Split, Status, Task, Visibility
+from webapp.datasets.models import Dataset, Item, Kind, Split, Status, Visibility
 from webapp.datasets.samples import SAMPLES
 
 PAGE_SIZE = 120  # gallery tiles per page
@@ -60,7 +60,7 @@ def course_datasets(request, course_id: int):
             "datasets": datasets,
             "page": page,
             "samples": [s.in_language(get_language()) for s in SAMPLES.values()],
-            "tasks": Task.choices,
+            "kinds": Kind.choices,
             "visibilities": [
                 (value, label)
                 for value, label in Visibility.choices
@@ -116,7 +116,7 @@ def _detail_context(request, dataset: Dataset) -> dict:
         "split_rows": _split_rows(version, shown) if full and version else [],
         "report": dataset.report or {},
         "is_staff_view": permissions.can_view_roster(request.user, dataset.course),
-        "can_train": dataset.task == "classification"
+        "can_train": dataset.kind == "classification"
         and dataset.status == Status.READY
         and permissions.course_is_writable(dataset.course)
         and permissions.can_train_on(request.user, dataset),

@@ -82,7 +82,7 @@ def _check_limits(user: User, course, adding: int) -> None:
 def _check_dataset(dataset: Dataset) -> None:
     if dataset.status != Status.READY or not dataset.head:
         raise JobRefused(_("The dataset is not ready yet."), field="dataset")
-    if dataset.task != "classification":
+    if dataset.kind != "classification":
         raise JobRefused(
             _("Training is available for classification datasets for now."), field="dataset"
         )

@@ -146,7 +146,7 @@ def _context(request, dataset: Dataset, form: launch_form.TrainForm, runs: list[
     categories = queries.categories_at(dataset)
     values, errors = form.values, form.errors
     ready = (
-        dataset.status == Status.READY and bool(dataset.head) and dataset.task == "classification"
+        dataset.status == Status.READY and bool(dataset.head) and dataset.kind == "classification"
     )
     return {
         "dataset": dataset,

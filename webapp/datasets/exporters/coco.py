@@ -10,20 +10,20 @@ import json
 from collections.abc import Iterable, Iterator
 
 from webapp.datasets.exporters._zipstream import ExportItem, ZipFile, zip_stream
-from webapp.datasets.records import TASKS, CategoryInfo, SourceAnnotation
+from webapp.datasets.records import KINDS, CategoryInfo, SourceAnnotation
 
 
 def export_coco(
-    items: Iterable[ExportItem], categories: list[CategoryInfo], task: str
+    items: Iterable[ExportItem], categories: list[CategoryInfo], kind: str
 ) -> Iterator[bytes]:
     """Stream a COCO ZIP; the JSON files come last, once every image has been written."""
-    if task not in TASKS:
-        raise ValueError(f"unknown kind {task!r}")
-    return zip_stream(_files(items, list(categories), task))
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}")
+    return zip_stream(_files(items, list(categories), kind))
 
 
 def _files(
-    items: Iterable[ExportItem], categories: list[CategoryInfo], task: str
+    items: Iterable[ExportItem], categories: list[CategoryInfo], kind: str
 ) -> Iterator[ZipFile]:
     ids = {c.name: i for i, c in enumerate(categories, 1)}
     docs: dict[str, dict[str, list]] = {}
@@ -39,7 +39,7 @@ def _files(
                 "height": item.height,
             }
         )
-        if task == "classification":
+        if kind == "classification":
             labels = [item.label] if item.label is not None else []
             anns = [{"category_id": _category_id(name, ids, categories)} for name in labels]
         else:

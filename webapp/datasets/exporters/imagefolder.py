@@ -11,11 +11,11 @@ from webapp.datasets.records import CategoryInfo
 
 
 def export_imagefolder(
-    items: Iterable[ExportItem], categories: list[CategoryInfo], *, task: str = "classification"
+    items: Iterable[ExportItem], categories: list[CategoryInfo], *, kind: str = "classification"
 ) -> Iterator[bytes]:
     """Stream a ZIP with one folder per split and class; ValueError for other kinds."""
-    if task != "classification":
-        raise ValueError(f"ImageFolder holds classification datasets only, not {task}")
+    if kind != "classification":
+        raise ValueError(f"ImageFolder holds classification datasets only, not {kind}")
     return zip_stream(_files(items))
 
 

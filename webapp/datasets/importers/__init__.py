@@ -11,22 +11,22 @@ from django.utils.translation import gettext as _
 from webapp.datasets.archive import Entry, SafeZip
 from webapp.datasets.importers import cifar, coco, idx, imagefolder, voc, yolo
 from webapp.datasets.importers._common import UnsupportedArchive, unsupported
-from webapp.datasets.records import TASKS, ImportResult, Rejection
+from webapp.datasets.records import KINDS, ImportResult, Rejection
 
 __all__ = ["UnsupportedArchive", "read_archive"]
 
 PICKLE_SUFFIXES = (".npz", ".npy", ".pkl", ".pickle")
 
 
-def read_archive(zf: SafeZip, task: str) -> ImportResult:
-    """Detect the ZIP's format and return its records for the kind `task`."""
-    if task not in TASKS:
-        raise ValueError(f"unknown kind {task!r}")
+def read_archive(zf: SafeZip, kind: str) -> ImportResult:
+    """Detect the ZIP's format and return its records for the kind."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}")
     refused, entries = _refuse_pickles(zf.entries)
     if not entries:
-        raise UnsupportedArchive(refused[0].reason) if refused else unsupported(task)
+        raise UnsupportedArchive(refused[0].reason) if refused else unsupported(kind)
     try:
-        result = _read(zf, entries, task)
+        result = _read(zf, entries, kind)
     except UnsupportedArchive:
         if refused:  # the pickled files are most likely what the student meant to upload
             raise UnsupportedArchive(refused[0].reason) from None
@@ -36,19 +36,19 @@ def read_archive(zf: SafeZip, task: str) -> ImportResult:
     return result
 
 
-def _read(zf: SafeZip, entries: list[Entry], task: str) -> ImportResult:
+def _read(zf: SafeZip, entries: list[Entry], kind: str) -> ImportResult:
     if idx.detect(entries):
-        return idx.read(zf, entries, task)
+        return idx.read(zf, entries, kind)
     if cifar.detect(entries):
-        return cifar.read(zf, entries, task)
+        return cifar.read(zf, entries, kind)
     coco_files = coco.find(zf, entries)
     if coco_files:
-        return coco.read(zf, entries, task, coco_files)
+        return coco.read(zf, entries, kind, coco_files)
     if voc.detect(zf, entries):
-        return voc.read(zf, entries, task)
+        return voc.read(zf, entries, kind)
     if yolo.detect(entries):
-        return yolo.read(zf, entries, task)
-    return imagefolder.read(zf, entries, task)
+        return yolo.read(zf, entries, kind)
+    return imagefolder.read(zf, entries, kind)
 
 
 def _refuse_pickles(entries: list[Entry]) -> tuple[list[Rejection], list[Entry]]:
