@@ -28,7 +28,7 @@ def test_student_trains_and_watches_the_curves(live_url, new_page, celery_worker
     student = make_user(f"js_{lang}")
     add_member(course, student)
     dataset = Dataset.objects.create(
-        course=course, owner=student, name="digits", task="classification", source="sample:digits"
+        course=course, owner=student, name="digits", kind="classification", source="sample:digits"
     )
     dataset_tasks.copy_sample(dataset.pk, "digits", lang)
 

@@ -39,7 +39,7 @@ def _load_images(page):
 def _runs(student, course, lang):
     # The row by hand and the task called here: the action would also queue it for the worker.
     dataset = Dataset.objects.create(
-        course=course, owner=student, name="digits", task="classification", source="sample:digits"
+        course=course, owner=student, name="digits", kind="classification", source="sample:digits"
     )
     dataset_tasks.copy_sample(dataset.pk, "digits", lang)
     dataset.refresh_from_db()

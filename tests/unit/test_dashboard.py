@@ -31,7 +31,7 @@ def _dataset(world):
         course=world.course,
         owner=world.teacher,
         name="digits",
-        task="classification",
+        kind="classification",
         visibility="handout",
         status="ready",
         head=1,
