@@ -25,7 +25,7 @@ def _run(args) -> int:
 
 def _models(args) -> int:
     for info in registry.list_models():
-        print(f"{info.name:22} {info.kind:11} {info.description.get(args.lang, '')}")
+        print(f"{info.name:22} {info.kind:15} {info.family:11} {info.describe(args.lang)}")
     return 0
 
 

@@ -1,20 +1,27 @@
-"""Model registry: name → builder, with what a student needs to know to choose one.
+"""Model registry: name → builder. Every other fact about a model is in `trainer.catalog`.
 
-Like torchvision's: builders register themselves with `@register_model(...)`, and `build` calls
-one by name with keyword-only arguments. Every model ends in one `nn.Linear` head, so transfer
-learning (freeze the backbone, replace the head) works the same way for all of them.
+Like torchvision's: builders register themselves with `@register_model(name=...)` where they are
+defined, and `build` calls one by name with keyword-only arguments. The facts a student chooses
+by (kind, description, sizes, parameter count, weights) live in the torch-free catalog, so the
+web app reads them without importing torch; registering a name the catalog lacks is refused.
+Every classifier ends in one `nn.Linear` head, so transfer learning (freeze the backbone,
+replace the head) works the same way for all of them.
 """
 
+import importlib
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from torch import nn
 
+from trainer import catalog
+from trainer.catalog import ModelEntry
 from trainer.models import ShapeError, WeightsUnavailable
 from trainer.models.layers import build_layers
 from trainer.models.summary import SummaryRow, summary
 
 __all__ = [
+    "ModelEntry",
     "ModelInfo",
     "ShapeError",
     "SummaryRow",
@@ -32,62 +39,43 @@ __all__ = [
 ]
 
 Builder = Callable[..., nn.Module]
+ModelInfo = ModelEntry  # the name code written before the catalog uses
+
+_BUILDERS: dict[str, Builder] = {}
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    name: str  # "simple_cnn"
-    kind: str  # "preset" | "torchvision"
-    description: dict[str, str]  # {"ja": ..., "en": ...}, one line each
-    default_input_size: int  # square side used when the spec says nothing
-    min_input_size: int  # smallest side the architecture accepts
-    default_channels: int  # 1 or 3
-    supports_imagenet: bool = False  # ImageNet weights can be loaded from the local cache
-
-
-_MODELS: dict[str, tuple[ModelInfo, Builder]] = {}
-
-
-def register_model(
-    *,
-    name: str,
-    kind: str,
-    description: dict[str, str],
-    default_input_size: int,
-    min_input_size: int,
-    default_channels: int,
-    supports_imagenet: bool = False,
-) -> Callable[[Builder], Builder]:
-    """Decorator: register `builder(*, num_classes, in_channels, input_size[, pretrained])`."""
-    info = ModelInfo(
-        name,
-        kind,
-        description,
-        default_input_size,
-        min_input_size,
-        default_channels,
-        supports_imagenet,
-    )
+def register_model(*, name: str, **facts: object) -> Callable[[Builder], Builder]:
+    """Decorator: register `builder(*, num_classes, in_channels, input_size[, pretrained])` as
+    the builder of the catalog's model `name`."""
+    catalog.get(name)  # KeyError: add the model's entry to trainer/catalog.py first
+    if facts:  # the facts a builder once declared itself; the catalog's win
+        warnings.warn(
+            f"register_model({name!r}) takes only name=; {', '.join(sorted(facts))} "
+            "come from trainer/catalog.py",
+            DeprecationWarning,
+            stacklevel=2,
+        )
 
     def register(builder: Builder) -> Builder:
-        if name in _MODELS:
+        if name in _BUILDERS:
             raise ValueError(f"a model named {name!r} is already registered")
-        _MODELS[name] = (info, builder)
+        _BUILDERS[name] = builder
         return builder
 
     return register
 
 
-def list_models() -> list[ModelInfo]:
-    """Every registered model, lecture presets first."""
-    return sorted((info for info, _ in _MODELS.values()), key=lambda info: info.kind != "preset")
+def list_models(kind: str | None = None) -> list[ModelEntry]:
+    """Every model that can be built (of one kind, if given), lecture presets first."""
+    return [entry for entry in catalog.models(kind) if entry.name in _BUILDERS]
 
 
-def get_info(name: str) -> ModelInfo:
-    """The metadata of one model; KeyError naming the known models if there is none."""
-    if name not in _MODELS:
-        raise KeyError(f"unknown model {name!r}; the models are: {', '.join(_MODELS)}")
-    return _MODELS[name][0]
+def get_info(name: str) -> ModelEntry:
+    """The catalog entry of one buildable model; KeyError naming the known models if none."""
+    if name not in _BUILDERS:
+        known = ", ".join(entry.name for entry in list_models())
+        raise KeyError(f"unknown model {name!r}; the models are: {known}")
+    return catalog.get(name)
 
 
 def build(
@@ -108,7 +96,7 @@ def build(
     if pretrained and not info.supports_imagenet:
         raise ValueError(f"{name} has no ImageNet weights; train it from scratch")
     extra = {"pretrained": True} if pretrained else {}
-    builder = _MODELS[name][1]
+    builder = _BUILDERS[name]
     return builder(num_classes=num_classes, in_channels=in_channels, input_size=input_size, **extra)
 
 
@@ -146,5 +134,7 @@ def parameter_count(model: nn.Module) -> int:
 
 
 # The model modules register themselves with the decorator above, so they are imported last
-# (whichever of registry and a model module is imported first, all end up registered).
-from trainer.models import presets, torchvision_models  # noqa: E402, F401, I001
+# (whichever of registry and a model module is imported first, all end up registered). Which
+# modules: those the catalog names, so that a new model is one catalog entry and its builder.
+for _module in dict.fromkeys(entry.module for entry in catalog.models()):
+    importlib.import_module(_module)

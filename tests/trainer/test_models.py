@@ -43,14 +43,14 @@ def conv(c_in: int, c_out: int, k: int, bias: bool = True) -> int:
 
 
 def test_registry_lists_the_presets_first_then_the_torchvision_models():
-    infos = registry.list_models()
+    infos = registry.list_models("classification")
     assert [i.name for i in infos] == PRESETS + TORCHVISION
     for info in infos:
         assert info.description["ja"] and info.description["en"]
         assert "\n" not in info.description["ja"] + info.description["en"]
         assert info.min_input_size <= info.default_input_size
         assert info.default_channels in (1, 3)
-        assert info.supports_imagenet == (info.kind == "torchvision")
+        assert info.supports_imagenet == (info.family == "torchvision")
 
 
 def test_unknown_model_name_lists_the_known_ones():
@@ -60,11 +60,8 @@ def test_unknown_model_name_lists_the_known_ones():
 
 def test_registering_a_taken_name_is_refused():
     with pytest.raises(ValueError, match="already registered"):
-        registry.register_model(
-            name="simple_cnn", kind="preset", description={"ja": "", "en": ""},
-            default_input_size=1, min_input_size=1, default_channels=1,
-        )(presets.logistic)  # fmt: skip
-    assert registry.get_info("simple_cnn").kind == "preset"
+        registry.register_model(name="simple_cnn")(presets.logistic)
+    assert registry.get_info("simple_cnn").family == "preset"
 
 
 def test_importing_the_registry_loads_neither_django_nor_torchvision_models():

@@ -6,17 +6,7 @@ from trainer.models.layers import GlobalAvgPool
 from trainer.registry import register_model
 
 
-@register_model(
-    name="simple_cnn",
-    kind="preset",
-    description={
-        "ja": "シンプルなCNN：畳み込み3ブロック（32→64→128）と全体平均プーリング。CPUでも速い",
-        "en": "Simple CNN: three conv blocks (32→64→128) and global average pooling; fast on a CPU",
-    },
-    default_input_size=32,
-    min_input_size=8,  # three 2×2 max-pools: 8 → 4 → 2 → 1
-    default_channels=1,
-)
+@register_model(name="simple_cnn")
 def simple_cnn(*, num_classes: int, in_channels: int, input_size: int) -> nn.Module:
     """(Conv 3×3 → BatchNorm → ReLU → MaxPool 2) × 3 → global average pool → Linear."""
 
@@ -38,17 +28,7 @@ def simple_cnn(*, num_classes: int, in_channels: int, input_size: int) -> nn.Mod
     )
 
 
-@register_model(
-    name="mlp_keras",
-    kind="preset",
-    description={
-        "ja": "MLP（Kerasの例）：全結合512 ReLU、ドロップアウト0.2を2回、出力層",
-        "en": "MLP (Keras example): Dense 512 ReLU, Dropout 0.2, twice, then the output layer",
-    },
-    default_input_size=28,
-    min_input_size=1,
-    default_channels=1,
-)
+@register_model(name="mlp_keras")
 def mlp_keras(*, num_classes: int, in_channels: int, input_size: int) -> nn.Module:
     """Flatten → Dense 512 ReLU → Dropout 0.2 → Dense 512 ReLU → Dropout 0.2 → Dense C."""
     return nn.Sequential(
@@ -74,17 +54,7 @@ def _lenet_feature_side(input_size: int) -> int:
     return (side - 4) // 2  # Conv 5×5 valid, AvgPool 2
 
 
-@register_model(
-    name="lenet_lecture",
-    kind="preset",
-    description={
-        "ja": "LeNet（講義版）：畳み込み6@10×10・16@5×5・16@5×5と平均プーリング、全結合120・48",
-        "en": "LeNet (lecture): Conv 6@10×10, 16@5×5, 16@5×5 with average pooling, Dense 120, 48",
-    },
-    default_input_size=64,
-    min_input_size=LENET_MIN_INPUT,
-    default_channels=1,
-)
+@register_model(name="lenet_lecture")
 def lenet_lecture(*, num_classes: int, in_channels: int, input_size: int) -> nn.Module:
     """The LeNet-style net of seed 003 (64×64 grayscale in the lecture)."""
     side = _lenet_feature_side(input_size)  # 5 for 64×64
@@ -108,17 +78,7 @@ def lenet_lecture(*, num_classes: int, in_channels: int, input_size: int) -> nn.
     )
 
 
-@register_model(
-    name="logistic",
-    kind="preset",
-    description={
-        "ja": "ロジスティック回帰：1層のニューラルネット（平坦化→全結合）",
-        "en": "Logistic regression: a one-layer network (Flatten → Dense)",
-    },
-    default_input_size=28,
-    min_input_size=1,
-    default_channels=1,
-)
+@register_model(name="logistic")
 def logistic(*, num_classes: int, in_channels: int, input_size: int) -> nn.Module:
     """Flatten → Linear C: softmax regression on the raw pixels."""
     return nn.Sequential(

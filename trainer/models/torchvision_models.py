@@ -13,56 +13,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainer import catalog
 from trainer.models import WeightsUnavailable
 from trainer.registry import register_model, replace_head
 
-# name, English, Japanese (parameter counts with the 1000-class ImageNet head)
+# Their facts (descriptions, sizes, parameter counts, weights files) are in trainer/catalog.py.
 _CLASSIFIERS = [
-    (
-        "resnet18",
-        "ResNet-18: residual learning, 11.7 M parameters; a good first transfer model",
-        "ResNet-18：残差学習、1170万パラメータ。転移学習の最初の一台に",
-    ),
-    (
-        "resnet34",
-        "ResNet-34: deeper residual network, 21.8 M parameters",
-        "ResNet-34：より深い残差ネットワーク、2180万パラメータ",
-    ),
-    (
-        "resnet50",
-        "ResNet-50: bottleneck residual blocks, 25.6 M parameters",
-        "ResNet-50：ボトルネック型の残差ブロック、2560万パラメータ",
-    ),
-    (
-        "vgg11_bn",
-        "VGG-11 with batch normalisation: plain 3×3 convolutions, 132.9 M parameters",
-        "VGG-11（BN付き）：3×3畳み込みを重ねた構成、1億3290万パラメータ",
-    ),
-    (
-        "vgg16_bn",
-        "VGG-16 with batch normalisation: 138.4 M parameters; slow without a GPU",
-        "VGG-16（BN付き）：1億3840万パラメータ。GPUなしでは遅い",
-    ),
-    (
-        "densenet121",
-        "DenseNet-121: every layer sees all earlier feature maps, 8.0 M parameters",
-        "DenseNet-121：各層がそれまでの全特徴マップを受け取る、800万パラメータ",
-    ),
-    (
-        "mobilenet_v3_small",
-        "MobileNetV3 Small: built for phones, 2.5 M parameters; fast on a CPU",
-        "MobileNetV3 Small：スマホ向けの軽量モデル、250万パラメータ。CPUでも速い",
-    ),
-    (
-        "mobilenet_v3_large",
-        "MobileNetV3 Large: light and accurate, 5.5 M parameters",
-        "MobileNetV3 Large：軽量で高精度、550万パラメータ",
-    ),
-    (
-        "efficientnet_b0",
-        "EfficientNet-B0: depth, width and resolution scaled together, 5.3 M parameters",
-        "EfficientNet-B0：深さ・幅・解像度をバランスよく拡大、530万パラメータ",
-    ),
+    entry.name
+    for entry in catalog.models("classification")
+    if entry.module == __name__ and entry.family == "torchvision"
 ]
 
 
@@ -170,13 +129,5 @@ def _replace_stem(model: nn.Module, in_channels: int, *, keep_weights: bool) -> 
     model.set_submodule(name, new)
 
 
-for _name, _english, _japanese in _CLASSIFIERS:
-    register_model(
-        name=_name,
-        kind="torchvision",
-        description={"ja": _japanese, "en": _english},
-        default_input_size=224,
-        min_input_size=32,  # five stride-2 stages: 32 → 1; the adaptive pools take any size
-        default_channels=3,
-        supports_imagenet=True,
-    )(partial(build_torchvision, _name))
+for _name in _CLASSIFIERS:
+    register_model(name=_name)(partial(build_torchvision, _name))

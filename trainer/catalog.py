@@ -1,0 +1,241 @@
+"""What can be trained with what: every model's facts, without importing torch.
+
+The web app reads this to offer models, fill a spec's default model and check a spec before
+anything is queued; `trainer.registry` keeps only the builders and takes every other fact from
+here (a test builds each model and checks its parameter count). Like torchvision's weights
+enums, nothing here needs a model built.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REFERENCE_CLASSES = 10  # `ModelEntry.parameters` counts a head of this many classes
+FAMILIES = ("preset", "layers", "torchvision", "detector")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One trainable model: what it is for and what it needs, for a student to choose by."""
+
+    name: str  # "simple_cnn"
+    kind: str  # the ML problem: trainer.kinds.KINDS
+    family: str  # "preset" | "layers" | "torchvision" | "detector" (FAMILIES)
+    description: dict[str, str]  # {"ja": ..., "en": ...}, one line each
+    parameters: int  # at REFERENCE_CLASSES classes, default_input_size and default_channels
+    default_input_size: int  # square side used when the spec says nothing
+    min_input_size: int  # smallest side the architecture accepts
+    default_channels: int  # 1 or 3
+    module: str  # where its builder is registered (imported by trainer.registry)
+    weights_file: str = ""  # pretrained weights' file name under $TORCH_HOME/hub/checkpoints/
+    weights_from: str = ""  # what they were trained on: "imagenet" or "coco" ("" without)
+    default: bool = False  # the model a spec of this kind gets when it names none
+    cpu_note: dict[str, str] | None = None  # {"ja", "en"}: why it is slow without a GPU
+
+    @property
+    def supports_imagenet(self) -> bool:
+        """Whether `transfer.source: "imagenet"` can start it from pretrained weights."""
+        return bool(self.weights_file)
+
+    def describe(self, language: str) -> str:
+        """The one-line description in `language` ("ja…" is Japanese, anything else English)."""
+        return self.description["ja" if language.startswith("ja") else "en"]
+
+    def cpu_note_in(self, language: str) -> str | None:
+        """The CPU note in `language`, or None when the model trains well on a CPU."""
+        if self.cpu_note is None:
+            return None
+        return self.cpu_note["ja" if language.startswith("ja") else "en"]
+
+
+def _preset(name: str, en: str, ja: str, parameters: int, size: int, smallest: int):
+    return ModelEntry(
+        name,
+        "classification",
+        "preset",
+        {"ja": ja, "en": en},
+        parameters,
+        size,
+        smallest,
+        1,
+        "trainer.models.presets",
+        default=name == "simple_cnn",
+    )
+
+
+def _classifier(name: str, en: str, ja: str, parameters: int, weights_file: str) -> ModelEntry:
+    # Five stride-2 stages take 32 pixels to 1; the adaptive pools take any larger size.
+    return ModelEntry(
+        name,
+        "classification",
+        "torchvision",
+        {"ja": ja, "en": en},
+        parameters,
+        224,
+        32,
+        3,
+        "trainer.models.torchvision_models",
+        weights_file=weights_file,
+        weights_from="imagenet",
+    )
+
+
+# Lecture presets first, then torchvision classifiers, then detectors: the order pages list them.
+_MODELS: list[ModelEntry] = [
+    _preset(
+        "simple_cnn",
+        "Simple CNN: three conv blocks (32→64→128) and global average pooling; fast on a CPU",
+        "シンプルなCNN：畳み込み3ブロック（32→64→128）と全体平均プーリング。CPUでも速い",
+        94_186,
+        32,
+        8,  # three 2×2 max-pools: 8 → 4 → 2 → 1
+    ),
+    _preset(
+        "mlp_keras",
+        "MLP (Keras example): Dense 512 ReLU, Dropout 0.2, twice, then the output layer",
+        "MLP（Kerasの例）：全結合512 ReLU、ドロップアウト0.2を2回、出力層",
+        669_706,
+        28,
+        1,
+    ),
+    _preset(
+        "lenet_lecture",
+        "LeNet (lecture): Conv 6@10×10, 16@5×5, 16@5×5 with average pooling, Dense 120, 48",
+        "LeNet（講義版）：畳み込み6@10×10・16@5×5・16@5×5と平均プーリング、全結合120・48",
+        64_096,
+        64,
+        32,  # trainer.models.presets.LENET_MIN_INPUT: the smallest that leaves one pixel
+    ),
+    _preset(
+        "logistic",
+        "Logistic regression: a one-layer network (Flatten → Dense)",
+        "ロジスティック回帰：1層のニューラルネット（平坦化→全結合）",
+        7_850,
+        28,
+        1,
+    ),
+    # The descriptions' parameter counts are ImageNet's (1,000 classes), as the papers give them;
+    # `parameters` counts the REFERENCE_CLASSES head a student's model gets.
+    _classifier(
+        "resnet18",
+        "ResNet-18: residual learning, 11.7 M parameters; a good first transfer model",
+        "ResNet-18：残差学習、1170万パラメータ。転移学習の最初の一台に",
+        11_181_642,
+        "resnet18-f37072fd.pth",
+    ),
+    _classifier(
+        "resnet34",
+        "ResNet-34: deeper residual network, 21.8 M parameters",
+        "ResNet-34：より深い残差ネットワーク、2180万パラメータ",
+        21_289_802,
+        "resnet34-b627a593.pth",
+    ),
+    _classifier(
+        "resnet50",
+        "ResNet-50: bottleneck residual blocks, 25.6 M parameters",
+        "ResNet-50：ボトルネック型の残差ブロック、2560万パラメータ",
+        23_528_522,
+        "resnet50-11ad3fa6.pth",
+    ),
+    _classifier(
+        "vgg11_bn",
+        "VGG-11 with batch normalisation: plain 3×3 convolutions, 132.9 M parameters",
+        "VGG-11（BN付き）：3×3畳み込みを重ねた構成、1億3290万パラメータ",
+        128_812_810,
+        "vgg11_bn-6002323d.pth",
+    ),
+    _classifier(
+        "vgg16_bn",
+        "VGG-16 with batch normalisation: 138.4 M parameters; slow without a GPU",
+        "VGG-16（BN付き）：1億3840万パラメータ。GPUなしでは遅い",
+        134_309_962,
+        "vgg16_bn-6c64b313.pth",
+    ),
+    _classifier(
+        "densenet121",
+        "DenseNet-121: every layer sees all earlier feature maps, 8.0 M parameters",
+        "DenseNet-121：各層がそれまでの全特徴マップを受け取る、800万パラメータ",
+        6_964_106,
+        "densenet121-a639ec97.pth",
+    ),
+    _classifier(
+        "mobilenet_v3_small",
+        "MobileNetV3 Small: built for phones, 2.5 M parameters; fast on a CPU",
+        "MobileNetV3 Small：スマホ向けの軽量モデル、250万パラメータ。CPUでも速い",
+        1_528_106,
+        "mobilenet_v3_small-047dcff4.pth",
+    ),
+    _classifier(
+        "mobilenet_v3_large",
+        "MobileNetV3 Large: light and accurate, 5.5 M parameters",
+        "MobileNetV3 Large：軽量で高精度、550万パラメータ",
+        4_214_842,
+        "mobilenet_v3_large-5c1a4163.pth",
+    ),
+    _classifier(
+        "efficientnet_b0",
+        "EfficientNet-B0: depth, width and resolution scaled together, 5.3 M parameters",
+        "EfficientNet-B0：深さ・幅・解像度をバランスよく拡大、530万パラメータ",
+        4_020_358,
+        "efficientnet_b0_rwightman-7f5810bc.pth",
+    ),
+    ModelEntry(
+        "centernet_tiny",
+        "detection",
+        "detector",
+        {
+            "ja": "CenterNet（小型）：物体を中心点のヒートマップで見つけるアンカーなし1段検出器。"
+            "CPUでも学習できる",
+            "en": "CenterNet (tiny): a one-stage, anchor-free detector that finds objects as "
+            "heat-map peaks at their centres; trains on a CPU",
+        },
+        436_030,
+        128,
+        32,  # stride 16 at the deepest: 32 pixels leave a 2×2 map
+        3,
+        "trainer.models.centernet",
+        default=True,
+    ),
+    # torchvision's detectors (Faster R-CNN, RetinaNet, FCOS, SSDlite) are appended below.
+]
+
+
+def models(kind: str | None = None) -> list[ModelEntry]:
+    """Every model, or those of one kind, lecture presets first."""
+    return [entry for entry in _MODELS if kind is None or entry.kind == kind]
+
+
+def get(name: str) -> ModelEntry:
+    """One model's entry; KeyError naming the known models if there is none."""
+    for entry in _MODELS:
+        if entry.name == name:
+            return entry
+    raise KeyError(f"unknown model {name!r}; the models are: {', '.join(names())}")
+
+
+def names(kind: str | None = None) -> list[str]:
+    """The models' names, in catalog order."""
+    return [entry.name for entry in models(kind)]
+
+
+def default_for(kind: str) -> str:
+    """The model a spec of `kind` gets when it names none; KeyError for a kind without one."""
+    for entry in models(kind):
+        if entry.default:
+            return entry.name
+    raise KeyError(f"no model is the default for {kind!r}")
+
+
+def checkpoints_dir() -> Path:
+    """Where torchvision (and so the trainer) reads pretrained weights: torch.hub's own rule,
+    $TORCH_HOME/hub/checkpoints with TORCH_HOME defaulting to $XDG_CACHE_HOME/torch or
+    ~/.cache/torch."""
+    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
+    torch_home = os.environ.get("TORCH_HOME") or os.path.join(cache_home, "torch")
+    return Path(torch_home).expanduser() / "hub" / "checkpoints"
+
+
+def weights_available(entry: ModelEntry) -> bool:
+    """Whether an administrator has put `entry`'s pretrained weights where the trainer reads
+    them (nothing is ever downloaded)."""
+    return bool(entry.weights_file) and (checkpoints_dir() / entry.weights_file).is_file()
