@@ -2,7 +2,9 @@
 // Events carry a job-wide `seq`; the page keeps the last one, so a reconnect asks only for what
 // it missed, and an event seen twice is dropped. While the job waits, the page polls the API for
 // its queue position; once it has succeeded, the result partial is loaded below the curves.
-import { legend, lineChart } from "./curves.js";
+// The curves show whichever known figures the epoch events carry (accuracy for classification,
+// mAP and the loss parts for detection), so a new kind needs names here, not a new page.
+import { chartWords, formatValue, lineChart } from "./charts.js";
 
 const script = document.querySelector("script[data-job]");
 const jobId = script.dataset.job;
@@ -11,6 +13,26 @@ const say = page.dataset;
 const FORBIDDEN = 4403;
 const TRAIN = "#0072b2";
 const VAL = "#d55e00";
+const names = chartWords().metrics; // epoch key → {label, percent}
+// The epoch figures each chart may show, in legend order; each keeps its look on every chart.
+const CURVES = {
+  curves: ["train_acc", "val_acc", "val_map50", "val_map"],
+  "loss-curves": ["train_loss", "val_loss", "train_heatmap", "train_size", "train_offset"],
+};
+const DASHED = [7, 4];
+const DOTTED = [2, 3];
+const LOOK = {
+  train_acc: { color: TRAIN },
+  val_acc: { color: VAL },
+  val_map50: { color: VAL },
+  val_map: { color: "#009e73" },
+  train_loss: { color: TRAIN, dash: DASHED },
+  val_loss: { color: VAL, dash: DASHED },
+  train_heatmap: { color: "#009e73", dash: DOTTED },
+  train_size: { color: "#cc79a7", dash: DOTTED },
+  train_offset: { color: "#e69f00", dash: DOTTED },
+};
+const PRIMARY = ["val_acc", "val_map50"]; // what "best validation" means, by kind
 const words = JSON.parse(document.getElementById("live-text").textContent);
 const fill = (template, values) =>
   template.replace(/%\((\w+)\)s/g, (_, key) => values[key]).replace(/%%/g, "%");
@@ -43,28 +65,68 @@ function status(value) {
   if (value !== "running") text("eta", "—");
 }
 
+const finite = (value) => value != null && Number.isFinite(value);
+
 function drawEpochs() {
   const rows = [...epochs.values()].filter((e) => (e.fold || 0) === fold);
-  const series = (key, name, color, dash) => ({
-    label: name, color, dash, points: rows.map((e) => [e.epoch, e[key]]),
-  });
-  const common = { xLabel: say.epochAxis, empty: say.noData };
-  const acc = [series("train_acc", say.train, TRAIN, false), series("val_acc", say.val, VAL, false)];
-  lineChart(document.getElementById("curves"), acc, { ...common, percent: true, yLabel: say.accAxis });
-  const loss = [series("train_loss", say.train, TRAIN, true), series("val_loss", say.val, VAL, true)];
-  lineChart(document.getElementById("loss-curves"), loss, { ...common, yLabel: say.lossAxis });
-  legend(document.getElementById("curves-legend"), acc);
-  legend(document.getElementById("loss-legend"), loss);
-  const best = Math.max(...[...epochs.values()].map((e) => e.val_acc ?? -1));
-  if (best >= 0) text("best-val", percent(best));
+  for (const [id, keys] of Object.entries(CURVES)) {
+    const figure = document.getElementById(id);
+    const shown = keys.filter((key) => rows.some((e) => finite(e[key])));
+    const map = shown.some((key) => key.startsWith("val_map"));
+    if (figure.dataset.mapTitle) {
+      figure.querySelector("figcaption h2").textContent = map ? figure.dataset.mapTitle : figure.dataset.accTitle;
+    }
+    lineChart(figure, {
+      series: shown.map((key) => ({ label: names[key]?.label || key, ...LOOK[key], points: rows.map((e) => [e.epoch, e[key]]) })),
+      percent: shown.length > 0 && shown.every((key) => names[key]?.percent),
+      xLabel: say.epochAxis,
+      yLabel: id === "curves" && map ? "mAP" : id === "curves" ? say.accAxis : say.lossAxis,
+      empty: say.noData,
+    });
+  }
+  const all = [...epochs.values()];
+  const primary = PRIMARY.find((key) => all.some((e) => finite(e[key])));
+  if (primary) {
+    text("best-val", formatValue(Math.max(...all.map((e) => (finite(e[primary]) ? e[primary] : -1))), true));
+    if (primary === "val_map50") mapLabels();
+  }
+}
+
+// A detection job's facts speak of mAP@0.5 where a classification job's speak of accuracy.
+function mapLabels() {
+  for (const element of document.querySelectorAll("[data-map-label]")) element.textContent = element.dataset.mapLabel;
 }
 
 function drawBatches() {
-  lineChart(
-    document.getElementById("batch-curves"),
-    [{ label: say.batchLoss, color: TRAIN, thin: true, points: batchLoss }],
-    { xLabel: say.stepAxis, yLabel: say.lossAxis, empty: say.noData, minX: 0 },
-  );
+  lineChart(document.getElementById("batch-curves"), {
+    series: [{ label: say.batchLoss, color: TRAIN, width: 1.2, points: batchLoss }],
+    xLabel: say.stepAxis,
+    yLabel: say.lossAxis,
+    empty: say.noData,
+    minX: 0,
+    table: false, // thousands of batches: a summary line instead
+  });
+}
+
+// Many events can arrive at once (a replay): draw once after them, not once per event.
+const waiting = new Set();
+function soon(draw) {
+  if (waiting.has(draw)) return;
+  waiting.add(draw);
+  setTimeout(() => {
+    waiting.delete(draw);
+    draw();
+  }, 100);
+}
+
+// The log line of an epoch: a classification job's own words, else every known figure it has.
+function epochNote(data) {
+  if (finite(data.train_acc)) {
+    return fill(words.epoch, { epoch: data.epoch, train: (100 * data.train_acc).toFixed(1), val: data.val_acc == null ? "—" : (100 * data.val_acc).toFixed(1) });
+  }
+  const figures = Object.values(CURVES).flat().filter((key) => finite(data[key]))
+    .map((key) => `${names[key]?.label || key} ${formatValue(data[key], names[key]?.percent)}`);
+  return fill(say.epochLine, { epoch: data.epoch, figures: figures.join(", ") });
 }
 
 function duration(seconds) {
@@ -115,30 +177,31 @@ function handle(event) {
     const done = (fold * epochsPerFold + (data.resumed_from || 0)) / (folds * epochsPerFold);
     run = { time: Date.parse(event.time), progress: done };
     if (fold > 0) batchLoss.length = 0;
+    if (data.kind === "detection") mapLabels();
     note(fill(words.started, { parameters: data.parameters, device: data.device }));
     headNotice(data);
     if (folds > 1) note(fill(say.fold, { n: fold }));
-    drawEpochs();
+    soon(drawEpochs);
   } else if (event.type === "batch") {
     const step = (data.epoch - 1) * data.steps + data.step;
     while (batchLoss.length && batchLoss[batchLoss.length - 1][0] >= step) batchLoss.pop(); // a resume
     batchLoss.push([step, data.loss]);
-    drawBatches();
+    soon(drawBatches);
     text("progress", fill(words.progress, data));
     if (data.images_per_s) text("speed", `${Math.round(data.images_per_s)} img/s`);
     const done = fold * epochsPerFold + data.epoch - 1 + data.step / data.steps;
     progress(done / (folds * epochsPerFold), event.time);
   } else if (event.type === "epoch") {
     epochs.set(`${data.fold || 0}:${data.epoch}`, data);
-    drawEpochs();
+    soon(drawEpochs);
     if (data.images_per_s) text("speed", `${Math.round(data.images_per_s)} img/s`);
     progress(((data.fold || 0) * epochsPerFold + data.epoch) / (folds * epochsPerFold), event.time);
-    note(fill(words.epoch, { epoch: data.epoch, train: (100 * data.train_acc).toFixed(1), val: data.val_acc == null ? "—" : (100 * data.val_acc).toFixed(1) }));
+    note(epochNote(data));
   } else if (event.type === "finished") {
     status("succeeded");
     progress(1);
     text("progress", words.finished);
-    if (data.test) text("test-acc", percent(data.test.accuracy));
+    if (data.test) text("test-acc", percent(data.test.accuracy ?? data.test.map50));
     else if (data.kfold) text("test-acc", percent(data.kfold.mean_accuracy));
     note(words.finished);
     loadResults();

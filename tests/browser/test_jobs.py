@@ -6,6 +6,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import shot
 from tests.browser.test_classes import sign_in
+from tests.browser.test_results import PAINTED, VAL_COLOUR
 from tests.conftest import add_member, make_course, make_user
 from webapp.datasets import tasks as dataset_tasks
 from webapp.datasets.models import Dataset
@@ -13,12 +14,15 @@ from webapp.datasets.models import Dataset
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 FINISHED = {"ja": "完了", "en": "finished"}
 EPOCHS = 5
-# The points of the validation-accuracy line, counted in the page.
-POINTS = "document.querySelectorAll('#curves polyline')[1]?.getAttribute('points')"
+# The epochs with a validation accuracy, counted in the chart's table of figures (its last column).
+POINTS = (
+    "[...document.querySelectorAll('#curves .chart-data tbody tr')]"
+    ".filter(row => row.lastElementChild.textContent !== '—').length"
+)
 
 
 def _points(page) -> int:
-    return page.evaluate(f"({POINTS} || '').split(' ').filter(Boolean).length")
+    return page.evaluate(POINTS)
 
 
 @pytest.mark.parametrize("lang", ["ja", "en"])
@@ -52,7 +56,7 @@ def test_student_trains_and_watches_the_curves(live_url, new_page, celery_worker
     # Live, not at the end: a moment when the job runs and has drawn some epochs, not all.
     page.wait_for_function(
         f"""() => {{
-            const n = ({POINTS} || '').split(' ').filter(Boolean).length;
+            const n = {POINTS};
             return document.getElementById('job-status').classList.contains('job-running')
                 && n >= 1 && n < {EPOCHS};
         }}""",
@@ -62,6 +66,8 @@ def test_student_trains_and_watches_the_curves(live_url, new_page, celery_worker
     shot(page, f"{lang}-30-job-running")
     for viewer in (page, second_tab, watcher):
         expect(viewer.locator("#log li").last).to_have_text(FINISHED[lang], timeout=120_000)
+        expect(viewer.locator("#curves .chart-data tbody tr")).to_have_count(EPOCHS)
         assert _points(viewer) == EPOCHS  # every epoch once: no gap, no duplicate
+        assert viewer.evaluate(PAINTED, ["curves", list(VAL_COLOUR)]) > 50
     assert page.locator("#cancel-form").count() == 0
     shot(watcher, f"{lang}-31-job-finished-teacher")

@@ -36,6 +36,34 @@ def _load_images(page):
     page.evaluate("window.scrollTo(0, 0)")  # the sticky top bar stays on top of the shot
 
 
+VAL_COLOUR = (0xD5, 0x5E, 0x00)  # the validation curve on the job page
+RUN_COLOURS = [(0x00, 0x72, 0xB2), (0xD5, 0x5E, 0x00)]  # the first two runs on the compare page
+# Pixels of one colour on a chart's canvas: the curve was drawn, not only tabled.
+PAINTED = """([id, [r, g, b]]) => {
+    const canvas = document.querySelector(`#${id} canvas`);
+    const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    const near = (value, wanted) => Math.abs(value - wanted) < 10;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) {
+        if (near(d[i], r) && near(d[i + 1], g) && near(d[i + 2], b)) n++;
+    }
+    return n;
+}"""
+
+
+def _expect_chart(page, figure_id, *, series, epochs, colours):
+    """A chart drew its curves on the canvas and lists every epoch of each in its table."""
+    figure = page.locator(f"#{figure_id}")
+    expect(figure.locator("canvas")).to_be_visible()
+    expect(figure).to_have_attribute("data-series", str(series))
+    expect(figure.locator(".u-legend .u-series")).to_have_count(series + 1)  # + the x axis
+    expect(figure.locator(".chart-data tbody tr")).to_have_count(epochs)
+    cells = figure.locator(".chart-data tbody td").all_inner_texts()
+    assert len(cells) == series * epochs and "—" not in cells
+    for colour in colours:
+        assert page.evaluate(PAINTED, [figure_id, list(colour)]) > 50
+
+
 def _runs(student, course, lang):
     # The row by hand and the task called here: the action would also queue it for the worker.
     dataset = Dataset.objects.create(
@@ -77,7 +105,7 @@ def test_student_reads_results_opens_a_cell_sorts_mistakes_compares_and_tries(
     sign_in(page, live_url, f"rs_{lang}")
     page.goto(f"{live_url}/jobs/{job.pk}/")
     expect(page.locator("#result")).to_be_visible(timeout=30_000)
-    expect(page.locator("#curves polyline")).to_have_count(2)
+    _expect_chart(page, "curves", series=2, epochs=3, colours=[VAL_COLOUR])
     expect(page.locator("#confusion tbody tr")).to_have_count(10)
     _load_images(page)
     shot(page, f"{lang}-50-job-result")
@@ -108,7 +136,8 @@ def test_student_reads_results_opens_a_cell_sorts_mistakes_compares_and_tries(
     shot(page, f"{lang}-52-try-it")
 
     page.goto(f"{live_url}/compare/?jobs={job.pk},{other.pk}")
-    expect(page.locator("#compare-acc polyline")).to_have_count(2)
+    _expect_chart(page, "compare-val_acc", series=2, epochs=3, colours=RUN_COLOURS)
+    _expect_chart(page, "compare-val_loss", series=2, epochs=3, colours=RUN_COLOURS)
     expect(page.locator("#differ code")).to_have_text("lr")
     shot(page, f"{lang}-53-compare")
     page.goto(f"{live_url}/groups/{group.pk}/")
