@@ -219,3 +219,21 @@ def test_the_page_and_its_link_in_the_header_speak_both_languages(world):
     assert '<a href="/faces/" aria-current="page">Face detection</a>' in en
     ja = client.get("/courses/", HTTP_ACCEPT_LANGUAGE="ja").content.decode()
     assert '<a href="/faces/" >顔検出</a>' in ja
+
+
+def test_the_benchmark_imports_without_starting_anything_and_prints_its_options():
+    import importlib
+    import subprocess
+
+    from tests.live import ROOT
+
+    module = importlib.import_module("benchmarks.faces")
+    assert callable(module.main) and module.__doc__.startswith("Benchmark:")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "faces.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0 and "--rounds" in result.stdout, result.stderr

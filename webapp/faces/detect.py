@@ -129,5 +129,6 @@ def _haar_faces(pixels: np.ndarray) -> list[tuple[list[float], float | None]]:
         if _haar.empty():  # opencv 5.x ships no cascades: pyproject pins 4.x
             raise RuntimeError(f"OpenCV's face cascade is missing at {path}")
     gray = cv2.equalizeHist(cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY))  # (H, W)
-    boxes = _haar.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
+    # scaleFactor 1.2 rather than 1.1: about twice as fast, the same faces on the test photos
+    boxes = _haar.detectMultiScale(gray, scaleFactor=1.2, minNeighbors=5, minSize=(24, 24))
     return [([float(v) for v in box], None) for box in boxes]
