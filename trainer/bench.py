@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from trainer import data, fit, registry
+from trainer import data, driver, loops, registry
 from trainer.events import EventStream, ListReporter
 from trainer.loops import classification
 from trainer.spec import load_spec
@@ -57,30 +57,23 @@ def _bare_epoch(model, optimizer, images, labels, normalise, batch_size, generat
 
 def throughput(name: str, data_spec: dict, size: int, rounds: int, batch: int) -> None:
     spec = load_spec({"model": name, "input_size": size, "batch_size": batch, "data": data_spec})
-    prepared = fit.prepare(spec)
+    prepared = classification.prepare(spec, driver.pick_device(spec.device))
     trainer_speeds: list[float] = []
     bare_speeds: list[float] = []
     for _ in range(rounds):
         for which in ("trainer", "bare"):
             torch.manual_seed(0)
-            model = fit.build_model(prepared)
-            optimizer = fit.make_optimizer(spec, model)
+            model = classification.build_model(prepared)
+            optimizer = driver.make_optimizer(spec, model, classification.head_parameters(model))
             normalise = data.Normalise(prepared.mean, prepared.std, prepared.device)
             generator = torch.Generator().manual_seed(0)
             start = time.perf_counter()
             if which == "trainer":
-                loop = fit.Loop(
-                    model,
-                    optimizer,
-                    None,
-                    nn.CrossEntropyLoss(),
-                    normalise,
-                    None,
-                    batch,
-                    EventStream(ListReporter()),
-                    lambda: False,
+                step = classification.make_step(prepared, model, None)
+                training = driver.Training(
+                    step, optimizer, None, EventStream(ListReporter()), lambda: False, batch
                 )
-                fit.train_one_epoch(loop, prepared.train, 1, generator)
+                driver.train_one_epoch(classification, training, 1, generator)
             else:
                 _bare_epoch(
                     model,
@@ -113,9 +106,9 @@ DIGITS_RECIPE = {
 def _bare_recipe(data_spec: dict) -> float:
     """The same recipe as a bare loop: decode, train 5 epochs with one-cycle, test accuracy."""
     spec = load_spec({**DIGITS_RECIPE, "data": data_spec})
-    prepared = fit.prepare(spec)
+    prepared = classification.prepare(spec, driver.pick_device(spec.device))
     torch.manual_seed(0)
-    model = fit.build_model(prepared)
+    model = classification.build_model(prepared)
     optimizer = torch.optim.Adam(model.parameters(), lr=spec.lr)
     steps = -(-len(prepared.train) // spec.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -147,7 +140,7 @@ def time_to_accuracy(data_spec: dict, rounds: int) -> None:
         with tempfile.TemporaryDirectory() as out:
             start = time.perf_counter()
             spec = load_spec({**DIGITS_RECIPE, "data": data_spec})
-            result = classification.run(spec, out, ListReporter())
+            result = loops.run(spec, out, ListReporter())
             ours.append(time.perf_counter() - start)
         start = time.perf_counter()
         bare_accuracy = _bare_recipe(data_spec)
@@ -197,7 +190,7 @@ def feature_extraction(data_spec: dict, folder: Path) -> None:
     )
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        classification.run(spec, out, ListReporter())
+        loops.run(spec, out, ListReporter())
         seconds = time.perf_counter() - start
     print(
         f"feature extraction, ResNet-18 224×224, 250 images, 25 epochs: {seconds:.1f} s "
@@ -225,12 +218,12 @@ def per_epoch_overhead(data_spec: dict, rounds: int, epochs: int = 20) -> None:
     for _ in range(rounds):
         with tempfile.TemporaryDirectory() as out:
             start = time.perf_counter()
-            classification.run(spec, out, ListReporter())
+            loops.run(spec, out, ListReporter())
             ours.append(time.perf_counter() - start)
-        prepared = fit.prepare(spec)
+        prepared = classification.prepare(spec, driver.pick_device(spec.device))
         start = time.perf_counter()
-        model = fit.build_model(prepared)
-        optimizer = fit.make_optimizer(spec, model)
+        model = classification.build_model(prepared)
+        optimizer = driver.make_optimizer(spec, model, classification.head_parameters(model))
         normalise = data.Normalise(prepared.mean, prepared.std, prepared.device)
         generator = torch.Generator().manual_seed(0)
         for _epoch in range(epochs):
@@ -262,7 +255,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         data_spec = digits_on_disk(Path(folder))
         print(
-            f"device: {fit.pick_device('auto')}, threads: {torch.get_num_threads()}, "
+            f"device: {driver.pick_device('auto')}, threads: {torch.get_num_threads()}, "
             f"models: {len(registry.list_models())}"
         )
         throughput("simple_cnn", data_spec, 32, args.rounds, 64)

@@ -33,6 +33,11 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def device(self) -> torch.device:
+        """Where the images live (batch indices are made there)."""
+        return self.images.device
+
     def to(self, device: torch.device) -> "Split":
         return Split(self.images.to(device), self.labels.to(device), self.ids)
 

@@ -64,7 +64,7 @@ class EventStream:
         """The sequence number of the last event sent (0 before the first)."""
         return self._seq
 
-    def emit(self, kind: str, *, force: bool = False, **data: Any) -> Event | None:
+    def emit(self, kind: str, /, *, force: bool = False, **data: Any) -> Event | None:
         """Send one event; None when a batch event was throttled away (force=True always sends)."""
         if kind not in KINDS:
             raise ValueError(f"unknown event kind {kind!r}; expected one of {', '.join(KINDS)}")

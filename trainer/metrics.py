@@ -128,6 +128,11 @@ class Evaluation:
     # One row per sample (see `predictions`): written to its own file, not into the result.
     predictions: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
+    @property
+    def figures(self) -> dict[str, float]:
+        """What an epoch event shows of it (as val_loss, val_acc)."""
+        return {"loss": self.loss, "acc": self.accuracy}
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (without the per-sample predictions)."""
         data = asdict(self)

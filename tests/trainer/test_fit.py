@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from trainer import fit
+from trainer import driver, loops
 from trainer.events import ListReporter
 from trainer.loops import classification
 from trainer.spec import load_spec
@@ -38,7 +38,7 @@ def test_simple_cnn_learns_the_digits_to_95_percent(digits_data, tmp_path):
         batch_size=64,
         seed=1,
     )
-    result = classification.run(spec, tmp_path, reporter)
+    result = loops.run(spec, tmp_path, reporter)
     assert result["test"]["accuracy"] >= 0.95, result["test"]["accuracy"]
     kinds = _kinds(reporter)
     assert kinds[0] == "started" and kinds[-1] == "finished"
@@ -77,17 +77,17 @@ def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(small_digits, 
         augmentation={"preset": "lecture"},
     )
     whole = tmp_path / "whole"
-    classification.run(_spec(small_digits, **fields), whole, ListReporter())
+    loops.run(_spec(small_digits, **fields), whole, ListReporter())
 
     broken = tmp_path / "broken"
     reporter = ListReporter()
-    with pytest.raises(fit.Cancelled):
-        classification.run(
+    with pytest.raises(driver.Cancelled):
+        loops.run(
             _spec(small_digits, **fields), broken, reporter, cancel=_cancel_at_epoch(reporter, 3)
         )
     assert reporter.events[-1]["kind"] == "failed"
     resumed = ListReporter()
-    classification.run(_spec(small_digits, **fields), broken, resumed, resume=True)
+    loops.run(_spec(small_digits, **fields), broken, resumed, resume=True)
     assert resumed.events[0]["data"]["resumed_from"] == 2
     a, b = load_file(whole / "model.safetensors"), load_file(broken / "model.safetensors")
     assert a.keys() == b.keys()
@@ -97,7 +97,7 @@ def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(small_digits, 
 
 def _source(small_digits, tmp_path):
     out = tmp_path / "source"
-    classification.run(
+    loops.run(
         _spec(small_digits, model="simple_cnn", input_size=16, epochs=1), out, ListReporter()
     )
     return str(out / "model.safetensors")
@@ -117,7 +117,7 @@ def test_transfer_modes_behave_as_the_lecture_says(small_digits, tmp_path):
             seed=7,
             transfer={"source": source, "mode": mode},
         )
-        classification.run(spec, out, ListReporter())
+        loops.run(spec, out, ListReporter())
         runs[mode] = load_file(out / "model.safetensors")
     head = {key for key in before if key.startswith(_head_prefix(before))}
     backbone = [key for key in before if key not in head and before[key].is_floating_point()]
@@ -127,7 +127,7 @@ def test_transfer_modes_behave_as_the_lecture_says(small_digits, tmp_path):
     assert any(not torch.equal(runs["fine_tuning"][k], before[k]) for k in backbone)
     # From scratch ignores the source: it equals a run that had no source at all.
     plain = tmp_path / "plain"
-    classification.run(
+    loops.run(
         _spec(small_digits, model="simple_cnn", input_size=16, epochs=1, seed=7),
         plain,
         ListReporter(),
@@ -143,7 +143,7 @@ def _head_prefix(state: dict) -> str:
 def test_k_fold_reports_mean_and_std(small_digits, tmp_path):
     reporter = ListReporter()
     spec = _spec(small_digits, model="logistic", input_size=8, epochs=2, kfold=3)
-    summary = classification.run(spec, tmp_path, reporter)
+    summary = loops.run(spec, tmp_path, reporter)
     assert len(summary["folds"]) == 3
     assert summary["std_accuracy"] >= 0 and 0 < summary["mean_accuracy"] <= 1
     assert reporter.events[-1]["kind"] == "finished"
@@ -160,8 +160,8 @@ def test_exploding_loss_fails_with_advice(small_digits, tmp_path):
         lr=10.0,
         momentum=0.99,
     )
-    with pytest.raises(fit.TrainingFailed):
-        classification.run(spec, tmp_path, reporter)
+    with pytest.raises(driver.TrainingFailed):
+        loops.run(spec, tmp_path, reporter)
     failed = reporter.events[-1]
     assert failed["kind"] == "failed" and "lower learning rate" in failed["data"]["reason"]
 
@@ -238,7 +238,7 @@ def test_early_stopping_stops_when_validation_stops_improving(small_digits, tmp_
         lr=1e-12,
         early_stopping={"patience": 1, "metric": "val_acc"},
     )
-    classification.run(spec, tmp_path, reporter)
+    loops.run(spec, tmp_path, reporter)
     epochs = [e for e in reporter.events if e["kind"] == "epoch"]
     assert len(epochs) == 2  # epoch 2 did not beat epoch 1: patience 1 is used up
     assert any("Early stopping" in e["data"].get("message", "") for e in reporter.events)
@@ -257,7 +257,7 @@ def test_short_epochs_leave_exact_batch_norm_statistics(small_digits, tmp_path):
         batch_size=64,
         seed=0,
     )
-    classification.run(spec, tmp_path, reporter)
+    loops.run(spec, tmp_path, reporter)
     last = [e for e in reporter.events if e["kind"] == "epoch"][-1]["data"]
     assert last["val_acc"] >= 0.7, last  # ~0.1 before the fix: chance for 10 classes
 
@@ -269,18 +269,9 @@ def test_refresh_batch_norm_sets_the_true_averages():
     split = data.Split(images, torch.zeros(10, dtype=torch.int64), list(range(10)))
     model = torch.nn.Sequential(torch.nn.BatchNorm2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 2))
     normalise = data.Normalise([0.0], [1.0], torch.device("cpu"))
-    loop = fit.Loop(
-        model,
-        torch.optim.SGD(model.parameters(), lr=0.1),
-        None,
-        torch.nn.CrossEntropyLoss(),
-        normalise,
-        None,
-        5,  # equal batches: the cumulative average of batch means is the mean
-        None,
-        lambda: False,
-    )
-    fit.refresh_batch_norm(loop, split)
+    step = driver.Step(None, None, model, lambda split, index: normalise(split.images[index]))
+    # equal batches of 5: the cumulative average of batch means is the mean
+    driver.refresh_batch_norm(step, split, 5, [])
     expected = images.float().mean() / 255  # what the model sees after Normalise
     assert torch.allclose(model[0].running_mean, expected.view(1), atol=1e-4)
     assert model[0].momentum == 0.1  # restored

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from trainer.events import ListReporter
-from trainer.loops import classification
+from trainer import driver, loops
 from trainer.metrics import evaluate_logits, predictions
 from trainer.spec import load_spec
 
@@ -36,8 +36,8 @@ def test_a_run_writes_one_prediction_per_image_matching_the_confusion(
     small_digits, tmp_path, split, name
 ):
     spec = load_spec({"data": small_digits, "model": "logistic", "input_size": 8, "epochs": 1})
-    result = classification.run(spec, tmp_path, ListReporter())
-    rows = json.loads((tmp_path / getattr(classification, name)).read_text())
+    result = loops.run(spec, tmp_path, ListReporter())
+    rows = json.loads((tmp_path / getattr(driver, name)).read_text())
     ids = [item["id"] for item in small_digits["items"] if item["split"] == split]
     assert [row["id"] for row in rows] == ids
     confusion = [[0] * 10 for _ in range(10)]

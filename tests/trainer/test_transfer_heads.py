@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from trainer import export, fit
+from trainer import data, driver, export, loops
 from trainer.events import ListReporter
 from trainer.loops import classification
 from trainer.models import heads
@@ -57,7 +57,7 @@ def source(tmp_path_factory):
     names = [f"s{i}" for i in range(SHAPES)]
     data = _write(folder, names, range(SHAPES), {"train": 30, "val": 5}, seed=1)
     reporter = ListReporter()
-    classification.run(_spec(data, epochs=5, lr=3e-3, seed=1), folder / "run", reporter)
+    loops.run(_spec(data, epochs=5, lr=3e-3, seed=1), folder / "run", reporter)
     assert reporter.of_kind("epoch")[-1]["val_acc"] >= 0.9  # it learned the patterns
     return {"weights": str(folder / "run" / "model.safetensors"), "data": data, "names": names}
 
@@ -67,9 +67,9 @@ def _head_of(state: dict) -> dict:
     return {key: value for key, value in state.items() if key.startswith(prefix + ".")}
 
 
-def _built(spec) -> tuple[fit.Prepared, torch.nn.Module]:
-    prepared = fit.prepare(spec)
-    return prepared, fit.build_model(prepared).eval()
+def _built(spec) -> tuple[driver.Prepared, torch.nn.Module]:
+    prepared = classification.prepare(spec, driver.pick_device(spec.device))
+    return prepared, classification.build_model(prepared).eval()
 
 
 # --- the decision --------------------------------------------------------------------------
@@ -121,7 +121,7 @@ def test_the_same_classes_in_another_order_give_the_source_predictions_by_name(s
     for mode in ("feature_extraction", "fine_tuning"):
         prepared, model = _built(_spec(target, transfer=_from(source, mode)))
         assert prepared.extra["head"] == {"head": "reordered", "head_reason": None}
-        normalise = fit.data.Normalise(prepared.mean, prepared.std, prepared.device)
+        normalise = data.Normalise(prepared.mean, prepared.std, prepared.device)
         batch = prepared.val.images[:32]  # the first evaluation batch, (B, 1, 12, 12)
         with torch.no_grad():
             ours = model(normalise(batch))  # (B, 6) in the target's class order
@@ -156,7 +156,7 @@ def test_other_class_names_start_a_new_head_that_favours_no_class(source, rename
     state = model.state_dict()
     assert all(not torch.equal(state[key], value) for key, value in old_head.items())
     # It favours no class: before any training, every class is equally likely for every image.
-    normalise = fit.data.Normalise(prepared.mean, prepared.std, prepared.device)
+    normalise = data.Normalise(prepared.mean, prepared.std, prepared.device)
     with torch.no_grad():
         first = model(normalise(prepared.train.images)).softmax(1)  # (N, 6)
     torch.testing.assert_close(first, torch.full_like(first, 1 / len(renamed["classes"])))
@@ -180,7 +180,7 @@ def test_a_source_that_learned_the_features_helps_a_small_set_with_other_class_n
         if mode == "feature_extraction":  # the path that trains the head on features computed once
             assert classification._features_only(spec)
         reporter = ListReporter()
-        result = classification.run(spec, tmp_path / mode, reporter)
+        result = loops.run(spec, tmp_path / mode, reporter)
         accuracy[mode] = result["test"]["accuracy"]
         started[mode] = reporter.of_kind("started")[0]
     assert "head" not in started["scratch"]

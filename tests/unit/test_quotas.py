@@ -94,7 +94,7 @@ def test_the_lease_notices_when_the_owners_gpu_minutes_run_out(world, faces, per
 def _fake_trainer(clock, *, batches: int, seconds_per_batch: float = 10.0):
     """Trains as the real loop does for this test's purpose: a checkpoint, then batches that
     check `cancel` between them; the lease renews after each batch, as its thread would."""
-    from trainer import fit
+    from trainer import driver
 
     def run(spec, out_dir, reporter, *, cancel, resume):
         out = Path(out_dir)
@@ -108,7 +108,7 @@ def _fake_trainer(clock, *, batches: int, seconds_per_batch: float = 10.0):
             if cancel():
                 failed = {"reason": "Cancelled.", "cancelled": True}
                 reporter({"kind": "failed", "seq": 3 + step, "data": failed})
-                raise fit.Cancelled
+                raise driver.Cancelled
         result = {"test": None, "val": {"accuracy": 0.5, "loss": 1.0}}
         reporter({"kind": "finished", "seq": 3 + batches, "data": result})
         return result

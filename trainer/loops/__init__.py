@@ -1,17 +1,30 @@
-"""One training loop per kind of problem; `run` picks the one the spec asks for."""
+"""One loop module per kind of problem; the driver (trainer/driver.py) runs whichever the
+spec's kind names. Adding a kind is adding `trainer/loops/<kind>.py` with:
+
+    KIND          "detection"
+    FIGURES       names of an evaluation's figures ("loss", "map50", "map"): val_<name> in events
+    WATCH         the epoch figure early stopping watches without a setting ("val_map50")
+    prepare(spec, device) -> driver.Prepared       decode the data once, onto the device
+    build_model(p) -> nn.Module                    transfer source and mode applied
+    head_parameters(model) -> [Parameter]          trained at the full rate when fine-tuning
+    make_step(p, model, amp_dtype) -> driver.Step  what train_step and evaluate get
+    train_step(step, index, generator) -> {name: 0-d tensor}   "loss" is back-propagated
+    evaluate(step, split) -> Evaluation | None     .figures, .to_dict(), .predictions
+    export(p, model, out_dir, result)              model.safetensors, TorchScript, ONNX, card
+    (folds(p, k, seed) and FOLD_FIGURE where the kind offers k folds)
+
+This package imports nothing heavy: `trainer.kinds.trainable()` finds the modules without
+importing torch.
+"""
 
 from pathlib import Path
 
 from trainer.events import Reporter
-from trainer.spec import JobSpec, SpecError
-
-KINDS_READY = ("classification",)
+from trainer.spec import JobSpec
 
 
 def run(spec: JobSpec, out_dir: str | Path, reporter: Reporter, **options) -> dict:
-    """Train with the loop of the spec's task (detection, segmentation, keypoints: to come)."""
-    if spec.task == "classification":
-        from trainer.loops import classification
+    """Train with the loop of the spec's kind (trainer.driver.run)."""
+    from trainer import driver  # torch: only when something is trained
 
-        return classification.run(spec, out_dir, reporter, **options)
-    raise SpecError({"task": f"training for {spec.task} is not available yet; classification is"})
+    return driver.run(spec, out_dir, reporter, **options)
