@@ -192,3 +192,106 @@ def _number(value: Any) -> float | None:
         return None
     number = float(value)
     return number if math.isfinite(number) else None
+
+
+# --- the typed shapes the web app reads (one per kind) ----------------------------------------
+# A loop emits plain dicts; these models are the contract: what `started`, `epoch` and
+# `finished` carry for each kind. The web app parses through them (webapp/jobs/kinds.py), and
+# tests check that every loop's events fit them. Unknown extra keys are allowed (a newer trainer
+# may add figures); missing or mistyped ones are errors.
+
+from pydantic import BaseModel, ConfigDict  # noqa: E402
+
+Figure = float | None  # NaN and infinity arrive as None
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ClassificationEvaluation(_Shape):
+    """A split evaluated by a classifier (trainer.metrics.Evaluation.to_dict())."""
+
+    loss: Figure
+    accuracy: Figure
+    top5: Figure = None
+    confusion: list[list[int]] = []
+    per_class: list[dict[str, Any]] = []
+    misclassified: list[dict[str, Any]] = []
+
+
+class ClassAP(_Shape):
+    name: str
+    ap50: Figure  # None: no object of the class in the split
+    ap: Figure
+    objects: int
+
+
+class PRCurve(_Shape):
+    recall: list[float]
+    precision: list[float]
+
+
+class DetectionEvaluation(_Shape):
+    """A split evaluated by a detector: COCO mAP@0.5 and @0.5:0.95 (pycocotools)."""
+
+    loss: Figure = None  # torchvision's detectors give no loss in evaluation
+    map50: Figure
+    map: Figure
+    per_class: list[ClassAP] = []
+    pr_curves: dict[str, PRCurve] = {}
+    images: int = 0
+    objects: int = 0
+
+
+EVALUATIONS: dict[str, type[_Shape]] = {
+    "classification": ClassificationEvaluation,
+    "detection": DetectionEvaluation,
+}
+
+
+class StartedEvent(_Shape):
+    kind: str = "classification"  # events stored before kinds had names were classification's
+    model: str
+    parameters: int
+    device: str
+    classes: list[str]
+    sizes: dict[str, int]
+
+
+class EpochEvent(_Shape):
+    """One epoch: the shared fields; the kind's figures (trainer.kinds.EPOCH_FIGURES) ride
+    along as extra keys, e.g. val_acc or val_map50."""
+
+    epoch: int
+    fold: int = 0
+    lr: Figure = None
+    seconds: Figure = None
+    images_per_s: Figure = None
+    train_loss: Figure
+
+    def figures(self) -> dict[str, float | None]:
+        """Every number of the epoch but its bookkeeping: what a chart can draw."""
+        skip = {"epoch", "fold", "lr", "seconds", "images_per_s", "val_metrics"}
+        return {
+            k: v
+            for k, v in self.model_dump().items()
+            if k not in skip and (v is None or isinstance(v, int | float))
+        }
+
+
+class FinishedEvent(_Shape):
+    kind: str = "classification"
+    test: dict[str, Any] | None = None
+    val: dict[str, Any] | None = None
+    kfold: dict[str, Any] | None = None
+
+    def evaluation(self, split: str) -> _Shape | None:
+        """The test or val evaluation in its kind's shape (None when there was no such split)."""
+        found = getattr(self, split)
+        return None if found is None else EVALUATIONS[self.kind].model_validate(found)
+
+
+def parse_evaluation(kind: str, data: Mapping[str, Any]) -> _Shape:
+    """A stored evaluation dict in its kind's shape (pydantic.ValidationError if it is not)."""
+    return EVALUATIONS[kind].model_validate(dict(data))
