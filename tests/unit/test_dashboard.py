@@ -26,12 +26,12 @@ SEE = {
 }
 
 
-def _dataset(world):
+def _dataset(world, kind="classification"):
     return Dataset.objects.create(
         course=world.course,
         owner=world.teacher,
-        name="digits",
-        kind="classification",
+        name="digits" if kind == "classification" else "shapes",
+        kind=kind,
         visibility="handout",
         status="ready",
         head=1,
@@ -116,12 +116,62 @@ def test_each_student_row_sums_up_their_runs(world):
         "failed": 1,
         "cancelled": 0,
     }
-    assert alice.best_val == pytest.approx(0.83) and alice.gpu_minutes == pytest.approx(3.0)
+    assert [(b.kind, b.value) for b in alice.best] == [("classification", pytest.approx(0.83))]
+    assert alice.gpu_minutes == pytest.approx(3.0)
     assert alice.quota_percent == 30 and alice.scores == [0.875]
-    assert bob.total == 1 and bob.best_val is None and bob.scores == [None]
+    assert bob.total == 1 and bob.best == [] and bob.scores == [None]
     html = response.content.decode()
-    assert "0.830" in html and "0.875" in html and "epoch 2/4" in html
+    assert "83.0%" in html and "0.875" in html and "epoch 2/4" in html
     assert response.context["waiting_count"] == 2 and len(response.context["running"]) == 1
+
+
+def _best_cell(html: str, username: str) -> str:
+    row = html.split(f'data-student="{username}"', 1)[1].split("</tr>", 1)[0]
+    return row.split('class="num best-val">', 1)[1].split("</td>", 1)[0]
+
+
+def test_the_dashboard_shows_map_for_a_detection_run_and_accuracy_for_a_classification_run(
+    world,
+):
+    digits, shapes = _dataset(world), _dataset(world, "detection")
+    Job.objects.bulk_create(
+        [
+            # alice: a classifier (test accuracy ranks first) and two detectors
+            _job(world, world.alice, digits, metrics={"val_accuracy": 0.9, "test_accuracy": 0.8}),
+            _job(world, world.alice, shapes, metrics={"val_map50": 0.55, "map50": 0.55}),
+            _job(
+                world,
+                world.alice,
+                shapes,
+                metrics={"test_map50": 0.625, "val_map50": 0.7, "best_val_map50": 0.72},
+            ),
+            # bob: a detector still training, known only by its epochs so far
+            _job(world, world.bob, shapes, "running", metrics={"epoch": 1, "val_map50": 0.3}),
+        ]
+    )
+    response = world.client("teacher").get(f"/courses/{world.course.pk}/dashboard/")
+    alice, bob = response.context["rows"]
+    assert [(b.kind, b.label, b.text) for b in alice.best] == [
+        ("classification", "accuracy", "80.0%"),
+        ("detection", "mAP@0.5", "62.5%"),
+    ]
+    assert [(b.kind, b.text) for b in bob.best] == [("detection", "30.0%")]
+    html = response.content.decode()
+    cell = _best_cell(html, "alice")
+    assert "accuracy</span> 80.0%" in cell and "mAP@0.5</span> 62.5%" in cell
+    assert "mAP@0.5</span> 30.0%" in _best_cell(html, "bob") and "accuracy" not in _best_cell(
+        html, "bob"
+    )
+    assert "Best result" in html
+
+
+def test_the_detection_figures_read_in_japanese(world):
+    shapes = _dataset(world, "detection")
+    _job(world, world.alice, shapes, metrics={"test_map50": 0.5}).save()
+    client = world.client("teacher")
+    html = client.get(f"/courses/{world.course.pk}/dashboard/", HTTP_ACCEPT_LANGUAGE="ja")
+    cell = _best_cell(html.content.decode(), "alice")
+    assert "mAP@0.5</span> 50.0%" in cell
 
 
 def _crowd(world, students: int, jobs_each: int) -> None:

@@ -144,3 +144,169 @@ def test_japanese_labels(settings):
     with translation.override("ja"):
         assert kinds.primary("detection").label == "mAP@0.5"
         assert str(kinds.FIGURES["classification"][0].label) != "Test accuracy"
+
+
+# --- the consumers: the job task, the compare page ----------------------------------------
+
+
+def _dataset(world, kind, name):
+    from webapp.datasets.models import Dataset
+
+    return Dataset.objects.create(
+        course=world.course,
+        owner=world.alice,
+        name=name,
+        kind=kind,
+        visibility="private",
+        status="ready",
+        head=1,
+    )
+
+
+def _run_of(world, dataset, epochs, metrics=None, label=""):
+    from webapp.jobs.models import Job, JobEvent
+
+    job = Job.objects.create(
+        course=world.course,
+        owner=world.alice,
+        dataset=dataset,
+        dataset_version=1,
+        spec={"epochs": len(epochs)},
+        status="succeeded",
+        metrics=metrics or {},
+        label=label,
+    )
+    JobEvent.objects.bulk_create(
+        JobEvent(job=job, number=n, attempt=1, seq=n, kind="epoch", data=event["data"])
+        for n, event in enumerate(epochs, start=1)
+    )
+    return job
+
+
+@pytest.mark.django_db
+def test_the_job_task_keeps_a_detection_runs_metrics(world):
+    from webapp.jobs.models import Job
+    from webapp.jobs.tasks import JobReporter
+
+    dataset = _dataset(world, "detection", "shapes")
+    job = Job.objects.create(
+        course=world.course,
+        owner=world.alice,
+        dataset=dataset,
+        dataset_version=1,
+        spec={"epochs": 2},
+        status="running",
+        attempts=1,
+    )
+    reporter = JobReporter(job.pk, 1, epochs=2, kind=kinds.job_kind(job))
+    assert reporter.kind == "detection"
+    reporter({**_detection_epoch(1, 2.0, 0.4, 0.2), "seq": 1})
+    reporter({**_detection_epoch(2, 1.5, 0.3, 0.1), "seq": 2})
+    finished = {"kind": "finished", "seq": 3, "data": {"val": DETECTION_EVALUATION, "test": None}}
+    reporter(finished)
+    job.refresh_from_db()
+    assert job.metrics["best_val_map50"] == 0.4 and job.metrics["map50"] == 0.81
+    assert job.metrics["val_map50"] == 0.81 and "best_val_acc" not in job.metrics
+
+
+@pytest.mark.django_db
+def test_compare_hands_the_script_a_detection_runs_series_labelled(world):
+    shapes = _dataset(world, "detection", "shapes")
+    first = _run_of(
+        world,
+        shapes,
+        [_detection_epoch(1, 2.0, 0.4, 0.2), _detection_epoch(2, 1.5, 0.7, 0.35)],
+        metrics={"test_map50": 0.66, "val_map50": 0.7, "map50": 0.66},
+        label="centernet",
+    )
+    second = _run_of(world, shapes, [_detection_epoch(1, 2.5, 0.2, 0.1)], label="fcos")
+    client = world.client("alice")
+    data = client.get(f"/compare/?jobs={first.pk},{second.pk}&format=json").json()
+    assert data["kind"] == "detection"
+    assert [c["key"] for c in data["curves"]] == ["val_map50", "val_map", "train_loss"]
+    assert data["curves"][0]["label"] == "validation mAP@0.5"
+    assert data["curves"][0]["format"] == "percent" and data["curves"][2]["format"] == "number"
+    assert [c["key"] for c in data["columns"]] == ["best_val_map50", "test_map50"]
+    run = data["runs"][0]
+    assert [p["val_map50"] for p in run["points"]] == [0.4, 0.7]
+    assert "val_acc" not in run["points"][0]
+    assert run["best_val_map50"] == 0.7 and run["test_map50"] == 0.66
+    assert run["primary"]["label"] == "mAP@0.5" and run["primary"]["value"] == 0.66
+    series = {s["key"]: s["label"] for s in run["series"]}
+    assert (
+        series["val_map50"] == "validation mAP@0.5" and series["train_heatmap"] == "heat-map loss"
+    )
+    assert data["runs"][1]["test_map50"] is None and data["runs"][1]["best_val_map50"] == 0.2
+    html = client.get(f"/compare/?jobs={first.pk},{second.pk}")
+    assert html.status_code == 200 and "compare-data" in html.content.decode()
+
+
+@pytest.mark.django_db
+def test_compare_hands_a_classification_runs_accuracy_series(world):
+    digits = _dataset(world, "classification", "digits")
+    runs = [
+        _run_of(world, digits, [_epoch(1, train_loss=1.0, train_acc=0.5, val_loss=0.9, val_acc=v)])
+        for v in (0.6, 0.8)
+    ]
+    data = world.client("alice").get(f"/compare/?jobs={runs[0].pk},{runs[1].pk}&format=json")
+    data = data.json()
+    assert data["kind"] == "classification"
+    assert [c["key"] for c in data["curves"]] == ["val_acc", "val_loss", "train_loss"]
+    assert [c["key"] for c in data["columns"]] == ["best_val_acc", "test_accuracy"]
+    assert [r["best_val_acc"] for r in data["runs"]] == [0.6, 0.8]
+    assert {s["key"] for s in data["runs"][0]["series"]} == {
+        "train_loss",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+    }
+
+
+@pytest.mark.django_db
+def test_runs_of_different_kinds_are_not_overlaid_and_the_page_says_why(world):
+    digits = _dataset(world, "classification", "digits")
+    shapes = _dataset(world, "detection", "shapes")
+    one = _run_of(world, digits, [_epoch(1, val_acc=0.5)])
+    other = _run_of(world, shapes, [_detection_epoch(1, 2.0, 0.4, 0.2)])
+    response = world.client("alice").get(f"/compare/?jobs={one.pk},{other.pk}")
+    html = response.content.decode()
+    assert response.status_code == 400 and 'id="compare-error"' in html
+    assert "different kinds (classification, object detection)" in html
+    assert "compare-data" not in html  # nothing drawn
+
+
+# --- the API ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_api_answers_a_detection_runs_flat_keys_and_no_accuracy(world):
+    from django.test import Client
+
+    shapes = _dataset(world, "detection", "shapes")
+    digits = _dataset(world, "classification", "digits")
+    metrics = {"map50": 0.7, "map": 0.4, "val_map50": 0.7, "val_map": 0.4, "epoch": 3}
+    detector = _run_of(world, shapes, [], metrics=metrics)
+    classifier = _run_of(world, digits, [], metrics={"val_accuracy": 0.9, "epoch": 2})
+    client = Client()
+    body = client.get(f"/api/v1/jobs/{detector.pk}", **world.bearer("alice")).json()
+    assert body["metrics"] == {**metrics, "test_map50": None}  # every key kept, the rest null
+    assert "test_accuracy" not in body["metrics"] and "val_accuracy" not in body["metrics"]
+    body = client.get(f"/api/v1/jobs/{classifier.pk}", **world.bearer("alice")).json()
+    assert body["metrics"] == {
+        "val_accuracy": 0.9,
+        "epoch": 2,
+        "test_accuracy": None,
+        "val_loss": None,
+    }
+
+
+def test_the_openapi_schema_documents_each_kinds_metrics():
+    from django.test import Client
+
+    schema = Client().get("/api/v1/openapi.json").json()
+    metrics = schema["components"]["schemas"]["Metrics"]
+    for kind in ("classification", "detection"):
+        for key in trainer_kinds.FIGURES[kind]:
+            assert metrics["properties"][key]["description"].startswith(f"{kind}: "), key
+    assert metrics["properties"]["test_map50"]["description"] == "detection: Test mAP@0.5"
+    assert "map50" in metrics["description"] and metrics["additionalProperties"] is True

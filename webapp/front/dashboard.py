@@ -20,6 +20,7 @@ from django.utils import timezone
 from webapp.accounts import permissions
 from webapp.accounts.models import Course, Membership, Role, User
 from webapp.assignments import queries as assignment_queries
+from webapp.jobs import kinds
 from webapp.jobs.models import Job, JobStatus
 
 SCORE_COLUMNS = 3  # the latest assignments get a column each; the rest are one click away
@@ -31,12 +32,29 @@ def _float(path: str):
     return Cast(KT(path), FloatField())
 
 
-# The best validation accuracy a run reached, from the figures the trainer reported: the running
-# best, else the latest epoch's, else the final validation. All from the small `metrics`; reading
-# `result` (tens of KB per job) made SQLite copy every result while grouping.
-BEST_VAL = Coalesce(
-    _float("metrics__best_val_acc"), _float("metrics__val_acc"), _float("metrics__val_accuracy")
-)
+def _primary(kind: str):
+    """A run's primary figure of its kind (kinds.PRIMARY_KEYS: test, else validation, else the
+    best epoch so far), in SQL. All from the small `metrics`; reading `result` (tens of KB per
+    job) made SQLite copy every result while grouping."""
+    return Coalesce(*(_float(f"metrics__{key}") for key in kinds.PRIMARY_KEYS[kind]))
+
+
+def _best_per_kind() -> dict:
+    """One aggregate column per kind: the best primary figure of the student's runs of it."""
+    return {
+        f"best_{kind}": Max(_primary(kind), filter=Q(dataset__kind=kind))
+        for kind in kinds.PRIMARY_KEYS
+    }
+
+
+@dataclass
+class Best:
+    """A student's best figure of one kind, with the label saying what it is."""
+
+    kind: str
+    label: str
+    value: float
+    text: str
 
 
 @dataclass
@@ -47,8 +65,7 @@ class StudentRow:
     name: str
     runs: dict = field(default_factory=dict)  # status → count
     total: int = 0
-    best_val: float | None = None
-    best_val_text: str = ""
+    best: list[Best] = field(default_factory=list)  # per kind the student trained, in order
     gpu_minutes: float = 0.0
     gpu_text: str = "0.0"
     quota_percent: int = 0  # of the class's GPU minutes per student, capped at 100
@@ -68,12 +85,22 @@ def _job_figures(course: Course) -> dict[int, dict]:
         .annotate(
             total=Count("pk"),
             gpu=Sum("gpu_seconds"),
-            best_val=Max(BEST_VAL),
+            **_best_per_kind(),
             last=Max("created_at"),
             **counts,
         )
     )
     return {row["owner"]: row for row in rows}
+
+
+def _best(row: dict) -> list[Best]:
+    best = []
+    for kind in kinds.PRIMARY_KEYS:
+        value = row.get(f"best_{kind}")
+        if value is not None:
+            figure = kinds.primary(kind)
+            best.append(Best(kind, str(figure.label), value, figure.text(value)))
+    return best
 
 
 def _figure(value: float | None, digits: int = 3) -> str:
@@ -119,8 +146,7 @@ def student_rows(
                 name=user.label(),
                 runs={status: row.get(status, 0) for status in JobStatus.values},
                 total=row.get("total", 0),
-                best_val=row.get("best_val"),
-                best_val_text=_figure(row.get("best_val")),
+                best=_best(row),
                 gpu_minutes=minutes,
                 gpu_text=f"{minutes:.1f}",
                 quota_percent=min(100, round(100 * minutes / quota)) if quota else 0,

@@ -12,14 +12,12 @@ from django.utils.translation import gettext_lazy
 
 from webapp.accounts import permissions
 from webapp.converters import is_id
+from webapp.jobs import kinds
 from webapp.jobs.models import FINISHED, Job, JobEvent, JobGroup
 from webapp.jobs.results import final_figures, flatten
 
 CURVE_POINTS = 300  # epochs drawn per run (evenly spread when more)
 COMPARE_MIN, COMPARE_MAX, GROUP_MAX = 2, 6, 12
-
-
-CURVE_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc")
 
 
 def _curves(jobs: list[Job]) -> dict[int, list[dict]]:
@@ -47,6 +45,7 @@ def _curve_key(job: Job) -> str | None:
 
 
 def _read_curves(jobs: list[Job]) -> dict[int, list[dict]]:
+    keys = {job.pk: kinds.epoch_keys(kinds.job_kind(job)) for job in jobs}  # the kind's figures
     latest: dict[tuple, dict] = {}
     events = JobEvent.objects.filter(job__in=jobs, kind="epoch").order_by("number")
     for job_id, data in events.values_list("job_id", "data"):
@@ -60,7 +59,7 @@ def _read_curves(jobs: list[Job]) -> dict[int, list[dict]]:
         for epoch in sorted(epochs):
             folds = epochs[epoch]
             point = {"epoch": epoch}
-            for key in CURVE_KEYS:
+            for key in keys[job_id]:
                 values = [d[key] for d in folds if d.get(key) is not None]
                 point[key] = sum(values) / len(values) if values else None
             points.append(point)
@@ -90,15 +89,57 @@ def _run_label(job: Job) -> str:
     return job.label or _("job %(id)s") % {"id": job.pk}
 
 
+def _final(job: Job, kind: str, key: str):
+    """The run's figure on its test split (a classifier's k-fold mean when it has folds)."""
+    if kind == kinds.CLASSIFICATION:  # older classification runs keep it in `result` only
+        figures = final_figures(job)
+        return figures["test"] if figures["test"] is not None else figures["mean"]
+    return (job.metrics or {}).get(key)
+
+
+def _best(points: list[dict], key: str, higher_is_better: bool):
+    values = [p[key] for p in points if p.get(key) is not None]
+    if not values:
+        return None
+    return max(values) if higher_is_better else min(values)
+
+
+def _run_figures(job: Job, kind: str, points: list[dict]) -> dict:
+    """The compare table's columns of one run (kinds.compare_columns), the best from every
+    epoch, and what the curves can draw: the epoch figures its events carry, labelled."""
+    best, final = kinds.compare_columns(kind)
+    lead = kinds.SERIES[kinds.CURVES[kind][0]]  # the curve the best column is taken from
+    primary = kinds.primary(kind)
+    primary_value = kinds.primary_value(kind, job.metrics)
+    present = [key for key in kinds.epoch_keys(kind) if any(p.get(key) is not None for p in points)]
+    return {
+        best.key: _best(points, lead.key, lead.higher_is_better),
+        final.key: _final(job, kind, final.key),
+        "primary": {**primary.as_json(), "value": primary_value},
+        "figures": kinds.shown_figures(kind, job.metrics),
+        "series": kinds.series_labels(present),
+    }
+
+
+def mixed_kinds(jobs: list[Job]) -> str:
+    """Why runs of different kinds are not overlaid ("" when they are of one kind)."""
+    found = list(dict.fromkeys(kinds.job_kind(job) for job in jobs))
+    if len(found) < 2:
+        return ""
+    return _(
+        "These runs are of different kinds (%(kinds)s): their figures measure different "
+        "things, so their curves are not overlaid. Compare runs of one kind."
+    ) % {"kinds": ", ".join(kinds.kind_name(kind) for kind in found)}
+
+
 def compare_data(jobs: list[Job]) -> dict:
-    """Curves, final figures and the spec fields that differ, for the compare page."""
+    """Curves, final figures and the spec fields that differ, for the compare page (runs of
+    one kind: see mixed_kinds)."""
     curves = _curves(jobs)
+    kind = kinds.kind_or_default(kinds.job_kind(jobs[0])) if jobs else kinds.CLASSIFICATION
     runs = []
     for job in jobs:
         points = curves[job.pk]
-        val_accs = [p["val_acc"] for p in points if p["val_acc"] is not None]
-        figures = final_figures(job)
-        test = figures["test"] if figures["test"] is not None else figures["mean"]
         runs.append(
             {
                 "id": job.pk,
@@ -107,9 +148,9 @@ def compare_data(jobs: list[Job]) -> dict:
                 "status": job.status,
                 "status_label": job.get_status_display(),
                 "finished": job.status in FINISHED,
-                "best_val_acc": max(val_accs) if val_accs else None,
-                "test_accuracy": test,
-                "points": _spread(points),  # the best figure above is from every epoch
+                "kind": kind,
+                **_run_figures(job, kind, points),  # the best figure is from every epoch
+                "points": _spread(points),
             }
         )
     specs = [
@@ -122,7 +163,13 @@ def compare_data(jobs: list[Job]) -> dict:
         for field in fields
         if len({json.dumps(spec.get(field), sort_keys=True, default=str) for spec in specs}) > 1
     ]
-    return {"runs": runs, "differ": differ}
+    return {
+        "kind": kind,
+        "curves": kinds.curves(kind),  # the series to overlay, labelled, the lead one first
+        "columns": [figure.as_json() for figure in kinds.compare_columns(kind)],
+        "runs": runs,
+        "differ": differ,
+    }
 
 
 def _compared(jobs):
@@ -133,6 +180,7 @@ def _compared(jobs):
 
 
 def _render_compare(request, jobs: list[Job], *, title: str, group=None, error: str = ""):
+    error = error or mixed_kinds(jobs)
     if error:
         return render(request, "jobs/compare.html", {"error": error, "title": title}, status=400)
     data = compare_data(jobs)

@@ -3,16 +3,22 @@
 The trainer names the figures (trainer/kinds.py, the events of trainer/events.py). Every web
 consumer — the job task keeping `Job.metrics`, the API, the class dashboard, the compare page,
 assignments — dispatches through here instead of reading classification's fields its own way,
-so a new kind is one entry in each table below. Events are read as the contract's dicts in
-`_epoch_figures` and `_evaluation` only, so moving to the typed events is an edit there.
+so a new kind is one entry in each table below. Events are read through the trainer's typed
+shapes (trainer/events.py), in `_epoch_figures` and `_evaluation` only.
 """
 
+import logging
 from dataclasses import dataclass
 
+from django.utils import translation
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
+from pydantic import ValidationError
 
-from trainer import kinds as trainer_kinds  # torch-free
+from trainer import events as trainer_events  # torch-free, like trainer.kinds
+from trainer import kinds as trainer_kinds
+
+log = logging.getLogger(__name__)
 
 CLASSIFICATION, DETECTION = "classification", "detection"
 PERCENT, NUMBER = "percent", "number"
@@ -26,12 +32,13 @@ def dataset_kind(dataset) -> str:
 
 
 def job_kind(job) -> str:
-    """A run's kind: its dataset's (a run trains on one dataset), else its spec's."""
-    dataset = getattr(job, "dataset", None)
-    if dataset is not None:
-        return dataset_kind(dataset)
-    spec = job.spec or {}
-    return spec.get("kind") or spec.get("task") or CLASSIFICATION
+    """A run's kind: its dataset's (a run trains on one dataset). Its spec says it too (stored
+    since kinds had names), which spares a query when the dataset was not read with the job."""
+    if not type(job).dataset.is_cached(job):
+        spec = job.spec or {}
+        if spec.get("kind"):
+            return spec["kind"]
+    return dataset_kind(job.dataset)
 
 
 # --- figures: what a row shows ---------------------------------------------------------------
@@ -145,6 +152,21 @@ CURVES: dict[str, tuple[str, ...]] = {
 }
 
 
+def figure(kind: str, key: str) -> Figure:
+    """One of the kind's figures by its Job.metrics key (KeyError when it has none)."""
+    for shown in figures(kind):
+        if shown.key == key:
+            return shown
+    raise KeyError(key)
+
+
+def compare_columns(kind: str) -> tuple[Figure, Figure]:
+    """A compare table's two figures: the best validation one of every epoch, and the test one."""
+    return figure(kind, BEST_OF_EPOCHS[kind_or_default(kind)][1]), figure(
+        kind, PRIMARY_KEYS[kind_or_default(kind)][0]
+    )
+
+
 def epoch_keys(kind: str) -> tuple[str, ...]:
     """The figures an epoch event of this kind carries (the trainer's list)."""
     return trainer_kinds.EPOCH_FIGURES[kind_or_default(kind)]
@@ -172,23 +194,30 @@ BEST_OF_EPOCHS = {
 
 def _epoch_figures(kind: str, data: dict) -> dict:
     """An epoch event's figures of this kind (None where the event had none)."""
+    try:
+        data = trainer_events.EpochEvent.model_validate(data).model_dump()
+    except ValidationError as exc:  # a trainer outside the contract: keep what it did say
+        log.warning("epoch event outside the contract: %s", exc.errors()[:3])
     return {key: data.get(key) for key in (*EPOCH_BOOKKEEPING, *epoch_keys(kind))}
 
 
-def _evaluation(data: dict, split: str) -> dict:
-    """A finished event's evaluation of one split (test or val), {} when there was none."""
-    evaluation = data.get(split)
-    return evaluation if isinstance(evaluation, dict) else {}
+def _evaluation(kind: str, data: dict, split: str):
+    """A finished event's evaluation of one split in its kind's shape (ClassificationEvaluation,
+    DetectionEvaluation); None when there was no such split or it is outside the contract."""
+    try:
+        return trainer_events.FinishedEvent.model_validate({**data, "kind": kind}).evaluation(split)
+    except ValidationError as exc:  # its figures are not kept; the results page shows what is
+        log.warning("finished event's %s outside the contract: %s", split, exc.errors()[:3])
+        return None
 
 
 def _finished_classification(data: dict, metrics: dict) -> dict:
-    test, val, kfold = _evaluation(data, "test"), _evaluation(data, "val"), data.get("kfold")
-    if test:
-        metrics["test_accuracy"] = test["accuracy"]
-        metrics["test_loss"] = test["loss"]
-    if val:
-        metrics["val_accuracy"] = val["accuracy"]
-        metrics["val_loss"] = val["loss"]
+    test, val = _evaluation(CLASSIFICATION, data, "test"), _evaluation(CLASSIFICATION, data, "val")
+    if test is not None:
+        metrics["test_accuracy"], metrics["test_loss"] = test.accuracy, test.loss
+    if val is not None:
+        metrics["val_accuracy"], metrics["val_loss"] = val.accuracy, val.loss
+    kfold = data.get("kfold")
     if kfold:
         metrics["kfold_mean"] = kfold["mean_accuracy"]
         metrics["kfold_std"] = kfold["std_accuracy"]
@@ -196,16 +225,15 @@ def _finished_classification(data: dict, metrics: dict) -> dict:
 
 
 def _finished_detection(data: dict, metrics: dict) -> dict:
-    test, val = _evaluation(data, "test"), _evaluation(data, "val")
+    test, val = _evaluation(DETECTION, data, "test"), _evaluation(DETECTION, data, "val")
     for split, evaluation in (("val", val), ("test", test)):
-        if evaluation:
-            metrics[f"{split}_map50"] = evaluation.get("map50")
-            metrics[f"{split}_map"] = evaluation.get("map")
-            if evaluation.get("loss") is not None:  # torchvision detectors give none
-                metrics[f"{split}_loss"] = evaluation["loss"]
-    final = test or val  # the contract: test if there is a test split, else validation
-    if final:
-        metrics["map50"], metrics["map"] = final.get("map50"), final.get("map")
+        if evaluation is not None:
+            metrics[f"{split}_map50"], metrics[f"{split}_map"] = evaluation.map50, evaluation.map
+            if evaluation.loss is not None:  # torchvision's detectors give none
+                metrics[f"{split}_loss"] = evaluation.loss
+    final = test if test is not None else val  # the contract: test when there is a test split
+    if final is not None:
+        metrics["map50"], metrics["map"] = final.map50, final.map
     return metrics
 
 
@@ -225,6 +253,43 @@ def metrics_after(kind: str, event: dict, metrics: dict) -> dict | None:
     if event.get("kind") == "finished":
         return FINISHED[kind](data, dict(metrics))
     return None
+
+
+# --- the API: GET /api/v1/jobs/{id} "metrics" -----------------------------------------------
+
+# The keys the API always answers for a run of the kind (null until known); every other key
+# of Job.metrics (the kind's FIGURES, the last epoch's figures) rides along when the run has it.
+API_KEYS: dict[str, tuple[str, ...]] = {
+    CLASSIFICATION: ("test_accuracy", "val_accuracy", "val_loss"),
+    DETECTION: ("map50", "map", "val_map50", "test_map50"),
+}
+
+
+def api_metrics(kind: str, metrics: dict | None, result: dict | None) -> dict:
+    """A run's figures as the API answers them: flat keys of its kind, null until known."""
+    metrics = dict(metrics or {})
+    if kind_or_default(kind) == CLASSIFICATION:  # runs older than Job.metrics: from the result
+        test = (result or {}).get("test") or {}
+        val = (result or {}).get("val") or {}
+        metrics.setdefault("test_accuracy", test.get("accuracy"))
+        metrics.setdefault("val_accuracy", val.get("accuracy", metrics.get("val_acc")))
+        metrics.setdefault("val_loss", val.get("loss"))
+    return {**dict.fromkeys(API_KEYS[kind_or_default(kind)]), **metrics}
+
+
+def api_description() -> dict[str, dict]:
+    """The OpenAPI properties of "metrics": every flat key of every kind, described."""
+    properties: dict[str, dict] = {}
+    with translation.override("en"):  # the schema is written once, in English
+        for kind in FIGURES:
+            labels = {f.key: str(f.label) for f in FIGURES[kind]}
+            for key in trainer_kinds.FIGURES[kind]:
+                what = labels.get(key, key.replace("_", " "))
+                properties[key] = {
+                    "anyOf": [{"type": "number"}, {"type": "null"}],
+                    "description": f"{kind}: {what}",
+                }
+    return properties
 
 
 # --- assignments: what a submission is scored by -------------------------------------------
