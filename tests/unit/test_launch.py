@@ -10,11 +10,12 @@ from django.http import QueryDict
 from django.test import Client
 
 from tests.conftest import PERSONAS, assert_api_error
+from trainer import catalog
 from webapp.celery import app as celery_app
 from webapp.datasets import actions as dataset_actions
 from webapp.datasets import tasks as dataset_tasks
 from webapp.datasets.models import Dataset
-from webapp.jobs import catalog, launch_form, spec_check
+from webapp.jobs import launch_form, layer_builder, spec_check, summaries
 from webapp.jobs.models import Job, JobGroup
 
 pytestmark = pytest.mark.django_db
@@ -198,61 +199,28 @@ def test_imagenet_is_offered_only_when_the_administrator_provided_the_weights(
 ):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     spec = {"model": "resnet18", "transfer": {"source": "imagenet", "mode": "fine_tuning"}}
-    assert not catalog.imagenet_ready("resnet18")
+    assert not catalog.weights_available(catalog.get("resnet18"))
     assert "not on this server" in _problems(world, spec)["spec.transfer.source"]
     folder = tmp_path / "hub" / "checkpoints"
     folder.mkdir(parents=True)
     (folder / "resnet18-f37072fd.pth").write_bytes(b"weights")
-    assert catalog.imagenet_ready("resnet18")
+    assert catalog.weights_available(catalog.get("resnet18"))
     assert _problems(world, spec) == {}
     preset = {"model": "simple_cnn", "transfer": {"source": "imagenet", "mode": "fine_tuning"}}
     assert "no ImageNet weights" in _problems(world, preset)["spec.transfer.source"]
-
-
-def test_the_catalog_matches_the_trainers_registry():
-    from trainer import registry
-    from trainer.models.torchvision_models import imagenet_weights_path
-
-    trainer_models = [
-        (
-            info.name,
-            info.kind,
-            info.description,
-            info.default_input_size,
-            info.min_input_size,
-            info.default_channels,
-            info.supports_imagenet,
-            imagenet_weights_path(info.name).name if info.supports_imagenet else "",
-        )
-        for info in registry.list_models()
-    ]
-    ours = [
-        (
-            e.name,
-            e.kind,
-            e.description,
-            e.default_input_size,
-            e.min_input_size,
-            e.default_channels,
-            e.supports_imagenet,
-            e.weights_file,
-        )
-        for e in catalog.MODELS
-    ]
-    assert ours == trainer_models
 
 
 def test_the_builders_layer_types_are_the_trainers():
     from trainer.models import layers
 
     trainer_types = {name: set(settings) for name, settings in layers._TYPES.values()}
-    assert set(catalog.LAYER_TYPES) == set(trainer_types)
-    for name, settings in catalog.LAYER_TYPES.items():
+    assert set(layer_builder.LAYER_TYPES) == set(trainer_types)
+    for name, settings in layer_builder.LAYER_TYPES.items():
         assert set(settings) <= trainer_types[name], name
     order = ["Conv2d", "MaxPool", "AvgPool", "BatchNorm", "Dropout", "ReLU", "Sigmoid", "Tanh"]
     order += ["LeakyReLU", "GELU", "GlobalAvgPool", "Dense"]
     for names in (order, ["Flatten"]):
-        new_layers = [{"type": name, **catalog.LAYER_TYPES[name]} for name in names]
+        new_layers = [{"type": name, **layer_builder.LAYER_TYPES[name]} for name in names]
         layers.build_layers(new_layers, num_classes=3, in_channels=1, input_size=32)
 
 
@@ -260,8 +228,8 @@ def test_the_web_side_of_the_train_page_never_imports_torch():
     code = (
         "import django, os, sys; os.environ['DJANGO_SETTINGS_MODULE'] = 'webapp.settings'; "
         "django.setup(); import webapp.urls, webapp.jobs.launch, webapp.api.models; "
-        "from trainer.spec import load_spec; from webapp.jobs import catalog, spec_check; "
-        "catalog.registry_problems({'model': 'resnet18', 'lr': -1}); "
+        "from trainer.spec import load_spec; from webapp.jobs import spec_check; "
+        "spec_check.catalog_problems({'model': 'resnet18', 'lr': -1}); "
         "load_spec({'model': 'resnet18', 'data': {'classes': ['a'], 'items': [{'path': 'x'}]}}, "
         "check_registry=False); "
         "print('torch' in sys.modules)"
@@ -396,9 +364,9 @@ def test_a_named_model_gets_its_summary_and_a_too_small_input_is_named(world, ea
 
 def test_the_summary_says_so_when_no_worker_answers(world, monkeypatch):
     def busy(*args):
-        raise catalog.SummaryUnavailable
+        raise summaries.SummaryUnavailable
 
-    monkeypatch.setattr(catalog, "model_summary", busy)
+    monkeypatch.setattr(summaries, "model_summary", busy)
     assert_api_error(_summary(world, LAYERS), 503)
 
 
@@ -444,6 +412,7 @@ def test_submitting_the_form_queues_the_job_and_opens_its_page(world):
     job = Job.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/jobs/{job.pk}/"
     assert job.spec == {
+        "kind": "classification",  # the dataset's, filled in by validate_job
         "model": "logistic",
         "epochs": 1,
         "batch_size": 64,

@@ -8,9 +8,10 @@ import pytest
 from django.test import Client
 
 from tests.conftest import assert_api_error
+from trainer import catalog
 from webapp.datasets import actions as dataset_actions
 from webapp.datasets import tasks as dataset_tasks
-from webapp.jobs import actions, catalog, launch_form
+from webapp.jobs import actions, launch_form
 from webapp.jobs.models import Job
 
 pytestmark = pytest.mark.django_db
@@ -177,8 +178,8 @@ def test_the_train_page_and_its_groups_refuse_too_big_before_anything_is_queued(
 
 
 def test_every_model_of_the_catalog_validates_at_its_usual_size(world, dataset, no_celery):
-    for entry in catalog.MODELS:
-        spec = {"model": entry.name, "batch_size": 256 if entry.kind == "torchvision" else 128}
+    for entry in catalog.models("classification"):
+        spec = {"model": entry.name, "batch_size": 256 if entry.family == "torchvision" else 128}
         response = _post(world, "/api/v1/jobs/validate", {"dataset": dataset.pk, "spec": spec})
         assert response.status_code == 200, (entry.name, response.content)
     big = {"model": "resnet50", "input_size": 224, "channels": 3, "batch_size": 256}

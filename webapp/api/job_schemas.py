@@ -217,22 +217,6 @@ class PredictOut(Schema):
     seconds: float
 
 
-class ModelInfo(Schema):
-    name: str
-    kind: Literal["preset", "torchvision"]
-    description: str
-    default_input_size: int
-    min_input_size: int
-    imagenet: bool = Field(description="Whether its ImageNet weights are on this server.")
-
-
-class ModelsOut(Schema):
-    models: list[ModelInfo]
-    layer_types: dict[str, dict[str, str | int | float]] = Field(
-        description="Each layer type and its settings' defaults."
-    )
-
-
 class SummaryRow(Schema):
     """One row of a summary: a module of a named model, or one of the builder's layers."""
 

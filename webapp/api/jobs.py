@@ -23,7 +23,7 @@ from webapp.api.job_schemas import (
 )
 from webapp.api.schemas import Id
 from webapp.datasets.models import Dataset
-from webapp.jobs import actions, predict, results, scheduler
+from webapp.jobs import actions, predict, results, scheduler, spec_check
 from webapp.jobs.models import Job, JobEvent
 from webapp.jobs.queue import queue_for
 
@@ -88,7 +88,9 @@ def job_out(job: Job, position: tuple | None = None) -> dict:
 
 @router.post("/jobs", response={201: JobOut, **errors(*WRITE, 409)})
 def submit(request, payload: JobIn):
-    """Queue a training job on the current version of a dataset."""
+    """Queue a training job on the current version of a dataset. The spec may leave out
+    `model` (the kind's default: `GET /api/v1/models?kind=...` marks it) and `kind` (the
+    dataset's; `task` is its deprecated name)."""
     dataset = Dataset.objects.select_related("course").filter(pk=payload.dataset).first()
     if dataset is None or not permissions.can_view_dataset(request.user, dataset):
         raise actions.JobRefused(_("No dataset with this id is yours."), field="dataset")
@@ -97,7 +99,14 @@ def submit(request, payload: JobIn):
     problems = wrong_types(payload.spec, "spec")
     if problems:
         return error(_("Some settings are not valid."), 422, problems)
-    job = actions.submit(request.user, dataset, payload.spec)
+    permissions.require_writable(dataset.course)  # an archived class says so before the spec
+    # The spec as stored: the dataset's kind, the kind's default model where it names none.
+    spec, problems = spec_check.validate_job(request.user, dataset, payload.spec)
+    if problems:  # all of them, as /jobs/validate answers; the first names the field
+        field, message = next(iter(problems.items()))
+        detail = f"{field.removeprefix('spec.')}: {message}"
+        raise actions.InvalidSpec(detail, field=field, errors=problems)
+    job = actions.submit(request.user, dataset, spec)
     return Status(201, job_out(job))
 
 

@@ -6,14 +6,25 @@ import json
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
+from trainer import catalog  # torch-free
+from trainer import kinds as trainer_kinds
 from webapp.accounts import permissions
 from webapp.datasets import queries
 from webapp.datasets.models import Dataset, Status
 from webapp.datasets.views import _dataset_for
-from webapp.jobs import actions, catalog, launch_form, launch_groups, spec_check
+from webapp.jobs import (
+    actions,
+    kinds,
+    launch_form,
+    launch_groups,
+    layer_builder,
+    spec_check,
+    summaries,
+)
 from webapp.jobs.models import Job, JobGroup, JobStatus
 from webapp.jobs.results import final_figures
 
@@ -25,12 +36,14 @@ PREVIEW_IMAGES = 4
 @require_http_methods(["GET", "POST"])
 def train(request, dataset_id: int):
     dataset = _dataset_for(request, dataset_id, permissions.can_train_on)
+    kind = kinds.dataset_kind(dataset)
     runs = earlier_runs(request.user, dataset)
-    form = launch_form.initial()
+    form = launch_form.initial(kind)
     if request.method == "POST":
-        form = launch_form.read(request.POST, {f"job:{run.pk}": run for run in runs})
+        form = launch_form.read(request.POST, {f"job:{run.pk}": run for run in runs}, kind)
         if not form.errors:
-            form.add_spec_errors(spec_check.spec_problems(request.user, form.spec, dataset))
+            form.spec, problems = spec_check.validate_job(request.user, dataset, form.spec)
+            form.add_spec_errors(problems)
         if not form.errors:
             target = _launch(request.user, dataset, form, request.POST.get("action", "train"))
             if target:
@@ -39,8 +52,8 @@ def train(request, dataset_id: int):
 
 
 def earlier_runs(user, dataset: Dataset) -> list[Job]:
-    """Succeeded runs of the class that `user` may see and start from (k-fold runs keep no
-    single model)."""
+    """Succeeded runs of the class of `dataset`'s kind that `user` may see and start from (k-fold
+    runs keep no single model)."""
     course = dataset.course
     jobs = Job.objects.filter(course=course, status=JobStatus.SUCCEEDED)
     if not permissions.can_view_roster(user, course):
@@ -54,7 +67,9 @@ def earlier_runs(user, dataset: Dataset) -> list[Job]:
     return [
         job
         for job in jobs[:MAX_RUNS]
-        if permissions.can_view_job(user, job) and not job.spec.get("kfold")
+        if permissions.can_view_job(user, job)
+        and not job.spec.get("kfold")
+        and kinds.job_kind(job) == kinds.dataset_kind(dataset)
     ]
 
 
@@ -95,7 +110,7 @@ def _launch_comparison(user, dataset: Dataset, form: launch_form.TrainForm) -> s
     variable, base, values = parsed
     for value in values:
         spec = actions.set_path(base, variable.path, value)
-        for message in spec_check.spec_problems(user, spec, dataset).values():
+        for message in spec_check.validate_job(user, dataset, spec)[1].values():
             form.add_error("compare_values", message)
             return None
     title = _("Compare %(setting)s: %(values)s") % {
@@ -119,10 +134,10 @@ def _layers_fit(form: launch_form.TrainForm, dataset: Dataset) -> bool:
     """Whether a layer list builds at the input size (the trainer's shape check, on a worker)."""
     classes = max(1, len(queries.categories_at(dataset)))
     try:
-        answer = catalog.model_summary(
+        answer = summaries.model_summary(
             form.spec["model"], form.spec.get("input_size"), None, classes
         )
-    except catalog.SummaryUnavailable:
+    except summaries.SummaryUnavailable:
         return True  # no worker free to check now: the job checks it when it starts
     if answer["ok"]:
         return True
@@ -145,9 +160,8 @@ def _group_url(group: JobGroup) -> str:
 def _context(request, dataset: Dataset, form: launch_form.TrainForm, runs: list[Job]) -> dict:
     categories = queries.categories_at(dataset)
     values, errors = form.values, form.errors
-    ready = (
-        dataset.status == Status.READY and bool(dataset.head) and dataset.kind == "classification"
-    )
+    kind = kinds.dataset_kind(dataset)
+    ready = dataset.status == Status.READY and bool(dataset.head) and dataset.trainable
     return {
         "dataset": dataset,
         "course": dataset.course,
@@ -158,13 +172,12 @@ def _context(request, dataset: Dataset, form: launch_form.TrainForm, runs: list[
         "values": values,
         "errors": errors,
         "other_errors": {k: v for k, v in errors.items() if k == "__all__"},
-        "hyper": [_field(s, form) for s in launch_form.HYPER],
+        "kind": kind,
+        "hyper": [_field(s, form) for s in launch_form.HYPER if _applies(s, kind)],
         "augment": [_field(s, form) for s in launch_form.AUGMENT],
-        "presets": catalog.PRESETS,
-        "torchvision": [
-            {"entry": entry, "imagenet": catalog.imagenet_ready(entry.name)}
-            for entry in catalog.TORCHVISION
-        ],
+        "sources": launch_form.model_sources(kind),
+        "presets": [_model_option(e) for e in launch_form.model_choices(kind, "preset")],
+        "torchvision": [_model_option(e) for e in launch_form.model_choices(kind, "torchvision")],
         "runs": [_run_option(request.user, run, dataset) for run in runs],
         "modes": _modes(),
         "compare": launch_groups.COMPARE.values(),
@@ -174,6 +187,29 @@ def _context(request, dataset: Dataset, form: launch_form.TrainForm, runs: list[
         else None,
         "samples": _samples(dataset, categories),
         "js": _js_config(dataset, categories, ready),
+    }
+
+
+def _applies(setting: launch_form.Setting, kind: str) -> bool:
+    """Whether the spec of `kind` lets this setting vary: it has the field, and its schema does
+    not pin it to one value (as a kind without k folds may pin `kfold` to 0)."""
+    if kind not in trainer_kinds.trainable():
+        return True  # nothing can be launched: the page shows the usual settings
+    schema = launch_form.schema_property(setting.path, kind)
+    if schema is None or "const" in schema or len(schema.get("enum", (0, 1))) < 2:
+        return False
+    return not ("minimum" in schema and schema["minimum"] == schema.get("maximum"))
+
+
+def _model_option(entry: catalog.ModelEntry) -> dict:
+    """One model as the page offers it, in the reader's language."""
+    language = get_language() or "en"
+    return {
+        "entry": entry,
+        "description": entry.describe(language),
+        "cpu_note": entry.cpu_note_in(language),
+        "default": entry.default,
+        "imagenet": catalog.weights_available(entry),
     }
 
 
@@ -248,11 +284,11 @@ def _js_config(dataset: Dataset, categories, ready: bool) -> dict:
         "classes": max(1, len(categories)),
         "summaryUrl": "/api/v1/models/summary",
         "validateUrl": "/api/v1/jobs/validate",
-        "layerTypes": catalog.LAYER_TYPES,
-        "activations": catalog.ACTIVATIONS,
-        "layersInputSize": catalog.LAYERS_INPUT_SIZE,
-        "defaults": {e.name: e.default_input_size for e in catalog.MODELS},
-        "minSizes": {e.name: e.min_input_size for e in catalog.MODELS},
+        "layerTypes": layer_builder.LAYER_TYPES,
+        "activations": layer_builder.ACTIVATIONS,
+        "layersInputSize": layer_builder.LAYERS_INPUT_SIZE,
+        "defaults": {e.name: e.default_input_size for e in catalog.models()},
+        "minSizes": {e.name: e.min_input_size for e in catalog.models()},
         "text": _js_text(),
     }
 

@@ -1,15 +1,23 @@
 """The Train page's form and the trainer's spec: settings with their explanations, parsing, and
-every problem named by the field the student typed it in."""
+every problem named by the field the student typed it in.
+
+A setting's bounds and default are the spec's own (its JSON schema: minimum, maximum, default),
+read here rather than retyped, so the form can never offer what the trainer refuses; the
+explanations are the lecture's words, in the reader's language.
+"""
 
 import json
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from trainer import limits  # the trainer's bounds, in one place (plain numbers, no torch)
-from webapp.jobs import catalog
+from trainer import catalog  # torch-free
+from trainer.spec import LECTURE_AUGMENTATION, spec_class  # pydantic only: no torch
+from webapp.jobs import spec_check
+from webapp.jobs.layer_builder import MAX_LAYERS
 
 MODES = ("scratch", "feature_extraction", "fine_tuning")
 STARTER_LAYERS = [
@@ -20,6 +28,36 @@ STARTER_LAYERS = [
     {"type": "Dense", "units": 64, "activation": "relu"},
     {"type": "Dropout", "rate": 0.25},
 ]  # fmt: skip
+SCHEMA_KIND = "classification"  # whose schema the bounds come from (every kind shares them)
+_FROM_SCHEMA = object()
+
+
+@cache
+def spec_schema(kind: str = SCHEMA_KIND) -> dict:
+    """The JSON schema of a kind's spec (pydantic's), as the OpenAPI document shows it."""
+    return spec_class(kind).model_json_schema()
+
+
+def schema_property(path: str, kind: str = SCHEMA_KIND) -> dict | None:
+    """The schema of one spec field ("lr", "augmentation.zoom"), optional values unwrapped;
+    None when the kind's spec has no such field."""
+    schema = spec_schema(kind)
+    node: dict | None = schema
+    for part in path.split("."):
+        node = _resolve(schema, node).get("properties", {}).get(part) if node else None
+    return _resolve(schema, node) if node is not None else None
+
+
+def _resolve(schema: dict, node: dict) -> dict:
+    """A $ref followed, and of "X or null" the X (with the outer default kept)."""
+    choices = [n for n in node.get("anyOf", ()) if n.get("type") != "null"]
+    if len(choices) == 1:
+        node = {**choices[0], **{k: v for k, v in node.items() if k != "anyOf"}}
+    ref = node.get("$ref")
+    if ref:
+        target = schema["$defs"][ref.rsplit("/", 1)[-1]]
+        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    return node
 
 
 @dataclass(frozen=True)
@@ -53,72 +91,93 @@ def _number(value):
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
+def _setting(name, path, label, help, kind, default=_FROM_SCHEMA, choices=()) -> Setting:
+    """A setting whose bounds (and default, unless given) are the spec schema's."""
+    schema = schema_property(path) or {}
+    low = schema.get("minimum", schema.get("exclusiveMinimum"))
+    high = schema.get("maximum", schema.get("exclusiveMaximum"))
+    return Setting(
+        name,
+        path,
+        label,
+        help,
+        kind,
+        schema.get("default") if default is _FROM_SCHEMA else default,
+        low,
+        high,
+        above="exclusiveMinimum" in schema,
+        below="exclusiveMaximum" in schema,
+        choices=choices,
+    )
+
+
 # fmt: off
 HYPER = (
-    Setting("epochs", "epochs", gettext_lazy("Epochs"), gettext_lazy(
+    _setting("epochs", "epochs", gettext_lazy("Epochs"), gettext_lazy(
         "How many times the network sees every training image (one pass = one epoch)."),
-        "int", 5, 1, limits.MAX_EPOCHS),
-    Setting("batch_size", "batch_size", gettext_lazy("Batch size"), gettext_lazy(
+        "int"),
+    _setting("batch_size", "batch_size", gettext_lazy("Batch size"), gettext_lazy(
         "Images per weight update: larger batches run faster per epoch but need more memory."),
-        "int", 64, 1, limits.MAX_BATCH_SIZE),
-    Setting("optimizer", "optimizer", gettext_lazy("Optimizer"), gettext_lazy(
+        "int"),
+    _setting("optimizer", "optimizer", gettext_lazy("Optimizer"), gettext_lazy(
         "How the weights follow the gradient: SGD, or Adam/AdamW, which adapt the step for "
         "every weight."),
-        "choice", "adam", choices=(("sgd", "SGD"), ("adam", "Adam"), ("adamw", "AdamW"))),
-    Setting("lr", "lr", gettext_lazy("Learning rate"), gettext_lazy(
+        "choice", choices=(("sgd", "SGD"), ("adam", "Adam"), ("adamw", "AdamW"))),
+    _setting("lr", "lr", gettext_lazy("Learning rate"), gettext_lazy(
         "The size of each update step (η): too large and the loss jumps about, too small and "
         "learning is slow."),
-        "float", 0.001, 0, limits.MAX_LR, above=True),
-    Setting("momentum", "momentum", gettext_lazy("Momentum"), gettext_lazy(
+        "float"),
+    _setting("momentum", "momentum", gettext_lazy("Momentum"), gettext_lazy(
         "SGD only: keeps part of the previous step, which smooths the path downhill."),
-        "float", 0.9, 0, 1, below=True),
-    Setting("weight_decay", "weight_decay", gettext_lazy("Weight decay"), gettext_lazy(
+        "float"),
+    _setting("weight_decay", "weight_decay", gettext_lazy("Weight decay"), gettext_lazy(
         "Pulls the weights towards zero (L2 regularisation), against overfitting."),
-        "float", 0.0, 0, 1),
-    Setting("schedule", "schedule", gettext_lazy("Learning-rate schedule"), gettext_lazy(
+        "float"),
+    _setting("schedule", "schedule", gettext_lazy("Learning-rate schedule"), gettext_lazy(
         "How the learning rate changes during training."),
-        "choice", "none", choices=(
+        "choice", choices=(
             ("none", gettext_lazy("constant")),
             ("step", gettext_lazy("step decay (×0.1 every 10 epochs)")),
             ("cosine", gettext_lazy("cosine decay")),
             ("onecycle", gettext_lazy("one cycle (warm up, then decay)")))),
-    Setting("input_size", "input_size", gettext_lazy("Input size (pixels)"), gettext_lazy(
+    _setting("input_size", "input_size", gettext_lazy("Input size (pixels)"), gettext_lazy(
         "Images are resized to this many pixels square; empty: the model's usual size."),
-        "int", None, limits.MIN_INPUT_SIZE, limits.MAX_INPUT_SIZE),
-    Setting("early_stopping", "early_stopping", gettext_lazy("Early stopping"), gettext_lazy(
+        "int"),
+    _setting("early_stopping", "early_stopping", gettext_lazy("Early stopping"), gettext_lazy(
         "Stop when the validation loss has not improved for some epochs, before overfitting "
         "sets in."),
         "bool", False),
-    Setting("patience", "early_stopping.patience", gettext_lazy("Patience (epochs)"), gettext_lazy(
-        "Epochs without improvement before training stops."),
-        "int", 5, 1, limits.MAX_PATIENCE),
-    Setting("label_smoothing", "label_smoothing", gettext_lazy("Label smoothing"), gettext_lazy(
+    _setting("patience", "early_stopping.patience", gettext_lazy("Patience (epochs)"),
+        gettext_lazy("Epochs without improvement before training stops."),
+        "int"),
+    _setting("label_smoothing", "label_smoothing", gettext_lazy("Label smoothing"), gettext_lazy(
         "Softens the targets (e.g. 0.1) so that the model is less over-confident."),
-        "float", 0.0, 0, 1, below=True),
-    Setting("seed", "seed", gettext_lazy("Random seed"), gettext_lazy(
+        "float"),
+    _setting("seed", "seed", gettext_lazy("Random seed"), gettext_lazy(
         "Fixes the random start: the same settings then give the same result."),
-        "int", 0, 0, limits.MAX_SEED),
-    Setting("kfold", "kfold", gettext_lazy("k-fold cross-validation"), gettext_lazy(
+        "int"),
+    _setting("kfold", "kfold", gettext_lazy("k-fold cross-validation"), gettext_lazy(
         "0: one hold-out validation split. 2–20: train k times on k folds and report the "
         "mean ± std of the accuracy."),
-        "int", 0, 0, limits.MAX_KFOLD),
+        "int"),
 )
+# Switched on, augmentation starts from the lecture's settings (the trainer's "lecture" preset).
 AUGMENT = (
-    Setting("aug_rotation", "augmentation.rotation", gettext_lazy("Rotation (°)"), gettext_lazy(
+    _setting("aug_rotation", "augmentation.rotation", gettext_lazy("Rotation (°)"), gettext_lazy(
         "Each image is turned by a random angle up to this many degrees either way."),
-        "float", 45.0, 0, 180),
-    Setting("aug_shear", "augmentation.shear", gettext_lazy("Shear"), gettext_lazy(
+        "float", LECTURE_AUGMENTATION["rotation"]),
+    _setting("aug_shear", "augmentation.shear", gettext_lazy("Shear"), gettext_lazy(
         "Slants the image by a random amount up to this (0.3 in the lecture)."),
-        "float", 0.3, 0, 1),
-    Setting("aug_zoom", "augmentation.zoom", gettext_lazy("Zoom"), gettext_lazy(
+        "float", LECTURE_AUGMENTATION["shear"]),
+    _setting("aug_zoom", "augmentation.zoom", gettext_lazy("Zoom"), gettext_lazy(
         "Enlarges or shrinks by a random factor between 1 − zoom and 1 + zoom."),
-        "float", 0.4, 0, 1),
-    Setting("aug_hflip", "augmentation.hflip", gettext_lazy("Horizontal flip"), gettext_lazy(
+        "float", LECTURE_AUGMENTATION["zoom"]),
+    _setting("aug_hflip", "augmentation.hflip", gettext_lazy("Horizontal flip"), gettext_lazy(
         "Mirrors half of the images left to right."),
-        "bool", True),
-    Setting("aug_vflip", "augmentation.vflip", gettext_lazy("Vertical flip"), gettext_lazy(
+        "bool", LECTURE_AUGMENTATION["hflip"]),
+    _setting("aug_vflip", "augmentation.vflip", gettext_lazy("Vertical flip"), gettext_lazy(
         "Turns half of the images upside down (rarely right for digits or faces)."),
-        "bool", False),
+        "bool", LECTURE_AUGMENTATION.get("vflip", False)),
 )
 # fmt: on
 SETTINGS = {s.name: s for s in (*HYPER, *AUGMENT)}
@@ -160,14 +219,35 @@ class TrainForm:
         return FIELD_OF_PATH.get(path, FIELD_OF_PATH.get(path.split(".")[0], "__all__"))
 
 
-def initial() -> TrainForm:
-    """The form as a new Train page shows it."""
+# The Train page's model tabs ("model_source"): the lecture's own models, torchvision's, and
+# the layer builder, whose lists build classifiers only (trainer/models/layers.py).
+OWN_FAMILIES = ("preset", "detector")
+LAYER_KINDS = ("classification",)
+
+
+def model_choices(kind: str, source: str) -> list[catalog.ModelEntry]:
+    """The catalog's models of `kind` that one tab ("preset" or "torchvision") offers."""
+    families = OWN_FAMILIES if source == "preset" else (source,)
+    return [entry for entry in catalog.models(kind) if entry.family in families]
+
+
+def model_sources(kind: str) -> list[str]:
+    """The model tabs a dataset of `kind` offers, in the page's order."""
+    sources = [source for source in ("preset", "torchvision") if model_choices(kind, source)]
+    return sources + (["layers"] if kind in LAYER_KINDS else [])
+
+
+def initial(kind: str = "classification") -> TrainForm:
+    """The form as a new Train page shows it for a dataset of `kind`: its default model chosen."""
     values: dict[str, Any] = {s.name: s.default for s in SETTINGS.values()}
     values["augment"] = False
+    first = {source: model_choices(kind, source) for source in ("preset", "torchvision")}
+    default = catalog.default_for(kind) if catalog.models(kind) else ""
+    source = next((s for s, entries in first.items() if default in {e.name for e in entries}), "")
     values.update(
-        model_source="preset",
-        preset="simple_cnn",
-        torchvision="resnet18",
+        model_source=source or next(iter(model_sources(kind)), "preset"),
+        preset=default if source == "preset" else _first_name(first["preset"]),
+        torchvision=default if source == "torchvision" else _first_name(first["torchvision"]),
         layers=json.dumps(STARTER_LAYERS),
         transfer_source="none",
         transfer_mode="scratch",
@@ -177,16 +257,21 @@ def initial() -> TrainForm:
     return TrainForm(values)
 
 
-def read(post, runs: dict[str, Any]) -> TrainForm:
-    """Parse a submitted form into a spec; `runs` maps "job:<id>" to the runs one may start from."""
-    form = initial()
+def _first_name(entries: list[catalog.ModelEntry]) -> str:
+    return entries[0].name if entries else ""
+
+
+def read(post, runs: dict[str, Any], kind: str = "classification") -> TrainForm:
+    """Parse a submitted form into a spec for a dataset of `kind`; `runs` maps "job:<id>" to the
+    runs one may start from."""
+    form = initial(kind)
     switches = {s.name for s in SETTINGS.values() if s.kind == "bool"} | {"augment"}
     for name in form.values:
         if name in switches:
             form.values[name] = post.get(name) in ("1", "on", "true")
         elif name in post:
             form.values[name] = post.get(name, "").strip()
-    spec: dict[str, Any] = {"model": _model(form)}
+    spec: dict[str, Any] = {"model": _model(form, kind)}
     skipped = {"early_stopping", "patience"}  # read below, like momentum, only when they apply
     if form.values["optimizer"] != "sgd":
         skipped.add("momentum")
@@ -204,8 +289,11 @@ def read(post, runs: dict[str, Any]) -> TrainForm:
     return form
 
 
-def _model(form: TrainForm):
+def _model(form: TrainForm, kind: str):
     source = form.values["model_source"]
+    sources = model_sources(kind) or ["preset"]  # a kind without models: "choose a model"
+    if source not in sources:
+        form.values["model_source"] = source = sources[0]
     if source == "layers":
         try:
             layers = json.loads(form.values["layers"] or "[]")
@@ -216,14 +304,11 @@ def _model(form: TrainForm):
             return []
         if not layers:
             form.add_error("layers", _("Add at least one layer."))
-        elif len(layers) > catalog.MAX_LAYERS:
-            form.add_error("layers", _("Use at most %(n)s layers.") % {"n": catalog.MAX_LAYERS})
+        elif len(layers) > MAX_LAYERS:
+            form.add_error("layers", _("Use at most %(n)s layers.") % {"n": MAX_LAYERS})
         return layers
-    if source not in ("preset", "torchvision"):
-        form.values["model_source"] = source = "preset"
     name = form.values[source]
-    allowed = catalog.PRESETS if source == "preset" else catalog.TORCHVISION
-    if name not in {entry.name for entry in allowed}:
+    if name not in {entry.name for entry in model_choices(kind, source)}:
         form.add_error(source, _("Choose a model from the list."))
     return name
 
@@ -292,7 +377,7 @@ def _transfer(form: TrainForm, spec: dict, runs: dict[str, Any]) -> dict:
         if run is None:
             form.add_error("transfer_source", _("Choose one of the listed earlier runs."))
             return {}
-        if run.spec.get("model") != spec.get("model"):
+        if spec_check.model_of(run.spec, spec_check.spec_kind(run.spec)) != spec.get("model"):
             form.add_error(
                 "transfer_source",
                 _(

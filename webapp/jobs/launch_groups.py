@@ -8,8 +8,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from trainer import limits  # plain numbers, no torch
-from webapp.jobs import catalog
+from trainer import catalog, limits  # torch-free
 from webapp.jobs.launch_form import TrainForm
 
 
@@ -99,7 +98,7 @@ def _group_value(form: TrainForm, variable: Variable, word: str):
             return word.lower()
         if variable.key == "augmentation" and word.lower() in ON_OFF:
             return ON_OFF[word.lower()]
-        if variable.key == "model" and word in catalog.BY_NAME:
+        if variable.key == "model" and word in catalog.names():
             return word
         if variable.key == "lr" and 0 < float(word) <= limits.MAX_LR:
             return float(word)

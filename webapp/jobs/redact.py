@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 
-from webapp.jobs import catalog
+from trainer import catalog  # torch-free: where the workers read pretrained weights
 
 
 @cache

@@ -1,20 +1,22 @@
-"""The web side's check of a job spec a user sent: one function for every way in.
+"""The web side's check of a job spec a user sent: `validate_job`, one function for every way in.
 
-The API's submit and validate, the Train page and its comparison groups all ask `spec_problems`;
-the worker asks `source_problem` again when the job starts, since its owner may have lost the
-run meanwhile. A spec from a user never names a file: an earlier run is "job:<id>", and only
-the worker turns it into the run's weights (`source_file`).
+The API's submit and validate, the Train page (and its comparison groups) and the worker, again
+before it trains, all ask `validate_job`: it fills in what a spec may leave out (the kind, from
+the dataset; the kind's default model, from the trainer's catalog) and names every problem by
+field. Nothing here imports torch. A spec from a user never names a file: an earlier run is
+"job:<id>", and only the worker turns it into the run's weights (`source_file`).
 """
-
 
 from django.core.files.storage import default_storage
 from django.utils.translation import gettext as _
 
+from trainer import catalog  # torch-free
+from trainer import kinds as trainer_kinds
 from webapp.accounts import permissions
 from webapp.accounts.models import User
 from webapp.datasets import queries
 from webapp.datasets.models import Dataset
-from webapp.jobs import catalog
+from webapp.jobs import kinds
 from webapp.jobs.models import Job, JobStatus
 
 JOB_SOURCE = "job:"
@@ -54,7 +56,7 @@ def source_problem(user: User, spec: dict) -> str | None:
             "Transfer from “none”, “imagenet” or an earlier run of yours as “job:<id>” (for "
             "example job:12); files on the server cannot be named."
         )
-    job = Job.objects.select_related("course").filter(pk=job_id).first()
+    job = Job.objects.select_related("course", "dataset").filter(pk=job_id).first()
     if job is None or not permissions.can_start_from(user, job):
         return _("No earlier run with this id is yours.")
     if (
@@ -66,7 +68,7 @@ def source_problem(user: User, spec: dict) -> str | None:
             "Run %(id)s has no trained model to start from (it did not finish, or it was a "
             "k-fold run)."
         ) % {"id": job.pk}
-    if job.spec.get("model", "simple_cnn") != spec.get("model", "simple_cnn"):
+    if model_of(job.spec, kinds.job_kind(job)) != model_of(spec, spec_kind(spec)):
         return _(
             "Run %(id)s trained another model; choose that model above, or a run of the model "
             "you chose."
@@ -74,22 +76,124 @@ def source_problem(user: User, spec: dict) -> str | None:
     return None
 
 
-def spec_problems(user: User, spec: dict, dataset: Dataset) -> dict[str, str]:
-    """Every problem of a spec (without its data) that `user` sends to train on `dataset`,
-    keyed "spec.<field>"; {} when it may be queued. Nothing here imports torch."""
+def validate_job(user: User, dataset: Dataset, spec) -> tuple[dict, dict[str, str]]:
+    """The spec as a job stores it (its kind and model filled in) and every problem of it, keyed
+    "spec.<field>" (or "dataset"); no problems means it may be queued on `dataset` by `user`.
+
+    Who may train on the dataset is the caller's check (`permissions.can_train_on`).
+    """
     if not isinstance(spec, dict):
-        return {"spec": _("The spec must be an object of settings.")}
+        return {}, {"spec": _("The spec must be an object of settings.")}
     if "data" in spec:
-        return {"spec": _("The spec must be an object without “data”: the dataset is chosen.")}
+        return dict(spec), {
+            "spec": _("The spec must be an object without “data”: the dataset is chosen.")
+        }
+    spec = dict(spec)  # nested settings are read, never changed
     problems: dict[str, str] = {}
+    kind = kinds.dataset_kind(dataset)
+    given = spec.pop("task", None)  # the deprecated name of `kind`
+    if given is not None and spec.get("kind", given) != given:
+        problems["spec.kind"] = _("Give the kind once: “task” is its old name.")
+    given = spec.get("kind", given)
+    if given is not None and given != kind:
+        problems.setdefault(
+            "spec.kind",
+            _("This dataset is for %(kind)s; leave the kind out, or give “%(value)s”.")
+            % {"kind": kinds.kind_name(kind), "value": kind},
+        )
+    spec["kind"] = kind
+    if kind not in trainer_kinds.trainable():
+        problems["dataset"] = _(
+            "Training for %(kind)s is not available yet; this server trains %(kinds)s."
+        ) % {
+            "kind": kinds.kind_name(kind),
+            "kinds": ", ".join(kinds.kind_name(k) for k in trainer_kinds.trainable()),
+        }
+        return spec, problems
+    if spec.get("model") is None:
+        spec["model"] = catalog.default_for(kind)
     source = source_problem(user, spec)
     if source:
         problems["spec.transfer.source"] = source
     classes = len(queries.categories_at(dataset))  # the head's size; the names come later
-    for key, message in trainer_problems({**spec, "data": placeholder_data(classes)}).items():
+    checked = {**spec, "data": placeholder_data(classes, kind)}
+    for key, message in trainer_problems(checked).items():
         problems.setdefault(f"spec.{key}", message)
-    for key, message in catalog.registry_problems(spec).items():
+    for key, message in catalog_problems(spec).items():
         problems.setdefault(key, message)
+    return spec, problems
+
+
+def spec_problems(user: User, spec: dict, dataset: Dataset) -> dict[str, str]:
+    """Only the problems of `validate_job` (for callers that keep the spec as they sent it)."""
+    return validate_job(user, dataset, spec)[1]
+
+
+def spec_kind(spec: dict) -> str:
+    """The kind a stored spec is for (specs stored before kinds are classification's)."""
+    return spec.get("kind") or spec.get("task") or "classification"
+
+
+def model_of(spec: dict, kind: str):
+    """The model a spec trains: its own, or the kind's default when it names none."""
+    model = spec.get("model")
+    if model is not None:
+        return model
+    try:
+        return catalog.default_for(kind)
+    except KeyError:  # a kind without models trains nothing
+        return None
+
+
+def catalog_problems(spec: dict) -> dict[str, str]:
+    """What the trainer's registry would refuse, found in its torch-free catalog: an unknown
+    model or one of another kind, images too small, ImageNet weights that the model lacks or
+    the server does not have."""
+    kind = spec_kind(spec)
+    model = model_of(spec, kind)
+    transfer = spec.get("transfer")
+    source = transfer.get("source", "none") if isinstance(transfer, dict) else "none"
+    problems: dict[str, str] = {}
+    if isinstance(model, list):
+        if source == "imagenet":
+            problems["spec.transfer.source"] = _(
+                "A model built from layers has no ImageNet weights: transfer from an earlier run "
+                "or train from scratch."
+            )
+        return problems
+    try:
+        entry = catalog.get(model) if isinstance(model, str) else None
+    except KeyError:
+        entry = None
+    if entry is None:
+        problems["spec.model"] = _("Unknown model “%(name)s”; choose one from the list.") % {
+            "name": model
+        }
+        return problems
+    if entry.kind != kind:
+        problems["spec.model"] = _(
+            "%(model)s is a model for %(model_kind)s; this dataset is for %(kind)s."
+        ) % {
+            "model": entry.name,
+            "model_kind": kinds.kind_name(entry.kind),
+            "kind": kinds.kind_name(kind),
+        }
+        return problems
+    size = spec.get("input_size")
+    if isinstance(size, int) and size < entry.min_input_size:
+        problems["spec.input_size"] = _(
+            "%(model)s needs images of at least %(n)s×%(n)s pixels."
+        ) % {"model": entry.name, "n": entry.min_input_size}
+    if source == "imagenet" and not entry.supports_imagenet:
+        problems["spec.transfer.source"] = _(
+            "%(model)s has no ImageNet weights: choose a torchvision model, or transfer from an "
+            "earlier run."
+        ) % {"model": entry.name}
+    elif source == "imagenet" and not catalog.weights_available(entry):
+        problems["spec.transfer.source"] = _(
+            "The ImageNet weights of %(model)s are not on this server; ask the administrator to "
+            "add them, or transfer from an earlier run."
+        ) % {"model": entry.name}
     return problems
 
 
@@ -101,10 +205,13 @@ def summary_problem(model, input_size: int | None, channels: int | None, classes
     return next(iter(problems.items()), None)
 
 
-def placeholder_data(classes: int) -> dict:
-    """Data of `classes` classes for checking a spec before its items exist."""
+def placeholder_data(classes: int, kind: str = "classification") -> dict:
+    """Data of `classes` classes for checking a spec of `kind` before its items exist."""
     names = [str(i) for i in range(max(1, classes))]
-    return {"classes": names, "items": [{"path": "x.png", "label": 0}]}
+    if kind == "classification":
+        return {"classes": names, "items": [{"path": "x.png", "label": 0}]}
+    box = {"category": 0, "bbox": [0, 0, 1, 1]}  # one object: the annotations' shape
+    return {"classes": names, "items": [{"path": "x.png", "annotations": [box]}]}
 
 
 def trainer_problems(spec: dict) -> dict[str, str]:

@@ -241,12 +241,13 @@ def build_spec(job: Job) -> dict:
                 "id": item.pk,
             }
         )
-    spec = dict(job.spec)
-    # Checked at submit, and again now: the owner may have lost the run since, and the row may
-    # have been changed. Only here does "job:<id>" become a file.
-    problem = spec_check.source_problem(job.owner, spec)
-    if problem:
-        raise Refused(problem, field="spec.transfer.source")
+    # Checked at submit, and again now (`validate_job`): the owner may have lost the run since,
+    # the row may have been changed, weights may have gone. Only here does "job:<id>" become a
+    # file.
+    spec, problems = spec_check.validate_job(job.owner, dataset, job.spec)
+    if problems:
+        field, message = next(iter(problems.items()))
+        raise Refused(message, field=field)
     source_id = spec_check.source_job_id(spec)
     if source_id is not None:
         spec["transfer"] = {**spec["transfer"], "source": spec_check.source_file(source_id)}
@@ -335,7 +336,7 @@ def train(job_id: int) -> None:
     except SpecError as exc:
         _finish(job_id, attempt, lease, status=JobStatus.FAILED, error=str(exc))
         return
-    except Refused as exc:  # a transfer source the owner may not use (any more)
+    except Refused as exc:  # a spec refused now (a transfer source the owner lost, say)
         _finish(job_id, attempt, lease, status=JobStatus.FAILED, error=exc.message)
         return
     except SoftTimeLimitExceeded:
