@@ -930,3 +930,201 @@ def test_schema_documents_task_as_deprecated_alias_of_kind(world):
     assert complete["task"]["deprecated"] is True and not complete["kind"].get("deprecated")
     out = schema["components"]["schemas"]["DatasetOut"]
     assert "kind" in out["required"] and "task" not in out["properties"]
+
+
+# --- 9. detection datasets, uploaded in each format or copied from the sample ---------------
+
+
+def _boxes(dataset: Dataset) -> dict[str, list[tuple[str, list[float]]]]:
+    """{image path: [(class, [x, y, w, h]), ...]} of the current version, classes by name."""
+    names = {c.index: c.name for c in queries.categories_at(dataset)}
+    return {
+        item.original_path: sorted(
+            (names[a.category_index], a.bbox) for a in item.annotations.all()
+        )
+        for item in queries.items_at(dataset).prefetch_related("annotations")
+    }
+
+
+def _coco_zip() -> bytes:
+    doc = {
+        "images": [
+            {"id": 1, "file_name": "a.png", "width": 40, "height": 30},
+            {"id": 2, "file_name": "b.png", "width": 40, "height": 30},
+        ],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 7, "bbox": [5, 10, 20, 15], "iscrowd": 0},
+            {"id": 2, "image_id": 2, "category_id": 9, "bbox": [1, 2, 10, 10], "iscrowd": 0},
+        ],
+        "categories": [{"id": 7, "name": "cat"}, {"id": 9, "name": "犬"}],
+    }
+    return zip_of(
+        {
+            "annotations/instances_train.json": json.dumps(doc).encode(),
+            "images/a.png": png(blocks(1)[:30, :40]),
+            "images/b.png": png(blocks(2)[:30, :40]),
+        }
+    )
+
+
+def _yolo_zip() -> bytes:
+    return zip_of(
+        {
+            "data.yaml": b"names: [cat, dog]\n",
+            "images/train/a.png": png(blocks(3)[:30, :40]),  # 40 wide, 30 high
+            "labels/train/a.txt": b"1 0.5 0.5 0.5 0.5\n",  # centre, size: fractions of the image
+            "images/train/b.png": png(blocks(4)[:30, :40]),
+            "labels/train/b.txt": b"0 0.25 0.5 0.5 1.0\n",
+        }
+    )
+
+
+def _voc_zip() -> bytes:
+    def xml(name: str, cls: str) -> bytes:
+        box = "<bndbox><xmin>11</xmin><ymin>6</ymin><xmax>30</xmax><ymax>20</ymax></bndbox>"
+        return f"<annotation><filename>{name}</filename><object><name>{cls}</name>{box}</object></annotation>".encode()  # noqa: E501
+
+    return zip_of(
+        {
+            "VOC/Annotations/a.xml": xml("a.jpg", "dog"),
+            "VOC/Annotations/b.xml": xml("b.jpg", "cat"),
+            "VOC/JPEGImages/a.jpg": png(blocks(5)[:30, :40]),
+            "VOC/JPEGImages/b.jpg": png(blocks(6)[:30, :40]),
+        }
+    )
+
+
+DETECTION_UPLOADS = {
+    "coco": (
+        _coco_zip,
+        {"images/a.png": [("cat", [5, 10, 20, 15])], "images/b.png": [("犬", [1, 2, 10, 10])]},
+    ),
+    "yolo": (
+        _yolo_zip,
+        {
+            "images/train/a.png": [("dog", [10, 7.5, 20, 15])],
+            "images/train/b.png": [("cat", [0, 0, 20, 30])],
+        },
+    ),
+    "voc": (  # VOC counts pixels from 1, corners inclusive: x 11..30 is x 10, width 20
+        _voc_zip,
+        {
+            "VOC/JPEGImages/a.jpg": [("dog", [10, 5, 20, 15])],
+            "VOC/JPEGImages/b.jpg": [("cat", [10, 5, 20, 15])],
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("fmt", list(DETECTION_UPLOADS))
+def test_a_detection_zip_becomes_a_detection_dataset_with_its_boxes(world, fmt):
+    build, expected = DETECTION_UPLOADS[fmt]
+    dataset = upload_and_ingest(world, "alice", build(), "detection")
+    assert dataset.kind == "detection" and dataset.report["format"] == fmt
+    boxes = _boxes(dataset)
+    assert boxes.keys() == expected.keys()
+    for path, wanted in expected.items():
+        assert [name for name, _ in boxes[path]] == [name for name, _ in wanted]
+        for (_, got), (_, box) in zip(boxes[path], wanted, strict=True):
+            assert got == pytest.approx(box)
+    summary = Api(world, "alice").get(f"/api/v1/datasets/{dataset.pk}").json()
+    assert summary["kind"] == "detection" and summary["num_images"] == 2
+
+
+def test_the_detection_sample_copies_as_a_detection_dataset_with_boxes(world):
+    dataset = from_sample(world, "alice", key="shapes_detection")
+    assert dataset.kind == "detection"
+    items = list(queries.items_at(dataset).prefetch_related("annotations"))
+    assert len(items) == SAMPLES["shapes_detection"].count
+    assert all(item.category_index is None for item in items)  # no one label per image
+    boxes = [a.bbox for item in items for a in item.annotations.all()]
+    assert len(boxes) >= len(items) and all(len(b) == 4 and b[2] > 0 and b[3] > 0 for b in boxes)
+    assert {c.name for c in queries.categories_at(dataset)} == {"circle", "square", "triangle"}
+
+
+def _page(world, persona: str, url: str) -> str:
+    response = world.client(persona).get(url)
+    assert response.status_code == 200, url
+    return response.content.decode()
+
+
+def test_detection_pages_draw_each_items_boxes_over_its_picture(world):
+    dataset = from_sample(world, "alice", key="shapes_detection", visibility="shared")
+    first = queries.items_at(dataset).order_by("id").first()
+    boxes = first.annotations.count()
+    gallery = _page(world, "bob", f"/datasets/{dataset.pk}/gallery/")
+    tiles = re.findall(r'<svg class="tile-shapes" viewBox="0 0 64 64".*?</svg>', gallery, re.S)
+    assert len(tiles) == min(SAMPLES["shapes_detection"].count, 120)  # one overlay a tile
+    assert tiles[0].count("<rect ") == boxes >= 1
+    assert f"{boxes} object" in gallery
+    detail = _page(world, "bob", f"/datasets/{dataset.pk}/")
+    preview = detail[detail.index('id="preview"') :]
+    assert preview.count('class="tile-shapes"') == 8
+    item = _page(world, "bob", f"/datasets/{dataset.pk}/items/{first.pk}/")
+    assert item.count('class="shape box"') == boxes
+    names = {c.name for c in queries.categories_at(dataset)}
+    legend = item[item.index('id="object-legend"') :].split("</ul>")[0]
+    assert any(name in legend for name in names)
+
+
+def test_classification_pages_draw_no_overlays(world):
+    dataset = from_sample(world, "alice", key="faces", visibility="shared")
+    gallery = _page(world, "bob", f"/datasets/{dataset.pk}/gallery/")
+    assert "tile-shapes" not in gallery and "object" not in gallery.split('id="gallery"')[1]
+    assert 'id="preview"' not in _page(world, "bob", f"/datasets/{dataset.pk}/")
+
+
+def test_a_thumbnail_draws_at_most_its_first_shapes(world, monkeypatch):
+    from webapp.datasets import views
+
+    monkeypatch.setattr(views, "TILE_SHAPES", 1)
+    dataset = from_sample(world, "alice", key="shapes_detection", visibility="shared")
+    gallery = _page(world, "bob", f"/datasets/{dataset.pk}/gallery/")
+    tiles = re.findall(r'<svg class="tile-shapes".*?</svg>', gallery, re.S)
+    assert {t.count("<rect ") for t in tiles} == {1}
+    assert "3 objects" in gallery or "2 objects" in gallery  # the count is still all of them
+
+
+@pytest.mark.parametrize("detection_trainable", [True, False])
+def test_two_clicks_from_the_detection_sample_to_the_train_page(
+    world, monkeypatch, detection_trainable
+):
+    """Copy the sample (click 1) and, once it is ready, Train (click 2) — when the trainer has a
+    detection loop; until then the page says that training comes in a later lesson."""
+    import trainer.kinds
+
+    kinds = ("classification", "detection") if detection_trainable else ("classification",)
+    monkeypatch.setattr(trainer.kinds, "trainable", lambda: kinds)
+    client = world.client("alice")
+    copied = client.post(
+        f"/courses/{world.course.pk}/datasets/sample/", {"sample": "shapes_detection"}
+    )
+    dataset = Dataset.objects.get(owner=world.alice, source="sample:shapes_detection")
+    assert copied.status_code == 302 and copied["Location"] == f"/datasets/{dataset.pk}/"
+    tasks.copy_sample(dataset.pk, "shapes_detection", "en")  # what the worker runs
+    page = _page(world, "alice", f"/datasets/{dataset.pk}/")
+    train_link = f'href="/datasets/{dataset.pk}/train/"'
+    if detection_trainable:
+        assert train_link in page and 'id="train-later"' not in page
+    else:
+        assert train_link not in page
+        assert "Training for this kind of dataset (Object detection) comes in a later" in page
+
+
+def test_the_demo_class_hands_out_the_detection_sample(db, settings, tmp_path):
+    from django.core.management import call_command
+
+    from webapp.accounts.models import Course, User
+
+    call_command("seed_demo")
+    course = Course.objects.get(name="Demo class")
+    handed_out = dict(course.datasets.values_list("source", "kind"))
+    assert handed_out == {"sample:digits": "classification", "sample:shapes_detection": "detection"}
+    assert set(course.datasets.values_list("visibility", flat=True)) == {"handout"}
+    student = Client()
+    student.force_login(User.objects.get(username="student"))
+    page = student.get(f"/courses/{course.pk}/datasets/").content.decode()
+    detection = course.datasets.get(kind="detection")
+    assert f'href="/datasets/{detection.pk}/"' in page
+    call_command("seed_demo")  # again: nothing more
+    assert course.datasets.count() == 2

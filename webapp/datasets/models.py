@@ -87,6 +87,13 @@ class Dataset(models.Model):
             return self.name
         return sample.in_language(get_language())["title"]
 
+    @property
+    def trainable(self) -> bool:
+        """Whether the trainer has a loop for this dataset's kind (it says so; no torch import)."""
+        from trainer.kinds import can_train
+
+        return can_train(self.kind)
+
 
 class StoredImage(models.Model):
     """An image file stored once under its content hash; datasets share it."""

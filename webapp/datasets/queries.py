@@ -1,7 +1,8 @@
 """Read-side helpers: what a version holds, summaries, and pages of items."""
 
 from django.core.cache import cache
-from django.db.models import Count, QuerySet
+from django.db.models import Count, F, QuerySet, Window
+from django.db.models.functions import RowNumber
 
 from webapp.datasets.models import Annotation, Category, Dataset, Item, at_version
 
@@ -92,3 +93,19 @@ def filter_items(items: QuerySet[Item], dataset: Dataset, split: str = "", categ
         else:
             items = items.filter(annotations__category_index=index).distinct()
     return items
+
+
+def first_annotations(item_ids: list[int], per_item: int) -> tuple[dict, dict]:
+    """The first `per_item` annotations of each item, and each item's number of annotations:
+    what a page of thumbnails draws over each picture (bounded, whatever an image holds)."""
+    ranked = (
+        Annotation.objects.filter(item_id__in=item_ids)
+        .annotate(rank=Window(RowNumber(), partition_by=F("item_id"), order_by=F("id").asc()))
+        .filter(rank__lte=per_item)
+        .order_by("item_id", "id")
+    )
+    shapes: dict[int, list[Annotation]] = {}
+    for annotation in ranked:
+        shapes.setdefault(annotation.item_id, []).append(annotation)
+    rows = Annotation.objects.filter(item_id__in=item_ids).values("item_id").annotate(n=Count("id"))
+    return shapes, {row["item_id"]: row["n"] for row in rows}

@@ -1,5 +1,7 @@
 """Dataset pages: the class's datasets, one dataset, its gallery, one image, the files."""
 
+from collections import Counter
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -14,6 +16,7 @@ from django.views.decorators.http import require_POST
 from webapp.accounts import permissions
 from webapp.accounts.course_views import course_for
 from webapp.datasets import actions, dedup, queries, quota, splits
+from webapp.datasets.dedup import PALETTE
 from webapp.datasets.models import Dataset, Item, Kind, Split, Status, Visibility
 from webapp.datasets.samples import SAMPLES
 
@@ -22,6 +25,8 @@ DATASETS_PER_PAGE = 50
 CLASSES_PER_PAGE = 50  # class bars and split rows on the dataset page
 CLASS_CHOICES = 100  # above this many classes, forms take a typed class name, not a list
 SHAPES_SHOWN = 500  # annotations drawn on an image's page
+TILE_SHAPES = 30  # annotations drawn over one thumbnail
+PREVIEW_ITEMS = 8  # thumbnails with their shapes on the page of a dataset with annotations
 
 
 def _dataset_for(request, dataset_id: int, check=permissions.can_view_dataset) -> Dataset:
@@ -116,10 +121,11 @@ def _detail_context(request, dataset: Dataset) -> dict:
         "split_rows": _split_rows(version, shown) if full and version else [],
         "report": dataset.report or {},
         "is_staff_view": permissions.can_view_roster(request.user, dataset.course),
-        "can_train": dataset.kind == "classification"
+        "can_train": dataset.trainable
         and dataset.status == Status.READY
         and permissions.course_is_writable(dataset.course)
         and permissions.can_train_on(request.user, dataset),
+        "untrainable": dataset.status == Status.READY and not dataset.trainable,
         "jobs": [
             job
             for job in dataset.jobs.select_related("owner", "course").defer("result")[:10]
@@ -155,6 +161,10 @@ def dataset_detail(request, dataset_id: int):
     if context["full"] and dataset.status == Status.READY:
         context["duplicates"] = dedup.duplicates_in(dataset)
         context["leaks"] = dedup.leak_summary(request.user, dataset)
+        if dataset.kind != "classification":  # what the labels are is the point: show some
+            preview = queries.items_at(dataset).select_related("image").order_by("id")
+            context["preview"] = list(preview[:PREVIEW_ITEMS])
+            _add_shapes(dataset, context["preview"])
     # Students: the same notice on every dataset of a class with a hidden test set, never one
     # that depends on their images (see dedup.leak_summary).
     context["test_set_notice"] = (
@@ -189,6 +199,7 @@ def gallery(request, dataset_id: int):
     page = paginator.get_page(request.GET.get("page"))
     for item in page:
         item.label = names.get(item.category_index, "")
+    _add_shapes(dataset, list(page))
     return render(
         request,
         "datasets/gallery.html",
@@ -204,6 +215,26 @@ def gallery(request, dataset_id: int):
             and permissions.course_is_writable(dataset.course),
         },
     )
+
+
+def _add_shapes(dataset: Dataset, items: list[Item]) -> None:
+    """Give each item of a page of thumbnails the shapes to draw over it (boxes, polygons,
+    keypoints) and its number of objects; classification items have none."""
+    if dataset.kind == "classification" or not items:
+        return
+    categories = queries.categories_at(dataset)
+    names = {c.index: c.name for c in categories}
+    keypoint_names = next((c.keypoints for c in categories if c.keypoints), [])
+    skeleton = next((c.skeleton for c in categories if c.skeleton), [])
+    annotations, counts = queries.first_annotations([i.pk for i in items], TILE_SHAPES)
+    for item in items:
+        item.shapes = dedup.overlay_shapes(
+            annotations.get(item.pk, []), names, keypoint_names, skeleton
+        )
+        item.objects = counts.get(item.pk, 0)
+        item.object_names = sorted(
+            {names.get(a.category_index, "?") for a in annotations.get(item.pk, [])}
+        )
 
 
 def _choices(names: dict[int, str]) -> list[dict] | None:
@@ -228,6 +259,7 @@ def item_detail(request, dataset_id: int, item_id: int):
     names = {c.index: c.name for c in categories}
     keypoint_names = next((c.keypoints for c in categories if c.keypoints), [])
     skeleton = next((c.skeleton for c in categories if c.skeleton), [])
+    annotations = list(item.annotations.all()[:SHAPES_SHOWN])
     return render(
         request,
         "datasets/item.html",
@@ -236,14 +268,22 @@ def item_detail(request, dataset_id: int, item_id: int):
             "course": dataset.course,
             "item": item,
             "label": names.get(item.category_index),
-            "shapes": dedup.overlay_shapes(
-                item.annotations.all()[:SHAPES_SHOWN], names, keypoint_names, skeleton
-            ),
+            "shapes": dedup.overlay_shapes(annotations, names, keypoint_names, skeleton),
+            "legend": _legend(annotations, names),
             "objects": item.annotations.count(),
             "shapes_shown": SHAPES_SHOWN,
             "leaks": dedup.item_leaks(request.user, dataset, item),
         },
     )
+
+
+def _legend(annotations, names: dict[int, str]) -> list[dict]:
+    """The classes drawn on an image's page, with their colour and how many objects each."""
+    counts = Counter(a.category_index for a in annotations)
+    return [
+        {"name": names.get(index, "?"), "color": PALETTE[index % len(PALETTE)], "count": n}
+        for index, n in sorted(counts.items())
+    ]
 
 
 def _serve(name: str, content_type: str, download_name: str | None = None) -> FileResponse:

@@ -82,9 +82,11 @@ def _check_limits(user: User, course, adding: int) -> None:
 def _check_dataset(dataset: Dataset) -> None:
     if dataset.status != Status.READY or not dataset.head:
         raise JobRefused(_("The dataset is not ready yet."), field="dataset")
-    if dataset.kind != "classification":
+    if not dataset.trainable:  # the trainer says which kinds it has a loop for
         raise JobRefused(
-            _("Training is available for classification datasets for now."), field="dataset"
+            _("Training for this kind of dataset (%(kind)s) comes in a later lesson.")
+            % {"kind": dataset.get_kind_display()},
+            field="dataset",
         )
 
 

@@ -8,6 +8,9 @@ from webapp.accounts.models import Course, Membership, Role, User
 DEMO_TEACHER = ("teacher", "manabi-teacher")
 DEMO_STUDENT = ("student", "manabi-student")
 DEMO_COURSE = "Demo class"
+# Handed out in a new demo class: a new student opens one and presses Train. The detection
+# sample is there so that a detector is as near as a classifier (issue 11).
+DEMO_SAMPLES = ("digits", "shapes_detection")
 
 
 class Command(BaseCommand):
@@ -33,7 +36,8 @@ class Command(BaseCommand):
         if not course.datasets.exists():
             from webapp.datasets.actions import copy_sample  # accounts must not import it early
 
-            copy_sample(teacher, course, "digits", visibility="handout")
+            for key in DEMO_SAMPLES:
+                copy_sample(teacher, course, key, visibility="handout")
         self.stdout.write(f"Demo class '{course.name}' (join code {course.join_code}) is ready.")
 
 
