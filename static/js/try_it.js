@@ -1,7 +1,11 @@
 // Try it: send an uploaded image (or a webcam picture) to POST /api/v1/jobs/<id>/predict and
-// show the top-5 classes as bars. Listeners sit on the document, because the panel arrives
-// with the result partial after the page has loaded.
+// show the top-5 classes as bars, or for a detector (form[data-kind=detection]) its boxes drawn
+// over the image as SVG with their classes and scores, listed too, and a score slider. Listeners
+// sit on the document, because the panel arrives with the result partial after the page loaded.
+import { PALETTE } from "./charts.js";
+
 const fill = (template, values) => template.replace(/%\((\w+)\)s/g, (_, key) => values[key]);
+const SVG = "http://www.w3.org/2000/svg";
 
 function csrfToken() {
   const headers = document.body.getAttribute("hx-headers");
@@ -33,6 +37,64 @@ function show(form, top, seconds) {
   form.querySelector(".try-time").textContent = fill(form.dataset.seconds, { s: seconds.toFixed(2) });
 }
 
+const colour = (label) => (label >= 0 ? PALETTE[label % PALETTE.length] : "#566072");
+
+// The boxes over the preview (the SVG's units are the image's pixels) and as a list.
+function showBoxes(form, answer) {
+  const svg = form.querySelector(".try-overlay");
+  svg.setAttribute("viewBox", `0 0 ${answer.width} ${answer.height}`);
+  svg.setAttribute("preserveAspectRatio", "none");
+  const shown = form.querySelector(".try-preview").clientWidth || answer.width;
+  const font = (12 * answer.width) / shown; // 12 CSS pixels at the drawn size
+  const groups = answer.boxes.map(({ box: [x, y, w, h], score, label, class: name }) => {
+    const group = document.createElementNS(SVG, "g");
+    group.dataset.score = String(score);
+    const rect = document.createElementNS(SVG, "rect");
+    for (const [key, value] of Object.entries({ x, y, width: w, height: h, stroke: colour(label) })) rect.setAttribute(key, value);
+    const text = document.createElementNS(SVG, "text");
+    for (const [key, value] of Object.entries({ x, y, dy: "-0.2em", "font-size": font, fill: colour(label) })) text.setAttribute(key, value);
+    text.textContent = `${name} ${score.toFixed(2)}`;
+    group.append(rect, text);
+    return group;
+  });
+  svg.replaceChildren(...groups);
+  svg.hidden = false;
+  const list = form.querySelector(".try-found");
+  list.replaceChildren(
+    ...answer.boxes.map(({ box, score, class: name }) => {
+      const item = document.createElement("li");
+      item.dataset.score = String(score);
+      item.textContent = `${name} ${score.toFixed(2)} · [${box.map((v) => Math.round(v)).join(", ")}]`;
+      return item;
+    }),
+  );
+  form.dataset.answered = "";
+  threshold(form);
+}
+
+// Hide the boxes (drawn and listed) scoring below the slider; say how many are shown.
+function threshold(form) {
+  const slider = form.querySelector("input[data-try-threshold]");
+  if (!slider) return;
+  const value = Number(slider.value);
+  form.querySelector(".try-threshold-value").textContent = value.toFixed(2);
+  if (!("answered" in form.dataset)) return;
+  let shown = 0;
+  const drawn = form.querySelectorAll(".try-overlay [data-score]");
+  for (const node of form.querySelectorAll(".try-overlay [data-score], .try-found [data-score]")) {
+    node.classList.toggle("below", Number(node.dataset.score) < value);
+  }
+  for (const node of drawn) if (Number(node.dataset.score) >= value) shown += 1;
+  const count = form.querySelector(".try-count");
+  count.textContent = drawn.length
+    ? fill(form.dataset.found, { shown, total: drawn.length, threshold: value.toFixed(2) })
+    : form.dataset.none;
+}
+
+document.addEventListener("input", (event) => {
+  if (event.target.matches("input[data-try-threshold]")) threshold(event.target.closest("form[data-try]"));
+});
+
 function failed(form, message) {
   const box = form.querySelector(".try-error");
   box.textContent = message;
@@ -46,9 +108,18 @@ function preview(form, blob) {
   image.hidden = false;
 }
 
+// The preview has its size once it has loaded (the labels are sized for it).
+const loaded = (image) =>
+  image.complete && image.naturalWidth ? Promise.resolve() : new Promise((done) => {
+    image.addEventListener("load", done, { once: true });
+    image.addEventListener("error", done, { once: true });
+  });
+
 async function send(form, blob, name) {
   failed(form, "");
   preview(form, blob);
+  const overlay = form.querySelector(".try-overlay");
+  if (overlay) overlay.replaceChildren(); // the last image's boxes do not belong to this one
   form.classList.add("busy");
   const body = new FormData();
   body.append("image", blob, name);
@@ -64,7 +135,13 @@ async function send(form, blob, name) {
       failed(form, answer.detail || form.dataset.failed);
       return;
     }
-    show(form, answer.top, answer.seconds);
+    if (answer.boxes) {
+      await loaded(form.querySelector(".try-preview"));
+      showBoxes(form, answer);
+      form.querySelector(".try-time").textContent = fill(form.dataset.seconds, { s: answer.seconds.toFixed(2) });
+    } else {
+      show(form, answer.top, answer.seconds);
+    }
   } catch {
     failed(form, form.dataset.failed);
   } finally {

@@ -56,6 +56,7 @@ ELSEWHERE = {
     "dataset_train": "test_launch",
     "job_detail": "test_jobs, test_results",
     "job_try": "test_results",
+    "job_detections": "test_detection",
     "faces": "test_faces",
     "job_compare": "test_results",
     "job_group": "test_launch",

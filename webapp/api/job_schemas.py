@@ -193,7 +193,14 @@ ArtifactName = Annotated[
     str,
     Field(
         json_schema_extra={
-            "enum": ["model.safetensors", "model.torchscript.pt", "model.onnx", "model_card.json"]
+            "enum": [
+                "model.safetensors",
+                "model.torchscript.pt",
+                "model.onnx",
+                "model_card.json",
+                "predictions_test.json",
+                "predictions_val.json",
+            ]
         }
     ),
 ]
@@ -212,8 +219,22 @@ class TopClass(Schema):
     probability: float
 
 
+class DetectedBox(Schema):
+    box: list[float] = Field(description="[x, y, width, height] in the image's own pixels.")
+    score: float
+    label: int = Field(description="The class's index in the model card's classes (-1: unknown).")
+    class_: str = Field(alias="class")
+
+
 class PredictOut(Schema):
-    top: list[TopClass]
+    top: list[TopClass] | None = Field(
+        None, description="Classification: the five likeliest classes."
+    )
+    boxes: list[DetectedBox] | None = Field(
+        None, description="Detection: the boxes found, the most confident first (at most 100)."
+    )
+    width: int | None = Field(None, description="Detection: the image's width in pixels.")
+    height: int | None = Field(None, description="Detection: the image's height in pixels.")
     seconds: float
 
 
@@ -292,3 +313,13 @@ class LeaderboardOut(Schema):
     assignment: int
     metric: Literal[tuple(Metric.values)]  # type: ignore[valid-type]
     entries: list[LeaderboardEntry]
+
+
+class ArtifactOut(Schema):
+    name: str
+    size: int = Field(description="Bytes.")
+    url: str
+
+
+class ArtifactsOut(Schema):
+    artifacts: list[ArtifactOut]

@@ -11,6 +11,7 @@ from webapp.accounts.models import Course
 from webapp.api.base import READ, WRITE, error, errors
 from webapp.api.job_schemas import (
     ArtifactName,
+    ArtifactsOut,
     EventsAfter,
     EventsLimit,
     EventsOut,
@@ -32,7 +33,8 @@ BINARY = {"schema": {"type": "string", "format": "binary"}}
 ARTIFACT_ANSWER = {
     "responses": {
         200: {
-            "description": "The file: weights, an exported model, or the model card (JSON).",
+            "description": "The file: weights, an exported model, the model card (JSON), or "
+            "the per-image predictions (JSON).",
             "content": {"application/octet-stream": BINARY, "application/json": {"schema": {}}},
         }
     }
@@ -155,11 +157,30 @@ def cancel_job(request, job_id: Id):
     return job_out(actions.cancel(job))
 
 
+@router.get("/jobs/{job_id}/artifacts", response={200: ArtifactsOut, **errors(*READ, 404)})
+def job_artifacts(request, job_id: Id):
+    """The files a job has to download: its exported model, model card, per-image predictions."""
+    job = _job(request, job_id)
+    files = [(name, results.artifact_path(job.pk, name)) for name in results.DOWNLOADS]
+    return {
+        "artifacts": [
+            {
+                "name": name,
+                "size": path.stat().st_size,
+                "url": f"/api/v1/jobs/{job.pk}/artifacts/{name}",
+            }
+            for name, path in files
+            if path is not None
+        ]
+    }
+
+
 @router.get(
     "/jobs/{job_id}/artifacts/{name}", response=errors(*READ, 404), openapi_extra=ARTIFACT_ANSWER
 )
 def job_artifact(request, job_id: Id, name: ArtifactName):
-    """Download model.safetensors, model.torchscript.pt, model.onnx or model_card.json."""
+    """Download model.safetensors, model.torchscript.pt, model.onnx, model_card.json, or the
+    per-image predictions predictions_test.json / predictions_val.json."""
     job = _job(request, job_id)
     path = results.artifact_path(job.pk, name)
     if path is None:
@@ -168,7 +189,7 @@ def job_artifact(request, job_id: Id, name: ArtifactName):
         path.open("rb"),
         as_attachment=True,
         filename=f"job-{job.pk}-{name}",
-        content_type=results.ARTIFACTS[name],
+        content_type=results.DOWNLOADS[name],
     )
 
 
@@ -176,7 +197,9 @@ def job_artifact(request, job_id: Id, name: ArtifactName):
     "/jobs/{job_id}/predict",
     response={200: PredictOut, **errors(*WRITE, 404, 409, 503)},
     by_alias=True,
+    exclude_none=True,
 )
 def predict_job(request, job_id: Id, image: File[UploadedFile]):
-    """The top-5 classes of an uploaded image (multipart field `image`) from the job's model."""
+    """What the job's model sees in an uploaded image (multipart field `image`): the top-5
+    classes of a classifier, or the boxes of a detector with their classes and scores."""
     return predict.predict(_job(request, job_id), image)

@@ -1,9 +1,12 @@
-"""Try it: the top classes of one uploaded image, answered by a finished job's exported model.
+"""Try it: one uploaded image answered by a finished job's exported model, per kind.
 
-The web process checks the upload with Pillow, then sends its bytes to the `jobs.predict` task on
-the default queue and waits for the answer. A worker keeps the last few models it loaded (from
+Classification answers the top classes; detection the boxes found, with their classes and
+scores (in the image's own pixels, [x, y, w, h]). The web process checks the upload with Pillow,
+then sends its bytes and the job's kind to the `jobs.predict` task on the default queue and waits
+for the answer. For classification a worker keeps the last few models it loaded (from
 `model.safetensors` and `model_card.json`; nothing is unpickled) and preprocesses the image
-exactly as training decoded it: resized bilinearly to the input size, scaled, normalised.
+exactly as training decoded it: resized bilinearly to the input size, scaled, normalised; for
+detection the trainer's own `trainer.loops.detection.predict` does both.
 """
 
 import base64
@@ -22,6 +25,7 @@ from django.utils.translation import gettext as _
 from PIL import Image, UnidentifiedImageError
 
 from webapp.errors import Refused
+from webapp.jobs import kinds
 from webapp.jobs.models import Job, JobStatus
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -29,6 +33,7 @@ MAX_PIXELS = 40_000_000  # a larger image is refused before it is decoded (decom
 TOP_K = 5
 WAIT_SECONDS = 30
 CACHED_MODELS = 4  # per worker process; a small model is a few MB
+MAX_BOXES = 100  # boxes a detection answer carries at most (score-descending)
 
 
 class PredictRefused(Refused):
@@ -82,14 +87,17 @@ def check_image(upload) -> bytes:
 
 
 def predict(job: Job, upload) -> dict:
-    """Ask a worker for the top classes of the uploaded image; the time includes the wait."""
+    """Ask a worker what the job's model sees in the uploaded image: the top classes, or the
+    boxes of a detector; the time includes the wait."""
     if job.status != JobStatus.SUCCEEDED or not (model_dir(job.pk) / "model.safetensors").exists():
         raise NoModel(_("This job has no trained model to try; wait until it has succeeded."))
     content = check_image(upload)
+    kind = kinds.job_kind(job)
     started = time.perf_counter()
     payload = base64.b64encode(content).decode("ascii")
     try:
-        task = predict_image.delay(job.pk, payload, TOP_K, translation.get_language() or "en")
+        language = translation.get_language() or "en"
+        task = predict_image.delay(job.pk, payload, TOP_K, language, kind)
         answer = task.get(timeout=WAIT_SECONDS)
     except CeleryTimeout:
         raise NoWorker(
@@ -100,7 +108,10 @@ def predict(job: Job, upload) -> dict:
         raise TooLarge(answer["error"], field="image")
     if answer.get("error"):
         raise PredictRefused(answer["error"], field="image")
-    return {"top": answer["top"], "seconds": round(time.perf_counter() - started, 3)}
+    seconds = round(time.perf_counter() - started, 3)
+    if kind == kinds.DETECTION:
+        return {**{key: answer[key] for key in ("boxes", "width", "height")}, "seconds": seconds}
+    return {"top": answer["top"], "seconds": seconds}
 
 
 # --- on the worker -------------------------------------------------------------------------------
@@ -145,12 +156,17 @@ def preprocess(content: bytes, card: dict):
 
 
 @shared_task(name="jobs.predict")
-def predict_image(job_id: int, image_b64: str, k: int = TOP_K, language: str = "en") -> dict:
-    """Top-k classes of one image: {"top": [{"class", "probability"}, ...]} or {"error"}."""
+def predict_image(
+    job_id: int, image_b64: str, k: int = TOP_K, language: str = "en", kind: str = "classification"
+) -> dict:
+    """Top-k classes of one image: {"top": [{"class", "probability"}, ...]}, or for a detector
+    {"boxes": [{"box", "class", "label", "score"}, ...], "width", "height"}; else {"error"}."""
     from trainer.memory import out_of_memory
 
     with translation.override(language):
         try:
+            if kind == kinds.DETECTION:
+                return _detected_boxes(job_id, image_b64)
             return _top_classes(job_id, image_b64, k)
         except Exception as exc:
             if not out_of_memory(exc):
@@ -181,3 +197,76 @@ def _top_classes(job_id: int, image_b64: str, k: int) -> dict:
         return {"error": _("The image cannot be read; upload a PNG or JPEG file.")}
     top = export.predict_topk(model, images, classes=card["classes"], k=k)[0]
     return {"top": [{"class": row["class"], "probability": row["probability"]} for row in top]}
+
+
+def _decoded(image_b64: str) -> bytes | None:
+    try:
+        return base64.b64decode(image_b64, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def detect(folder: Path, image: Image.Image):
+    """The trainer's detector on one image (its own decoding, model and box decoding)."""
+    from trainer.loops import detection  # torch is imported on workers only
+
+    return detection.predict(folder, image)
+
+
+def _rows(found) -> list[tuple[list, float, object]]:
+    """(box, score, label) of what the detector answered: {"boxes", "scores", "labels"} columns,
+    or rows {"box"|"bbox", "score", "label"|"class"}."""
+    if isinstance(found, dict):
+        columns = (found.get("boxes") or [], found.get("scores") or [], found.get("labels") or [])
+        return list(zip(*columns, strict=False))
+    return [
+        (row.get("box", row.get("bbox")), row.get("score"), row.get("label", row.get("class")))
+        for row in found or []
+        if isinstance(row, dict)
+    ]
+
+
+def _detected_boxes(job_id: int, image_b64: str) -> dict:
+    from trainer.scoring import ModelUnavailable
+
+    content = _decoded(image_b64)
+    if content is None:
+        return {"error": _("The image did not arrive whole; upload it again.")}
+    folder = model_dir(job_id)
+    try:
+        image = Image.open(io.BytesIO(content))
+        image.load()
+    except (UnidentifiedImageError, OSError, ValueError):
+        return {"error": _("The image cannot be read; upload a PNG or JPEG file.")}
+    try:
+        classes = card_classes(folder)
+        found = detect(folder, image)
+    except (OSError, ValueError, ModelUnavailable):  # files gone or not the card's shape
+        return {"error": _("The job's model files are gone; train the job again.")}
+    boxes = []
+    for box, score, label in _rows(found):
+        if not isinstance(box, list | tuple) or len(box) != 4:
+            continue
+        if isinstance(label, int) and 0 <= label < len(classes):
+            name = classes[label]
+        else:
+            name = str(label)
+        boxes.append(
+            {
+                "box": [round(float(v), 2) for v in box],
+                "score": round(float(score or 0.0), 4),
+                "label": label if isinstance(label, int) else -1,
+                "class": name,
+            }
+        )
+    boxes.sort(key=lambda b: -b["score"])
+    return {"boxes": boxes[:MAX_BOXES], "width": image.width, "height": image.height}
+
+
+def card_classes(folder: Path) -> list[str]:
+    """The class names of the exported model card, in the model's order."""
+    import json
+
+    card = json.loads((folder / "model_card.json").read_text(encoding="utf-8"))
+    classes = card.get("classes") if isinstance(card, dict) else None
+    return [str(name) for name in classes] if isinstance(classes, list) else []

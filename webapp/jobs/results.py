@@ -1,4 +1,9 @@
-"""Result pages: a finished job's results, the images behind a confusion cell, Try it."""
+"""Result pages: a finished job's results, the images behind a confusion cell, Try it.
+
+The result partial is one frame (templates/jobs/_result.html) around the kind's own template,
+`jobs/results/<kind>.html`, filled by the kind's summary function in SUMMARIES: a new kind is
+one template and one function.
+"""
 
 import heapq
 import json
@@ -11,9 +16,11 @@ from django.core.files.storage import default_storage
 from django.db.models.fields.json import KeyTransform
 from django.http import Http404
 from django.shortcuts import render
+from django.utils.translation import gettext as _
 
 from webapp.accounts import permissions
 from webapp.datasets import queries
+from webapp.jobs import detection_results, kinds
 from webapp.jobs.models import Job, JobStatus
 
 # Only these names are ever served from a job's folder (never a path from the request).
@@ -25,6 +32,8 @@ ARTIFACTS = {
 }
 # Per-image predictions the trainer writes (trainer.loops.classification.*_PREDICTIONS).
 PREDICTIONS = {"test": "predictions_test.json", "val": "predictions_val.json"}
+# Every file a job's downloads offer (the API's artifact endpoint serves exactly these).
+DOWNLOADS = {**ARTIFACTS, **{name: "application/json" for name in PREDICTIONS.values()}}
 CELL_LIMIT = 300  # images listed for one confusion cell
 CONFUSION_DRAWN = 30  # classes up to which the whole matrix is drawn; above, the top mix-ups
 MIX_UPS_SHOWN = 30
@@ -34,8 +43,8 @@ RESULT_CACHE_SECONDS = 3600
 
 
 def artifact_path(job_id: int, name: str) -> Path | None:
-    """The file of an allowed artifact name when the job has it, else None."""
-    if name not in ARTIFACTS:
+    """The file of an allowed download name when the job has it, else None."""
+    if name not in DOWNLOADS:
         return None
     path = Path(default_storage.path(f"jobs/{job_id}")) / name
     return path if path.is_file() else None
@@ -179,12 +188,20 @@ def result_summary(job: Job) -> dict:
     A run's result never changes once it has finished, and for a thousand classes it is
     megabytes of JSON (a confusion matrix per split): it is read once, not on every view.
     """
+    kind = result_kind(job)
     finished = job.finished_at.timestamp() if job.finished_at else 0
-    key = f"job-result:{job.pk}:{job.attempts}:{finished:.6f}"
+    key = f"job-result:{kind}:{job.pk}:{job.attempts}:{finished:.6f}"
     summary = cache.get(key)
     if summary is not None:
         return summary
     result = Job.objects.filter(pk=job.pk).values_list("result", flat=True).first() or {}
+    summary = SUMMARIES[kind](job, result if isinstance(result, dict) else {})
+    cache.set(key, summary, RESULT_CACHE_SECONDS)
+    return summary
+
+
+def classification_summary(job: Job, result: dict) -> dict:
+    """Accuracy, the confusion matrix (or the top mix-ups), per-class figures, the mistakes."""
     names = class_names(job)
     split, evaluation = evaluated_split(result)
     confusion = evaluation.get("confusion") or []
@@ -208,14 +225,107 @@ def result_summary(job: Job) -> dict:
             (evaluation.get("misclassified") or [])[:MISTAKES_SHOWN], names
         ),
     }
-    cache.set(key, summary, RESULT_CACHE_SECONDS)
     return summary
 
 
-def result_context(job: Job, user) -> dict:
-    """What the result partial shows about a finished job."""
+def detection_summary(job: Job, result: dict) -> dict:
+    """mAP, per-class AP and PR curves of the test (else validation) split; class names."""
+    names = class_names(job)
+    legend = [
+        {"name": name, "colour": detection_results.colour(i)}
+        for i, name in enumerate(names[: detection_results.LEGEND_SHOWN])
+    ]
+    return {**detection_results.evaluation_summary(result), "names": names, "legend": legend}
+
+
+# The kinds with a results template of their own; the others show classification's for now.
+SUMMARIES = {kinds.CLASSIFICATION: classification_summary, kinds.DETECTION: detection_summary}
+
+
+def result_kind(job: Job) -> str:
+    kind = kinds.job_kind(job)
+    return kind if kind in SUMMARIES else kinds.CLASSIFICATION
+
+
+def _card(job_id: int) -> dict:
+    """The exported model card (a few kB), {} when there is none or it cannot be read."""
+    path = artifact_path(job_id, "model_card.json")
+    try:
+        card = json.loads(path.read_text(encoding="utf-8")) if path else {}
+    except (OSError, ValueError):
+        return {}
+    return card if isinstance(card, dict) else {}
+
+
+EXPORT_FILES = {
+    "safetensors": "model.safetensors",
+    "torchscript": "model.torchscript.pt",
+    "onnx": "model.onnx",
+}
+EXPORT_NAMES = {"safetensors": "safetensors", "torchscript": "TorchScript", "onnx": "ONNX"}
+
+
+def missing_exports(job_id: int, card: dict) -> list[dict]:
+    """The formats the run has no file for, with the trainer's reason (its card's "exports")."""
+    exports = card.get("exports") if isinstance(card.get("exports"), dict) else {}
+    missing = []
+    for key, name in EXPORT_FILES.items():
+        if artifact_path(job_id, name):
+            continue
+        reason = exports.get(key)
+        missing.append(
+            {
+                "format": EXPORT_NAMES[key],
+                "reason": str(reason)[:300]
+                if reason and reason != name
+                else _("the run kept no such file"),
+            }
+        )
+    return missing
+
+
+def detection_context(job: Job, user, request=None) -> dict:
+    """The detection partial's per-request parts: a page of images, downloads, the card."""
+    summary = result_summary(job)
+    query = request.GET if request is not None else {}
+    try:
+        page = detection_results.detections_page(
+            job,
+            summary["split"],
+            summary["names"],
+            page=query.get("page"),
+            order=query.get("order", ""),
+            error=query.get("error", ""),
+        )
+    except detection_results.PredictionsUnreadable:
+        page = None
+    card = _card(job.pk)
+    return {
+        "detections": page,
+        "predictions": [
+            {"name": name, "size": path.stat().st_size}
+            for name in PREDICTIONS.values()
+            if (path := artifact_path(job.pk, name))
+        ],
+        "exports_missing": missing_exports(job.pk, card) if card else [],
+        "card_facts": {
+            "classes": [str(c) for c in (card.get("classes") or [])][:100],
+            "box_format": card.get("box_format") or "",
+        }
+        if card
+        else None,
+    }
+
+
+def result_context(job: Job, user, request=None) -> dict:
+    """What the result partial shows about a finished job (the kind's template and figures)."""
+    kind = result_kind(job)
+    extra = detection_context(job, user, request) if kind == kinds.DETECTION else {}
     return {
         **result_summary(job),
+        **extra,
+        "kind": kind,
+        "result_template": f"jobs/results/{kind}.html",
         "job": job,
         "show_images": permissions.can_view_images(user, job.dataset),
         "started": _started_event(job),
@@ -235,7 +345,7 @@ def job_result(request, job_id: int):
     job = _viewed_job(request, job_id)  # result_summary reads the result, once
     if job.status != JobStatus.SUCCEEDED:
         return render(request, "jobs/_result_pending.html", {"job": job})
-    return render(request, "jobs/_result.html", result_context(job, request.user))
+    return render(request, "jobs/_result.html", result_context(job, request.user, request))
 
 
 def _cell_rows(job: Job, split: str, true: int, predicted: int) -> tuple[list[dict], bool]:
@@ -283,6 +393,25 @@ def try_page(request, job_id: int):
     context = {
         "job": job,
         "course": job.course,
+        "kind": result_kind(job),
         "can_try": job.status == JobStatus.SUCCEEDED and artifact_path(job.pk, "model.safetensors"),
     }
     return render(request, "jobs/try.html", context)
+
+
+@login_required
+def detections(request, job_id: int):
+    """A page of a detection run's evaluated images: boxes and errors, by severity."""
+    job = _viewed_job(request, job_id)
+    if job.status != JobStatus.SUCCEEDED or result_kind(job) != kinds.DETECTION:
+        raise Http404
+    context = {
+        **result_summary(job),
+        **detection_context(job, request.user, request),
+        "job": job,
+        "course": job.course,
+        "show_images": permissions.can_view_images(request.user, job.dataset),
+    }
+    partial = request.headers.get("HX-Request") == "true"
+    template = "jobs/results/_detections.html" if partial else "jobs/results/detections_page.html"
+    return render(request, template, context)

@@ -18,6 +18,7 @@ urlpatterns = [
         name="job_confusion_cell",
     ),
     path("jobs/<id:job_id>/try/", results.try_page, name="job_try"),
+    path("jobs/<id:job_id>/detections/", results.detections, name="job_detections"),
     path("compare/", compare.compare, name="job_compare"),
     path("groups/<id:group_id>/", compare.group_compare, name="job_group"),
     path("jobs/<id:job_id>/move/", queue_views.move, name="job_move"),
