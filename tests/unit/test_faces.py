@@ -237,3 +237,28 @@ def test_the_benchmark_imports_without_starting_anything_and_prints_its_options(
         check=False,
     )
     assert result.returncode == 0 and "--rounds" in result.stdout, result.stderr
+
+
+def test_when_mediapipe_fails_on_a_photo_the_haar_cascade_answers_it(monkeypatch):
+    def refuse(pixels):
+        raise RuntimeError("graph error")
+
+    monkeypatch.setattr(detect, "_mediapipe_faces", refuse)
+    found = detect.find_faces(data.astronaut())
+    assert found.detector == detect.HAAR and len(found.faces) == 1
+    with pytest.raises(RuntimeError):
+        detect.find_faces(data.astronaut(), detect.MEDIAPIPE)  # asked for by name: no fallback
+
+
+def test_a_photo_too_large_for_the_workers_memory_is_refused_with_a_reason(
+    world, eager, monkeypatch
+):
+    def no_memory(pixels, detector=None):
+        raise MemoryError
+
+    monkeypatch.setattr(detect, "find_faces", no_memory)
+    response = Client().post(
+        "/api/v1/faces", {"image": _astronaut_upload()}, **world.bearer("alice")
+    )
+    body = assert_api_error(response, 400)
+    assert "memory" in body["detail"] and "image" in body["errors"]

@@ -58,11 +58,18 @@ def find_faces(pixels: np.ndarray, detector: str | None = None) -> Found:
     scale = min(1.0, WORK_SIDE / max(height, width))
     small = _shrink(pixels, scale)
     started = time.perf_counter()
-    raw: list[tuple[list[float], float | None]]  # boxes on the shrunk photo, scores
+    raw: list[tuple[list[float], float | None]] | None = None  # boxes on the shrunk photo
     with _lock:
         if detector in (None, MEDIAPIPE) and _load_mediapipe(required=detector == MEDIAPIPE):
-            detector, raw = MEDIAPIPE, _mediapipe_faces(small)
-        else:
+            try:
+                detector, raw = MEDIAPIPE, _mediapipe_faces(small)
+            except (RuntimeError, ValueError) as exc:  # its graph refused this photo
+                if detector == MEDIAPIPE:
+                    raise
+                log.warning(
+                    "MediaPipe failed on a %s×%s photo (%s); Haar answers", width, height, exc
+                )
+        if raw is None:
             detector, raw = HAAR, _haar_faces(small)
     seconds = time.perf_counter() - started
     faces = [Face(_to_photo(box, scale, width, height), score) for box, score in raw]

@@ -53,5 +53,8 @@ def detect_faces(image_b64: str, language: str = "en") -> dict:
             checked = images.check_image(content, predict.MAX_PIXELS)
         except images.ImageRejected as exc:
             return {"error": str(exc)}
-        pixels = np.asarray(checked.image.convert("RGB"))  # (H, W, 3) uint8
-        return detect.find_faces(pixels).to_dict()
+        try:
+            pixels = np.asarray(checked.image.convert("RGB"))  # (H, W, 3) uint8
+            return detect.find_faces(pixels).to_dict()
+        except MemoryError:
+            return {"error": _("The photo did not fit in the worker's memory; send a smaller one.")}
