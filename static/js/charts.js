@@ -202,7 +202,12 @@ export function lineChart(figure, options) {
   const ys = series.flatMap((s) => s.points.map(([, y]) => y));
   empty.textContent = options.empty || words.empty || "";
   empty.hidden = ys.length > 0;
-  const xRange = options.xRange || ((u, low, high) => [Math.min(minX, low ?? minX), Math.max((low ?? minX) + 1, minX + 1, high ?? 0)]);
+  // From the data itself: uPlot widens a single point's range to both sides (epoch 0 to 2).
+  const xRange = options.xRange || ((u) => {
+    const xs = u.data[0];
+    const low = Math.min(minX, xs.length ? xs[0] : minX);
+    return [low, Math.max(low + 1, xs.length ? xs[xs.length - 1] : 0)];
+  });
   const yRange = options.yRange || ((u, low, high) => {
     if (low == null) return percent ? [0, 1] : [0, 1];
     if (percent) return [zoom ? Math.max(0, Math.floor((low - 0.02) * 10) / 10) : 0, 1];
@@ -229,7 +234,8 @@ export function lineChart(figure, options) {
         value: (u, v) => formatValue(v, percent),
       })),
     ],
-    legend: { live: true },
+    // Legend keys are lines (results.css), dashed where the series is.
+    legend: { live: true, markers: { dash: (u, i) => (u.series[i].dash ? "dashed" : "solid") } },
     cursor: { drag: { x: true, y: false } },
   };
   const key = JSON.stringify([series.map((s) => [s.label, s.color, s.dash, s.width]), xLabel, yLabel, percent, zoom, height, fewPoints, options.xRange, options.yRange]);
@@ -319,7 +325,7 @@ export function bars(figure, rows, options = {}) {
   };
   const key = JSON.stringify(["bars", items.map((r) => r.label), names, percent, height]);
   const plot = render(figure, key, opts, data, options.label);
-  figure.classList.add("chart-figure");
+  figure.classList.add("chart-figure", "chart-bars");
   figure.dataset.series = String(names.length);
   table(fallback, options.header || "", names, items.map((r) => [r.label, ...names.map((_, j) => formatValue(r.values[j], percent))]));
   return plot;

@@ -1,7 +1,8 @@
-// The compare page: every run's validation curves overlaid, one colour (and past eight, one dash)
-// per run. Which curves are drawn follows the data: one chart per validation figure the runs'
-// epochs carry (accuracy and loss for classification, mAP and loss for detection). While a run is
-// still queued or running, the page asks for fresh data (?format=json) every few seconds.
+// The compare page: every run's curves overlaid, one colour (and past eight, one dash) per run.
+// Which curves are drawn follows the data: one chart per curve the page lists for the runs' kind
+// (webapp/jobs/kinds.py: accuracy and losses for classification, mAP and loss for detection).
+// While a run is still queued or running, the page asks for fresh data (?format=json) every few
+// seconds.
 import { chartWords, fill, formatValue, lineChart, seriesStyle } from "./charts.js";
 
 const root = document.getElementById("compare");
@@ -10,37 +11,37 @@ const words = chartWords();
 const ORDER = Object.keys(words.metrics); // known figures first, in the names list's order
 const REFRESH_MS = 4000;
 
-// The validation figures any run has a value of, known ones first.
-function curveKeys(data) {
-  const found = new Set();
-  for (const run of data.runs) {
-    for (const point of run.points) {
-      for (const [key, value] of Object.entries(point)) {
-        if (key.startsWith("val_") && value != null && Number.isFinite(value)) found.add(key);
-      }
-    }
+// The curves to overlay: the page's list for the runs' kind ({key, label, format}), those some
+// run has values of (all of them while no run has any); without a list, every validation
+// figure the runs carry, known ones first.
+function curves(data) {
+  const has = (key) => data.runs.some((run) => run.points.some((p) => p[key] != null && Number.isFinite(p[key])));
+  if (data.curves) {
+    const drawn = data.curves.filter((curve) => has(curve.key));
+    return (drawn.length ? drawn : data.curves).map((curve) => ({ ...curve, percent: curve.format === "percent" }));
   }
+  const found = new Set(data.runs.flatMap((run) => run.points.flatMap(Object.keys)).filter((key) => key.startsWith("val_") && has(key)));
   const rank = (key) => (ORDER.includes(key) ? ORDER.indexOf(key) : ORDER.length);
-  return [...found].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  return [...found].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
+    .map((key) => ({ key, label: words.metrics[key]?.label || key, percent: Boolean(words.metrics[key]?.percent) }));
 }
 
-// One card with a captioned figure per figure key; rebuilt only when the keys change.
-function figures(keys) {
+// One card with a captioned figure per curve; rebuilt only when the curves change.
+function figures(shown) {
   const holder = document.getElementById("compare-charts");
-  const ids = keys.length ? keys.map((key) => `compare-${key}`) : ["compare-empty"];
+  const ids = shown.length ? shown.map((curve) => `compare-${curve.key}`) : ["compare-empty"];
   if (holder.dataset.keys === ids.join(" ")) return ids.map((id) => document.getElementById(id));
   holder.dataset.keys = ids.join(" ");
   holder.replaceChildren(
     ...ids.map((id, i) => {
-      const key = keys[i];
-      const name = words.metrics[key];
+      const curve = shown[i];
       const card = document.createElement("div");
       card.className = "card";
       const figure = document.createElement("figure");
       figure.id = id;
       const caption = document.createElement("figcaption");
       const title = document.createElement("h2");
-      title.textContent = key ? name?.title || fill(words.perEpoch, { metric: name?.label || key }) : say.emptyTitle;
+      title.textContent = curve ? words.metrics[curve.key]?.title || fill(words.perEpoch, { metric: curve.label }) : say.emptyTitle;
       caption.append(title);
       figure.append(caption);
       card.append(figure);
@@ -51,16 +52,15 @@ function figures(keys) {
 }
 
 function draw(data) {
-  const keys = curveKeys(data);
-  figures(keys).forEach((figure, i) => {
-    const key = keys[i];
-    const name = words.metrics[key] || { label: key || "", percent: false };
+  const shown = curves(data);
+  figures(shown).forEach((figure, i) => {
+    const curve = shown[i] || { key: "", label: "", percent: false };
     lineChart(figure, {
-      series: key ? data.runs.map((run) => ({ label: run.label, points: run.points.map((p) => [p.epoch, p[key]]) })) : [],
-      percent: name.percent,
+      series: curve.key ? data.runs.map((run) => ({ label: run.label, points: run.points.map((p) => [p.epoch, p[curve.key]]) })) : [],
+      percent: curve.percent,
       zoom: true, // close runs are told apart: a share's axis starts just below the lowest
       xLabel: say.epochAxis,
-      yLabel: name.label,
+      yLabel: curve.label,
       empty: say.noData,
     });
   });

@@ -119,12 +119,12 @@ function soon(draw) {
   }, 100);
 }
 
-// The log line of an epoch: a classification job's own words, else every known figure it has.
+// The log line of an epoch: a classification job's own words, else its main figures.
 function epochNote(data) {
   if (finite(data.train_acc)) {
     return fill(words.epoch, { epoch: data.epoch, train: (100 * data.train_acc).toFixed(1), val: data.val_acc == null ? "—" : (100 * data.val_acc).toFixed(1) });
   }
-  const figures = Object.values(CURVES).flat().filter((key) => finite(data[key]))
+  const figures = ["val_map50", "val_map", "train_loss", "val_loss"].filter((key) => finite(data[key]))
     .map((key) => `${names[key]?.label || key} ${formatValue(data[key], names[key]?.percent)}`);
   return fill(say.epochLine, { epoch: data.epoch, figures: figures.join(", ") });
 }
