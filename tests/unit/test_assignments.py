@@ -26,12 +26,20 @@ def _media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
-def make_dataset(world, *, owner="teacher", visibility="handout", classes=CLASSES, name="pets"):
+def make_dataset(
+    world,
+    *,
+    owner="teacher",
+    visibility="handout",
+    classes=CLASSES,
+    name="pets",
+    kind="classification",
+):
     dataset = Dataset.objects.create(
         course=world.course,
         owner=world.user(owner),
         name=name,
-        kind="classification",
+        kind=kind,
         visibility=visibility,
         status="ready",
         head=1,
@@ -65,12 +73,12 @@ def add_images(dataset, settings, labels: list[int]) -> None:
 
 
 def make_job(world, dataset, owner="alice", status="succeeded", **fields) -> Job:
+    fields.setdefault("spec", {"model": "logistic", "epochs": 1, "input_size": 8})
     return Job.objects.create(
         course=world.course,
         owner=world.user(owner),
         dataset=dataset,
         dataset_version=1,
-        spec={"model": "logistic", "epochs": 1, "input_size": 8},
         status=status,
         **fields,
     )
@@ -526,3 +534,121 @@ def test_macro_f1_agrees_with_scikit_learn_and_never_credits_unknown_classes():
     predicted = [0, 1, 1, -1, 2, 2, 0]  # -1: a class the test set does not have
     expected = f1_score(truth, predicted, labels=[0, 1, 2], average="macro")
     assert macro_f1(torch.tensor(predicted), torch.tensor(truth)) == pytest.approx(expected)
+
+
+# --- detection assignments ------------------------------------------------------------------
+
+SHAPES = ["circle", "square"]
+
+
+def _detection_assignment(world, **fields):
+    dataset = make_dataset(world, name="shapes", classes=SHAPES, kind="detection")
+    hidden = make_dataset(
+        world, visibility="hidden_test", name="secret shapes", classes=SHAPES, kind="detection"
+    )
+    return make_assignment(world, dataset=dataset, hidden_test=hidden, metric="map50", **fields)
+
+
+def add_boxes(dataset, settings, boxes: list[list[tuple[int, list[float]]]]) -> None:
+    """One 32×32 PNG per entry, each with its (category index, [x, y, w, h]) objects."""
+    from webapp.datasets.models import Annotation
+
+    add_images(dataset, settings, [0] * len(boxes))
+    for item, objects in zip(
+        Item.objects.filter(dataset=dataset).order_by("pk"), boxes, strict=True
+    ):
+        item.category_index = None  # detection items carry objects, not one label
+        item.save()
+        for category, box in objects:
+            Annotation.objects.create(item=item, category_index=category, bbox=box)
+
+
+def test_a_detection_assignment_is_scored_by_map50_and_the_form_says_so(world):
+    dataset = make_dataset(world, name="shapes", classes=SHAPES, kind="detection")
+    hidden = make_dataset(
+        world, visibility="hidden_test", name="secret", classes=SHAPES, kind="detection"
+    )
+    client = world.client("teacher")
+    url = f"/courses/{world.course.pk}/assignments/new/"
+    html = client.post(url, _form(dataset, hidden, metric="accuracy")).content.decode()
+    assert "An assignment on a dataset for object detection is scored by mAP@0.5." in html
+    assert not Assignment.objects.exists()
+    assert client.post(url, _form(dataset, hidden, metric="map50")).status_code == 302
+    assert Assignment.objects.get().metric == "map50"
+    classification = make_dataset(world, name="pets 2")
+    hidden_pets = make_dataset(world, visibility="hidden_test", name="secret pets 2")
+    html = client.post(url, _form(classification, hidden_pets, metric="map50")).content.decode()
+    assert "is scored by Accuracy, Macro-averaged F1" in html
+    html = client.post(url, _form(dataset, hidden_pets, metric="map50")).content.decode()
+    assert "of another kind than the dataset" in html
+
+
+def test_a_run_of_another_kind_is_refused_with_a_clear_message(world):
+    detection = _detection_assignment(world)
+    classification = make_assignment(world)
+    classifier = make_job(world, classification.dataset)
+    detector = make_job(world, detection.dataset, spec={"kind": "detection", "epochs": 1})
+    body = assert_api_error(api_submit(world, "alice", detection, classifier), 400)
+    assert body["detail"] == (
+        "This run is a model for classification; this assignment scores models for object "
+        "detection. Submit a run trained on “shapes”."
+    )
+    body = assert_api_error(api_submit(world, "alice", classification, detector), 400)
+    assert (
+        "a model for object detection; this assignment scores models for classification"
+        in (body["detail"])
+    )
+    assert not Submission.objects.exists()
+    assert api_submit(world, "alice", detection, detector).status_code == 201
+
+
+def test_a_detection_submission_is_scored_by_the_trainers_detection_scorer(
+    world, settings, monkeypatch
+):
+    from trainer import scoring as trainer_scoring
+
+    assignment = _detection_assignment(world)
+    add_boxes(
+        assignment.hidden_test,
+        settings,
+        [[(0, [1, 2, 10, 12])], [(1, [0, 0, 8, 8]), (0, [4, 4, 20, 20])], []],
+    )
+    seen = {}
+
+    class FakeScore:
+        def to_dict(self):
+            return {"map50": 0.625, "map": 0.41, "images": 3, "objects": 3}
+
+    def fake_score(model_dir, items, classes, **options):
+        seen.update(model_dir=model_dir, items=items, classes=classes)
+        return FakeScore()
+
+    monkeypatch.setattr(trainer_scoring, "score_detection_model", fake_score)
+    job = make_job(world, assignment.dataset, spec={"kind": "detection", "epochs": 1})
+    submission = actions.submit(world.alice, assignment, job)
+    assert scoring.score_submission(submission.pk) == "scored"
+    submission.refresh_from_db()
+    assert submission.score == 0.625 and submission.details["map"] == 0.41
+    assert seen["model_dir"].endswith(f"jobs/{job.pk}") and seen["classes"] == SHAPES
+    objects = [[(a.category, a.bbox) for a in item.annotations] for item in seen["items"]]
+    assert objects == [[(0, [1, 2, 10, 12])], [(1, [0, 0, 8, 8]), (0, [4, 4, 20, 20])], []]
+    assert all(item.path.endswith(".png") and item.label is None for item in seen["items"])
+    # The leaderboard and the marks say what the score is.
+    html = page(world, "teacher", f"/assignments/{assignment.pk}/").content.decode()
+    leaderboard = html.split('id="leaderboard"', 1)[1].split("</section>", 1)[0]
+    assert "mAP@0.5" in leaderboard and "0.6250" in leaderboard
+    assert "mAP@0.5" in html.split('id="marks"', 1)[1]
+    mine = page(world, "alice", f"/assignments/{assignment.pk}/live/").content.decode()
+    assert "mAP@0.5" in mine.split('id="my-submissions"', 1)[1].split("</section>", 1)[0]
+
+
+def test_a_detection_run_is_offered_with_its_map50(world):
+    assignment = _detection_assignment(world)
+    make_job(
+        world,
+        assignment.dataset,
+        spec={"kind": "detection", "model": "centernet_tiny", "epochs": 1},
+        metrics={"test_map50": 0.5, "val_map50": 0.75},
+    )
+    html = page(world, "alice", f"/assignments/{assignment.pk}/").content.decode()
+    assert "centernet_tiny · mAP@0.5 50.0% · v1" in html

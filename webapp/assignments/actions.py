@@ -13,10 +13,11 @@ from webapp.accounts import permissions
 from webapp.accounts.actions import course_group
 from webapp.accounts.models import Course, User
 from webapp.assignments import queries, tasks
-from webapp.assignments.models import Assignment, Submission, SubmissionStatus
+from webapp.assignments.models import Assignment, Metric, Submission, SubmissionStatus
 from webapp.datasets import queries as dataset_queries
 from webapp.datasets.models import Dataset, Status, Visibility
 from webapp.errors import Refused
+from webapp.jobs import kinds
 from webapp.jobs.models import Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,15 @@ def check_datasets(course: Course, dataset: Dataset, version: int, hidden: Datas
             _("Choose a dataset of this class that students can train on (handed out or shared)."),
             field="dataset",
         )
+    if not kinds.scored(kinds.dataset_kind(dataset)):
+        raise AssignmentRefused(
+            _(
+                "Assignments score classification and object detection; this dataset is for "
+                "%(kind)s. Choose a dataset of one of those kinds."
+            )
+            % {"kind": kinds.kind_name(kinds.dataset_kind(dataset))},
+            field="dataset",
+        )
     if dataset.status != Status.READY or not dataset.head:
         raise AssignmentRefused(_("This dataset is not ready yet."), field="dataset")
     if not 1 <= version <= dataset.head:
@@ -96,10 +106,24 @@ def check_datasets(course: Course, dataset: Dataset, version: int, hidden: Datas
         )
 
 
+def check_metric(dataset: Dataset, metric: str) -> None:
+    """The metric must be one the dataset's kind is scored by (kinds.ASSIGNMENT_METRICS)."""
+    kind = kinds.dataset_kind(dataset)
+    allowed = kinds.assignment_metrics(kind)
+    if metric not in allowed:
+        names = ", ".join(str(Metric(value).label) for value in allowed)
+        raise AssignmentRefused(
+            _("An assignment on a dataset for %(kind)s is scored by %(metrics)s.")
+            % {"kind": kinds.kind_name(kind), "metrics": names},
+            field="metric",
+        )
+
+
 def save_assignment(user: User, course: Course, values: dict, assignment=None) -> Assignment:
     """Create an assignment, or change one (its submissions keep their scores)."""
     permissions.require_writable(course)
     check_datasets(course, values["dataset"], values["dataset_version"], values["hidden_test"])
+    check_metric(values["dataset"], values["metric"])
     if assignment is None:
         assignment = Assignment(course=course, created_by=user)
     for name in FIELDS:
@@ -116,6 +140,20 @@ def save_assignment(user: User, course: Course, values: dict, assignment=None) -
 def _check_job(assignment: Assignment, user: User, job: Job) -> None:
     if job.owner_id != user.pk or job.course_id != assignment.course_id:
         raise SubmissionRefused(_("Submit one of your own runs in this class."), field="job")
+    wanted, trained = kinds.dataset_kind(assignment.dataset), kinds.job_kind(job)
+    if trained != wanted:  # an assignment's kind is its dataset's
+        raise SubmissionRefused(
+            _(
+                "This run is a model for %(trained)s; this assignment scores models for "
+                "%(wanted)s. Submit a run trained on “%(dataset)s”."
+            )
+            % {
+                "trained": kinds.kind_name(trained),
+                "wanted": kinds.kind_name(wanted),
+                "dataset": assignment.dataset.name,
+            },
+            field="job",
+        )
     if job.dataset_id != assignment.dataset_id:
         raise SubmissionRefused(
             _(

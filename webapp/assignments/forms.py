@@ -4,11 +4,12 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
+from trainer.kinds import trainable  # torch-free: which kinds the trainer can train
 from webapp.assignments import actions
 from webapp.assignments.models import Assignment
 from webapp.datasets.models import Dataset, Status, Visibility
 from webapp.errors import Refused
-from webapp.jobs.results import final_figures
+from webapp.jobs import kinds
 
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
 
@@ -54,6 +55,10 @@ class AssignmentForm(forms.ModelForm):
                 "Off: each student sees the scores and ranks, and only their own name. "
                 "Teachers and TAs always see every name."
             ),
+            "metric": _(
+                "Classification: accuracy or macro-averaged F1. Object detection: mAP@0.5 of "
+                "the boxes found on the hidden test set."
+            ),
         }
         widgets = {"description": forms.Textarea(attrs={"rows": 8})}
 
@@ -62,7 +67,8 @@ class AssignmentForm(forms.ModelForm):
         self.course = course
         ready = Dataset.objects.filter(course=course, status=Status.READY, head__gt=0)
         self.fields["dataset"].queryset = ready.filter(
-            visibility__in=actions.HANDOUT_VISIBILITIES, kind="classification"
+            visibility__in=actions.HANDOUT_VISIBILITIES,
+            kind__in=[kind for kind in trainable() if kinds.scored(kind)],
         )
         self.fields["hidden_test"].queryset = ready.filter(visibility=Visibility.HIDDEN_TEST)
         self.fields["daily_limit"].min_value = 1
@@ -80,6 +86,8 @@ class AssignmentForm(forms.ModelForm):
             data["dataset_version"] = dataset.head
         try:
             actions.check_datasets(self.course, dataset, data["dataset_version"], hidden)
+            if data.get("metric"):
+                actions.check_metric(dataset, data["metric"])
         except Refused as exc:
             self.add_error(exc.field, exc.message)
         return data
@@ -95,7 +103,10 @@ class SubmitForm(forms.Form):
 
 
 def _job_label(job) -> str:
+    """The run as the submit form lists it, e.g. "#12 · simple_cnn · accuracy 83.0% · v2": its
+    primary figure of its kind, from its small metrics (results can be megabytes)."""
     model = job.spec.get("model") if isinstance(job.spec.get("model"), str) else "layers"
-    value = final_figures(job)["val"]  # from the run's metrics: results can be megabytes
-    accuracy = f" · val {value:.3f}" if isinstance(value, float) else ""
-    return f"#{job.pk} · {model}{accuracy} · v{job.dataset_version}"
+    kind = kinds.job_kind(job)
+    figure, value = kinds.primary(kind), kinds.primary_value(kind, job.metrics)
+    shown = f" · {figure.label} {figure.text(value)}" if value is not None else ""
+    return f"#{job.pk} · {model}{shown} · v{job.dataset_version}"

@@ -11,8 +11,12 @@ from webapp.jobs.models import Job
 
 
 class Metric(models.TextChoices):
+    """What a submission is ranked by; which of them fit an assignment's kind:
+    webapp/jobs/kinds.py ASSIGNMENT_METRICS."""
+
     ACCURACY = "accuracy", _("Accuracy")
     MACRO_F1 = "macro_f1", _("Macro-averaged F1")
+    MAP50 = "map50", _("mAP@0.5")
 
 
 class Assignment(models.Model):
@@ -75,7 +79,7 @@ class Submission(models.Model):
         max_length=10, choices=SubmissionStatus.choices, default=SubmissionStatus.QUEUED
     )
     score = models.FloatField(null=True, blank=True)
-    details = models.JSONField(default=dict, blank=True)  # accuracy, macro_f1, images
+    details = models.JSONField(default=dict, blank=True)  # the scoring's figures, e.g. map50
     error = models.TextField(blank=True)  # why it could not be scored, for the student
     hidden_version = models.PositiveIntegerField()  # the hidden set's version it is scored on
     created_at = models.DateTimeField(default=timezone.now)

@@ -28,12 +28,17 @@ def submissions_left_today(assignment: Assignment, user: User) -> int:
 
 def submittable_jobs(assignment: Assignment, user: User) -> QuerySet[Job]:
     """The student's succeeded runs on the assignment's dataset, newest first."""
-    return Job.objects.filter(
-        owner=user,
-        course=assignment.course_id,
-        dataset=assignment.dataset_id,
-        status=JobStatus.SUCCEEDED,
-    ).order_by("-finished_at", "-pk")
+    return (
+        Job.objects.filter(
+            owner=user,
+            course=assignment.course_id,
+            dataset=assignment.dataset_id,
+            status=JobStatus.SUCCEEDED,
+        )
+        .select_related("dataset")
+        .defer("dataset__report")
+        .order_by("-finished_at", "-pk")
+    )
 
 
 def students(assignment: Assignment) -> QuerySet[Membership]:

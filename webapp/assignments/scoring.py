@@ -13,10 +13,57 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from webapp.assignments import actions
-from webapp.assignments.models import Metric, Submission, SubmissionStatus
+from webapp.assignments.models import Submission, SubmissionStatus
 from webapp.datasets import queries as dataset_queries
+from webapp.jobs import kinds
 
 log = logging.getLogger(__name__)
+
+
+def hidden_objects(dataset, version: int) -> tuple[list, list[str]]:
+    """The images of a detection version as the trainer's manifest items (boxes in the
+    original pixels, categories indexing the class names), and the class names."""
+    from trainer.spec import ManifestItem
+    from webapp.jobs.tasks import manifest_annotation
+
+    categories = dataset_queries.categories_at(dataset, version)
+    position = {c.index: i for i, c in enumerate(categories)}
+    items = []
+    rows = dataset_queries.items_at(dataset, version).select_related("image")
+    rows = rows.prefetch_related("annotations").order_by("pk")
+    for item in rows.iterator(chunk_size=2000):
+        objects = [
+            manifest_annotation(a, position[a.category_index])
+            for a in item.annotations.all()
+            if a.category_index in position
+        ]
+        path = default_storage.path(item.image.file)
+        items.append(ManifestItem(path=path, annotations=objects, split="test", id=item.pk))
+    return items, [c.name for c in categories]
+
+
+def _score_classification(model_dir: str, hidden, version: int) -> dict:
+    from trainer import scoring
+
+    paths, labels, classes = hidden_items(hidden, version)
+    return scoring.score_model(model_dir, paths, labels, classes).to_dict()
+
+
+def _score_detection(model_dir: str, hidden, version: int) -> dict:
+    from trainer import scoring
+
+    items, classes = hidden_objects(hidden, version)
+    return scoring.score_detection_model(model_dir, items, classes).to_dict()
+
+
+# How a run of each kind is scored on a hidden test set: its figures, keyed as the assignment's
+# metrics are (kinds.ASSIGNMENT_METRICS: accuracy and macro_f1, map50).
+SCORERS = {kinds.CLASSIFICATION: _score_classification, kinds.DETECTION: _score_detection}
+
+
+def score_on_hidden(kind: str, job_id: int, hidden, version: int) -> dict:
+    """A run's figures on a hidden test set, by its kind's scorer (on a worker: torch)."""
+    return SCORERS[kind](default_storage.path(f"jobs/{job_id}"), hidden, version)
 
 
 def hidden_items(dataset, version: int) -> tuple[list[str], list[int], list[str]]:
@@ -88,7 +135,7 @@ def score_submission(submission_id: int) -> str:
     if not claimed:
         return "gone"
     submission = Submission.objects.select_related(
-        "assignment__hidden_test", "assignment__course", "job"
+        "assignment__hidden_test", "assignment__course", "assignment__dataset", "job"
     ).get(pk=submission_id)
     assignment = submission.assignment
     actions.send_to_course(
@@ -98,10 +145,10 @@ def score_submission(submission_id: int) -> str:
     from trainer import data, scoring  # torch only here
 
     fields: dict = {"scored_at": timezone.now()}
+    kind = kinds.dataset_kind(assignment.dataset)  # an assignment's kind is its dataset's
     try:
-        paths, labels, classes = hidden_items(assignment.hidden_test, submission.hidden_version)
-        figures = scoring.score_model(
-            default_storage.path(f"jobs/{submission.job_id}"), paths, labels, classes
+        figures = score_on_hidden(
+            kind, submission.job_id, assignment.hidden_test, submission.hidden_version
         )
     except Exception as exc:  # noqa: BLE001 - the student gets a reason, the log the details
         expected = isinstance(exc, scoring.ScoringError | data.DataError)
@@ -117,8 +164,9 @@ def score_submission(submission_id: int) -> str:
             error = reason_text(reason)
         fields.update(status=SubmissionStatus.FAILED, error=error, details={"reason": reason})
     else:
-        value = figures.macro_f1 if assignment.metric == Metric.MACRO_F1 else figures.accuracy
-        fields.update(status=SubmissionStatus.SCORED, score=value, details=figures.to_dict())
+        fields.update(
+            status=SubmissionStatus.SCORED, score=figures[assignment.metric], details=figures
+        )
     Submission.objects.filter(pk=submission_id).update(**fields)
     actions.send_to_course(
         assignment.course_id,
