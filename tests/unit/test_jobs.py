@@ -40,7 +40,8 @@ def test_owner_submits_a_job_that_waits_in_the_queue(world):
     response = _submit(world, "alice", _dataset(world))
     assert response.status_code == 201, response.content
     job = Job.objects.get(pk=response.json()["id"])
-    assert job.status == "queued" and job.dataset_version == 1 and job.spec == SPEC
+    assert job.status == "queued" and job.dataset_version == 1
+    assert job.spec == {**SPEC, "kind": "classification"}  # the dataset's kind, filled in
 
 
 @pytest.mark.parametrize(
