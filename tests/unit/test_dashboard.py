@@ -170,8 +170,9 @@ def test_the_detection_figures_read_in_japanese(world):
     _job(world, world.alice, shapes, metrics={"test_map50": 0.5}).save()
     client = world.client("teacher")
     html = client.get(f"/courses/{world.course.pk}/dashboard/", HTTP_ACCEPT_LANGUAGE="ja")
-    cell = _best_cell(html.content.decode(), "alice")
-    assert "mAP@0.5</span> 50.0%" in cell
+    html = html.content.decode()
+    assert "mAP@0.5</span> 50.0%" in _best_cell(html, "alice")
+    assert "最良の結果" in html and "Best result" not in html
 
 
 def _crowd(world, students: int, jobs_each: int) -> None:
