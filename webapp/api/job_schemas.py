@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from django.utils.translation import gettext as _
 from ninja import Schema
 from pydantic import (
+    BaseModel,
     ConfigDict,
     Field,
     GetJsonSchemaHandler,
@@ -25,6 +26,7 @@ from trainer.events import KINDS
 from trainer.spec import EarlyStopping, JobSpec
 from webapp.api.schemas import MAX_ID, Body, ErrorOut, Id
 from webapp.assignments.models import Metric, SubmissionStatus
+from webapp.jobs import kinds
 from webapp.jobs.models import JobStatus
 
 _SETTINGS = {name: (field.annotation, field) for name, field in JobSpec.model_fields.items()}
@@ -136,15 +138,18 @@ class ValidateOut(Schema):
     errors: dict[str, str]
 
 
-class Metrics(Schema):
-    """The figures known so far under the contract's names (null until known), and the last
-    epoch's figures."""
+class Metrics(BaseModel):  # not ninja's Schema, which drops the keys it does not declare
+    """A run's figures so far as flat keys, which depend on its kind (webapp/jobs/kinds.py),
+    null until known, with the last epoch's figures. Classification always answers
+    test_accuracy, val_accuracy and val_loss; detection map50 and map (0.5:0.95; the test
+    split's when there is one, else validation's), val_map50 and test_map50."""
 
-    model_config = ConfigDict(extra="allow")
-
-    test_accuracy: float | None = None
-    val_accuracy: float | None = None
-    val_loss: float | None = None
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra=lambda schema, _model: schema.update(
+            properties=kinds.api_description()
+        ),
+    )
 
 
 class JobOut(Schema):

@@ -24,7 +24,7 @@ from webapp.api.job_schemas import (
 )
 from webapp.api.schemas import Id
 from webapp.datasets.models import Dataset
-from webapp.jobs import actions, predict, results, scheduler, spec_check
+from webapp.jobs import actions, kinds, predict, results, scheduler, spec_check
 from webapp.jobs.models import Job, JobEvent
 from webapp.jobs.queue import queue_for
 
@@ -49,16 +49,9 @@ def _job(request, job_id: int) -> Job:
 
 
 def metrics_out(job: Job) -> dict:
-    """The figures known so far, under the contract's names (None where not known yet)."""
-    m = job.metrics or {}
-    test = (job.result or {}).get("test") or {}
-    val = (job.result or {}).get("val") or {}
-    return {
-        **m,
-        "test_accuracy": m.get("test_accuracy", test.get("accuracy")),
-        "val_accuracy": m.get("val_accuracy", val.get("accuracy", m.get("val_acc"))),
-        "val_loss": m.get("val_loss", val.get("loss")),
-    }
+    """The figures known so far, under the contract's flat names for the job's kind (None
+    where not known yet): webapp/jobs/kinds.py decides them."""
+    return kinds.api_metrics(kinds.job_kind(job), job.metrics, job.result)
 
 
 def job_out(job: Job, position: tuple | None = None) -> dict:
