@@ -172,3 +172,18 @@ def score_model(
     truth = torch.tensor(list(labels), dtype=torch.int64)  # (N,)
     accuracy = float((predicted == truth).float().mean())
     return Score(accuracy=accuracy, macro_f1=macro_f1(predicted, truth), images=len(paths))
+
+
+def score_detection_model(
+    model_dir: str | Path,
+    items: Sequence[Any],
+    classes: Sequence[str],
+    *,
+    root: str | None = None,
+) -> Any:
+    """Score the detector saved in `model_dir` on manifest items with boxes (their
+    `annotations`; categories index `classes`): a `DetectionScore` with mAP@0.5, what a
+    detection assignment ranks by, and mAP@0.5:0.95. Classes are matched by name."""
+    from trainer.detection.inference import score_detector
+
+    return score_detector(model_dir, items, classes, root=root)

@@ -32,6 +32,10 @@ class DetectionSplit:
         return self.images.shape[0]
 
     @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+    @property
     def input_size(self) -> int:
         return self.images.shape[-1]
 

@@ -78,7 +78,13 @@ class CenterNetTiny(Detector):
         return self.heatmap(p4), self.size(p4), self.offset(p4)
 
     def losses(self, images: Tensor, targets: list[Target]) -> dict[str, Tensor]:
-        heat_logits, size, offset = self(images)
+        return self.losses_of(self(images), targets)
+
+    def losses_of(
+        self, outputs: tuple[Tensor, Tensor, Tensor], targets: list[Target]
+    ) -> dict[str, Tensor]:
+        """Focal loss on the heat maps, L1 on size and offset at the objects' centre cells."""
+        heat_logits, size, offset = outputs
         B, C, H, W = heat_logits.shape
         heat, objects = encode_targets(targets, C, H, W, heat_logits.device)
         heatmap_loss = focal_loss(heat_logits.float(), heat)
@@ -103,6 +109,28 @@ class CenterNetTiny(Detector):
             score_threshold=score_threshold,
             max_detections=max_detections,
         )
+
+    @torch.no_grad()
+    def evaluate_batch(
+        self, images: Tensor, targets: list[Target], *, score_threshold: float, max_detections: int
+    ) -> tuple[dict[str, Tensor], list[Detection]]:
+        """Losses and boxes from one forward pass."""
+        outputs = self(images)
+        found = decode(
+            *(output.float() for output in outputs),
+            image_size=(images.shape[-2], images.shape[-1]),
+            score_threshold=score_threshold,
+            max_detections=max_detections,
+        )
+        return self.losses_of(outputs, targets), found
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """The three heads: what sits after the shared stride-4 features."""
+        return [*self.heatmap.parameters(), *self.size.parameters(), *self.offset.parameters()]
+
+    def class_keys(self) -> list[str]:
+        """The heat map's last conv: one output channel (weight row and bias) per class."""
+        return ["heatmap.2.weight", "heatmap.2.bias"]
 
 
 def _upsample(x: Tensor, like: Tensor) -> Tensor:
@@ -196,19 +224,7 @@ def decode(
     return found
 
 
-@register_model(
-    name="centernet_tiny",
-    kind="detector",
-    description={
-        "ja": "CenterNet（小型）：物体を中心点のヒートマップで見つける"
-        "アンカーなし1段検出器。CPUでも学習できる",
-        "en": "CenterNet (tiny): a one-stage, anchor-free detector that finds objects as "
-        "heat-map peaks at their centres; trains on a CPU",
-    },
-    default_input_size=128,
-    min_input_size=32,  # stride 16 at the deepest: 32 pixels leave a 2×2 map
-    default_channels=3,
-)
+@register_model(name="centernet_tiny")  # its facts: trainer/catalog.py
 def centernet_tiny(
     *, num_classes: int, in_channels: int, input_size: int, pretrained: bool = False
 ) -> CenterNetTiny:

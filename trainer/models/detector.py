@@ -39,6 +39,12 @@ class Detector(nn.Module):
       only boxes scoring at least `score_threshold`, at most `max_detections` of them.
     - `forward(images)`: the raw outputs as plain tensors (a tuple), so that TorchScript
       tracing and ONNX export work; what they mean is the subclass's docstring.
+    - `head_parameters()`: the layers after the shared features (fine-tuning trains them at
+      the full rate; feature extraction trains only them).
+    - `class_keys()`: the state_dict keys whose rows are one per class (a transfer keeps them
+      only for the same class names, reordered by name).
+    - `evaluate_batch(...)`: losses and detections of one batch in eval mode; the default
+      calls both methods, a subclass may share one forward pass.
     """
 
     def losses(self, images: Tensor, targets: list[Target]) -> dict[str, Tensor]:
@@ -48,3 +54,15 @@ class Detector(nn.Module):
         self, images: Tensor, *, score_threshold: float = 0.05, max_detections: int = 100
     ) -> list[Detection]:
         raise NotImplementedError
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        raise NotImplementedError
+
+    def class_keys(self) -> list[str]:
+        raise NotImplementedError
+
+    def evaluate_batch(
+        self, images: Tensor, targets: list[Target], *, score_threshold: float, max_detections: int
+    ) -> tuple[dict[str, Tensor], list[Detection]]:
+        found = self.detect(images, score_threshold=score_threshold, max_detections=max_detections)
+        return self.losses(images, targets), found
