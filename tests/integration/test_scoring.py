@@ -127,3 +127,78 @@ def test_worker_scores_a_submission_on_the_hidden_test_set(world, celery_worker_
     assert [(e["rank"], e["you"], e["score"]) for e in board["entries"]] == [
         (1, True, submission["score"])
     ]
+
+
+# --- detection: a real tiny detector, scored by mAP@0.5 on a hidden copy of the shapes ------
+
+
+def _shapes(world, visibility: str) -> Dataset:
+    dataset = Dataset.objects.create(
+        course=world.course,
+        owner=world.teacher,
+        name=f"shapes ({visibility})",
+        kind="detection",
+        visibility=visibility,
+        source="sample:shapes_detection",
+    )
+    dataset_tasks.copy_sample(dataset.pk, "shapes_detection", "en")
+    dataset.refresh_from_db()
+    assert dataset.status == "ready", dataset.error
+    return dataset
+
+
+def test_worker_scores_a_detection_submission_by_map50(world, celery_worker_process):
+    from trainer.detection.inference import score_detector
+    from webapp.assignments.scoring import hidden_objects
+
+    handout, hidden = _shapes(world, "handout"), _shapes(world, "hidden_test")
+    client, alice = Client(), world.bearer("alice")
+    spec = {"epochs": 1, "input_size": 64, "lr": 2e-3}  # the kind's default, tiny detector
+    response = client.post(
+        "/api/v1/jobs",
+        {"dataset": handout.pk, "spec": spec},
+        content_type="application/json",
+        **alice,
+    )
+    assert response.status_code == 201, response.content
+    job_id = response.json()["id"]
+    job = _wait_for(
+        lambda: client.get(f"/api/v1/jobs/{job_id}", **alice).json(),
+        lambda body: body["status"] in ("succeeded", "failed", "cancelled"),
+        seconds=300,
+    )
+    assert job["status"] == "succeeded", job
+    assignment = Assignment.objects.create(
+        course=world.course,
+        created_by=world.teacher,
+        title="Shapes",
+        dataset=handout,
+        dataset_version=handout.head,
+        hidden_test=hidden,
+        metric="map50",
+        deadline=timezone.now() + timedelta(days=1),
+    )
+    response = client.post(
+        f"/api/v1/assignments/{assignment.pk}/submissions",
+        {"job": job_id},
+        content_type="application/json",
+        **alice,
+    )
+    assert response.status_code == 201, response.content
+    url = f"/api/v1/assignments/{assignment.pk}/submissions/{response.json()['id']}"
+    submission = _wait_for(
+        lambda: client.get(url, **alice).json(),
+        lambda body: body["status"] in ("scored", "failed"),
+        seconds=180,
+    )
+    assert submission["status"] == "scored", submission
+    stored = assignment.submissions.get()
+    assert stored.score == stored.details["map50"] and 0 <= stored.score <= 1
+    assert 0 <= stored.details["map"] <= stored.details["map50"]
+    # The same figure as the trainer's scorer gives on every image of the hidden set, here.
+    items, classes = hidden_objects(hidden, hidden.head)
+    assert stored.details["images"] == len(items) == queries.items_at(hidden).count()
+    again = score_detector(default_storage.path(f"jobs/{job_id}"), items, classes)
+    assert stored.score == pytest.approx(again.map50)
+    board = client.get(f"/api/v1/assignments/{assignment.pk}/leaderboard", **alice).json()
+    assert board["metric"] == "map50" and board["entries"][0]["score"] == submission["score"]
