@@ -108,3 +108,64 @@ def test_teacher_uploads_a_zip_and_sees_detection_boxes(
     page.locator("#gallery li.tile a").first.click()
     expect(page.locator("#annotated rect.box").first).to_be_visible()
     shot(page, "en-24-detection-boxes")
+
+
+def _yolo_zip(path) -> None:
+    """Six 64×64 pictures, each with one filled square where its YOLO label puts a box."""
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("data.yaml", "names: [ねこ, いぬ]\n")
+        for i in range(6):
+            image = Image.new("RGB", (64, 64), (235, 235, 235))
+            x, y, size = 6 + 6 * i, 30 - 3 * i, 16 + 2 * i  # inside the 64×64 picture
+            Image.Image.paste(
+                image, (200, 60, 40) if i % 2 else (40, 90, 200), (x, y, x + size, y + size)
+            )
+            buffer = io.BytesIO()
+            image.save(buffer, "PNG")
+            zf.writestr(f"images/train/{i}.png", buffer.getvalue())
+            cx, cy, w = (x + size / 2) / 64, (y + size / 2) / 64, size / 64
+            zf.writestr(f"labels/train/{i}.txt", f"{i % 2} {cx:.4f} {cy:.4f} {w:.4f} {w:.4f}\n")
+
+
+DETECTION_WORDS = {
+    "ja": {"upload": "アップロード", "gallery": "ギャラリーを開く", "later": "後の回で扱います"},
+    "en": {"upload": "Upload", "gallery": "Open the gallery", "later": "comes in a later lesson"},
+}
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_student_uploads_a_yolo_zip_and_sees_its_boxes_over_every_thumbnail(
+    live_url, new_page, celery_worker_process, tmp_path, lang
+):
+    import trainer.kinds
+
+    words = DETECTION_WORDS[lang]
+    teacher = make_user(f"t_det_{lang}", teacher=True)
+    course = make_course(teacher, "物体検出")
+    add_member(course, make_user(f"s_det_{lang}"))
+    archive = tmp_path / "boxes.zip"
+    _yolo_zip(archive)
+
+    page = new_page(lang)
+    sign_in(page, live_url, f"s_det_{lang}")
+    page.goto(f"{live_url}/courses/{course.pk}/datasets/")
+    page.set_input_files("input[name=files]", str(archive))
+    page.fill("#up-name", "しかく")
+    page.select_option("#up-kind", "detection")
+    page.get_by_role("button", name=words["upload"], exact=True).click()
+    page.wait_for_url(f"{live_url}/datasets/*/")
+    expect(page.locator("#num-images")).to_have_text("6", timeout=60_000)
+    expect(page.locator("#preview svg.tile-shapes rect")).to_have_count(6)
+    if "detection" in trainer.kinds.trainable():
+        expect(page.locator("#train-card")).to_be_visible()
+    else:
+        expect(page.locator("#train-later")).to_contain_text(words["later"])
+    shot(page, f"{lang}-25-detection-dataset")
+
+    page.get_by_role("link", name=words["gallery"]).click()
+    expect(page.locator("#gallery svg.tile-shapes rect")).to_have_count(6)
+    shot(page, f"{lang}-26-detection-gallery")
+    page.locator("#gallery li.tile a").first.click()
+    expect(page.locator("#annotated rect.box")).to_have_count(1)
+    expect(page.locator("#object-legend")).to_contain_text("× 1")
+    shot(page, f"{lang}-27-detection-item")
