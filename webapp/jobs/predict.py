@@ -210,7 +210,10 @@ def detect(folder: Path, image: Image.Image):
     """The trainer's detector on one image (its own decoding, model and box decoding)."""
     from trainer.loops import detection  # torch is imported on workers only
 
-    return detection.predict(folder, image)
+    predict_boxes = getattr(detection, "predict", None)
+    if predict_boxes is None:  # a trainer older than Try it for detectors
+        raise NotImplementedError("trainer.loops.detection.predict")
+    return predict_boxes(folder, image)
 
 
 def _rows(found) -> list[tuple[list, float, object]]:
@@ -243,6 +246,8 @@ def _detected_boxes(job_id: int, image_b64: str) -> dict:
         found = detect(folder, image)
     except (OSError, ValueError, ModelUnavailable):  # files gone or not the card's shape
         return {"error": _("The job's model files are gone; train the job again.")}
+    except NotImplementedError:
+        return {"error": _("This server's trainer cannot try detection models yet.")}
     boxes = []
     for box, score, label in _rows(found):
         if not isinstance(box, list | tuple) or len(box) != 4:
