@@ -9,7 +9,6 @@ replace the head) works the same way for all of them.
 """
 
 import importlib
-import warnings
 from collections.abc import Callable
 
 from torch import nn
@@ -44,17 +43,10 @@ ModelInfo = ModelEntry  # the name code written before the catalog uses
 _BUILDERS: dict[str, Builder] = {}
 
 
-def register_model(*, name: str, **facts: object) -> Callable[[Builder], Builder]:
+def register_model(*, name: str) -> Callable[[Builder], Builder]:
     """Decorator: register `builder(*, num_classes, in_channels, input_size[, pretrained])` as
-    the builder of the catalog's model `name`."""
+    the builder of the catalog's model `name` (its facts are the catalog's, nowhere else)."""
     catalog.get(name)  # KeyError: add the model's entry to trainer/catalog.py first
-    if facts:  # the facts a builder once declared itself; the catalog's win
-        warnings.warn(
-            f"register_model({name!r}) takes only name=; {', '.join(sorted(facts))} "
-            "come from trainer/catalog.py",
-            DeprecationWarning,
-            stacklevel=2,
-        )
 
     def register(builder: Builder) -> Builder:
         if name in _BUILDERS:
