@@ -230,17 +230,26 @@ def build_spec(job: Job) -> dict:
     categories = queries.categories_at(dataset, job.dataset_version)
     label_of = {c.index: position for position, c in enumerate(categories)}
     items = []
+    one_label = job_kind_of(dataset) == "classification"  # else: the objects of each image
     rows = queries.items_at(dataset, job.dataset_version).select_related("image")
+    if not one_label:
+        rows = rows.prefetch_related("annotations")
     for item in rows.iterator(chunk_size=2000):
-        items.append(
-            {
-                "path": default_storage.path(item.image.file),
-                "label": label_of[item.category_index],
-                "split": item.split,
-                "fold": item.fold,
-                "id": item.pk,
-            }
-        )
+        entry = {
+            "path": default_storage.path(item.image.file),
+            "split": item.split,
+            "fold": item.fold,
+            "id": item.pk,
+        }
+        if one_label:
+            entry["label"] = label_of[item.category_index]
+        else:
+            entry["annotations"] = [
+                manifest_annotation(a, label_of[a.category_index])
+                for a in item.annotations.all()
+                if a.category_index in label_of
+            ]
+        items.append(entry)
     # Checked at submit, and again now (`validate_job`): the owner may have lost the run since,
     # the row may have been changed, weights may have gone. Only here does "job:<id>" become a
     # file.
@@ -257,6 +266,26 @@ def build_spec(job: Job) -> dict:
         "version": f"{dataset.pk}:{job.dataset_version}",
     }
     return {**spec, "data": data}
+
+
+def job_kind_of(dataset) -> str:
+    """The kind of problem a dataset is for (the field's old name was `task`)."""
+    return getattr(dataset, "kind", None) or getattr(dataset, "task", "classification")
+
+
+def manifest_annotation(annotation, category: int) -> dict:
+    """One stored annotation in the spec's COCO shape (trainer.spec.ObjectAnnotation); a box
+    without area (nothing a detector can learn) is left out, the rest of the object kept."""
+    box = annotation.bbox
+    if box is not None and not (len(box) == 4 and box[2] > 0 and box[3] > 0):
+        box = None
+    return {
+        "category": category,
+        "bbox": box,
+        "segmentation": annotation.segmentation or None,
+        "keypoints": annotation.keypoints or None,
+        "iscrowd": bool(annotation.iscrowd),
+    }
 
 
 def _finish(job_id: int, attempt: int, lease: Lease | None = None, **fields) -> None:
@@ -316,7 +345,7 @@ def train(job_id: int) -> None:
         kind=kinds.job_kind(job),
     )
 
-    from trainer import fit, loops  # torch is imported on workers only
+    from trainer import driver, loops  # torch is imported on workers only
     from trainer.spec import SpecError, load_spec
 
     out_dir = default_storage.path(f"jobs/{job_id}")
@@ -327,7 +356,7 @@ def train(job_id: int) -> None:
         lease.stop.set()
         log.warning("job %s: attempt %s lost its lease; stopping", job_id, attempt)
         return
-    except fit.Cancelled:
+    except driver.Cancelled:
         if lease.out_of_time:  # the checkpoint and the events so far are kept
             _finish(job_id, attempt, lease, status=JobStatus.FAILED, error=reporter.quota_reason())
         else:
