@@ -503,4 +503,3 @@ def split_device(split: Any) -> torch.device:
     """Where a split's images live: batch indices are made there."""
     device = getattr(split, "device", None)
     return device if isinstance(device, torch.device) else torch.device("cpu")
-

@@ -22,7 +22,15 @@ FIGURES: dict[str, tuple[str, ...]] = {
         "kfold_mean",
         "kfold_std",
     ),
-    "detection": ("val_map50", "val_map", "test_map50", "test_map", "map50", "map", "best_val_map50"),
+    "detection": (
+        "val_map50",
+        "val_map",
+        "test_map50",
+        "test_map",
+        "map50",
+        "map",
+        "best_val_map50",
+    ),
 }
 PRIMARY = {"classification": "test_accuracy", "detection": "test_map50"}
 

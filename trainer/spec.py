@@ -419,7 +419,6 @@ class JobSpec(_Settings):
         }
 
 
-
 class ClassificationSpec(JobSpec):
     """One class per image: cross-entropy, accuracy, a confusion matrix; k folds if asked."""
 
@@ -475,6 +474,7 @@ def spec_class(kind: str) -> type[JobSpec]:
     """The spec class of a kind (KeyError for a kind the trainer cannot train)."""
     return SPECS[kind]
 
+
 RECIPES: dict[str, dict[str, Any]] = {
     # The lecture's Keras MLP on digits: Adam(lr=1e-3, β=(0.9, 0.999)), batch 128, 5 epochs.
     "mlp_keras": {
@@ -519,7 +519,9 @@ def load_spec(
         raise SpecError({"kind": f"must be one of {', '.join(get_args(Kind))}"})
     if kind not in SPECS:
         trained = ", ".join(SPECS)
-        raise SpecError({"kind": f"training for {kind} is not available yet; this trainer trains {trained}"})
+        raise SpecError(
+            {"kind": f"training for {kind} is not available yet; this trainer trains {trained}"}
+        )
     try:
         spec = _ANY_SPEC.validate_python(raw, context={"local_files": local_files})
     except ValidationError as error:

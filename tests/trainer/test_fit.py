@@ -11,7 +11,6 @@ from safetensors.torch import load_file
 
 from trainer import driver, loops
 from trainer.events import ListReporter
-from trainer.loops import classification
 from trainer.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -220,7 +219,6 @@ def test_a_source_of_another_architecture_is_a_spec_error(small_digits, tmp_path
 
 
 def test_kinds_other_than_classification_are_refused_clearly(small_digits, tmp_path):
-    from trainer import loops
     from trainer.spec import SpecError
 
     with pytest.raises(SpecError) as refused:

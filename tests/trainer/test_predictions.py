@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from trainer.events import ListReporter
 from trainer import driver, loops
+from trainer.events import ListReporter
 from trainer.metrics import evaluate_logits, predictions
 from trainer.spec import load_spec
 

@@ -39,7 +39,7 @@ def test_every_loop_module_follows_the_protocol(kind):
     module = importlib.import_module(f"trainer.loops.{kind}")
     missing = [name for name in PROTOCOL if not hasattr(module, name)]
     assert not missing, f"trainer/loops/{kind}.py lacks {missing}"
-    assert module.KIND == kind
+    assert kind == module.KIND
     assert kind in kinds.FIGURES and kind in kinds.PRIMARY and kind in events.EVALUATIONS
     epoch_figures = {f"val_{name}" for name in module.FIGURES} | {"train_loss"}
     assert epoch_figures <= set(kinds.EPOCH_FIGURES[kind]), kind

@@ -229,13 +229,18 @@ def test_detection_spec_has_its_own_settings_and_refuses_classification_ones():
     assert set(errors) >= {"kfold", "label_smoothing"}
     assert "is not a setting" in errors_of(spec_with(score_threshold=0.3))["score_threshold"]
     bad = {**data, "items": [{"path": "x", "annotations": [{"category": 2, "bbox": [0, 0, 1, 1]}]}]}
-    assert "not a class" in errors_of(spec_with(data=bad, kind="detection"))[
-        "data.items.0.annotations.0.category"
-    ]
-    flat = {**data, "items": [{"path": "x", "annotations": [{"category": 0, "bbox": [0, 0, 0, 1]}]}]}
-    assert "width" in errors_of(spec_with(data=flat, kind="detection"))[
-        "data.items.0.annotations.0.bbox"
-    ]
+    assert (
+        "not a class"
+        in errors_of(spec_with(data=bad, kind="detection"))["data.items.0.annotations.0.category"]
+    )
+    flat = {
+        **data,
+        "items": [{"path": "x", "annotations": [{"category": 0, "bbox": [0, 0, 0, 1]}]}],
+    }
+    assert (
+        "width"
+        in errors_of(spec_with(data=flat, kind="detection"))["data.items.0.annotations.0.bbox"]
+    )
 
 
 def test_duplicate_class_is_an_error():
