@@ -131,6 +131,14 @@ def test_the_kinds_without_a_loop_are_refused(world):
         assert list(problems) == ["dataset"], kind
 
 
+def test_a_trainable_kind_without_models_asks_for_a_model_instead_of_failing(
+    world, boxes, monkeypatch
+):
+    monkeypatch.setattr(catalog, "_MODELS", catalog.models("classification"))
+    _spec, problems = _validate(world, boxes, {})
+    assert problems == {"spec.model": "Choose a model from the list."}
+
+
 def test_what_is_no_spec_is_refused(world, images):
     assert _validate(world, images, ["epochs"])[1] == {
         "spec": "The spec must be an object of settings."
@@ -317,3 +325,13 @@ def test_the_train_page_submits_the_default_detector(world, boxes):
     job = Job.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/jobs/{job.pk}/"
     assert job.spec["kind"] == "detection" and job.spec["model"] == "centernet_tiny"
+
+
+def test_the_train_page_of_a_kind_the_trainer_cannot_train_queues_nothing(world):
+    untrainable = [kind for kind in trainer_kinds.KINDS if kind not in trainer_kinds.trainable()]
+    for kind in untrainable:
+        dataset = _dataset(world, kind)
+        assert _page(world, dataset).status_code == 200, kind
+        response = world.client("alice").post(f"/datasets/{dataset.pk}/train/", _form())
+        assert response.status_code == 200, kind  # the form again, saying why
+    assert not Job.objects.exists()

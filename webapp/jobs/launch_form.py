@@ -242,7 +242,7 @@ def initial(kind: str = "classification") -> TrainForm:
     values: dict[str, Any] = {s.name: s.default for s in SETTINGS.values()}
     values["augment"] = False
     first = {source: model_choices(kind, source) for source in ("preset", "torchvision")}
-    default = catalog.default_for(kind) if catalog.models(kind) else ""
+    default = next((entry.name for entry in catalog.models(kind) if entry.default), "")
     source = next((s for s, entries in first.items() if default in {e.name for e in entries}), "")
     values.update(
         model_source=source or next(iter(model_sources(kind)), "preset"),

@@ -111,7 +111,11 @@ def validate_job(user: User, dataset: Dataset, spec) -> tuple[dict, dict[str, st
         }
         return spec, problems
     if spec.get("model") is None:
-        spec["model"] = catalog.default_for(kind)
+        try:
+            spec["model"] = catalog.default_for(kind)
+        except KeyError:  # a kind whose models the catalog does not list yet
+            problems["spec.model"] = _("Choose a model from the list.")
+            return spec, problems
     source = source_problem(user, spec)
     if source:
         problems["spec.transfer.source"] = source
