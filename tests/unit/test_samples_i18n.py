@@ -31,6 +31,8 @@ def test_the_sample_list_speaks_the_interface_language(world, lang):
         assert escape(sample.description[lang]) in body
         assert escape(sample.title[OTHER[lang]]) not in body
         assert escape(sample.description[OTHER[lang]]) not in body
+    kinds = {"en": "Object detection", "ja": "物体検出"}  # so a student finds the detector's data
+    assert f'<span class="badge sample-kind">{kinds[lang]}</span>' in body
 
 
 @pytest.mark.parametrize("lang", ["en", "ja"])

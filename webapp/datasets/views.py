@@ -64,7 +64,10 @@ def course_datasets(request, course_id: int):
             "course": course,
             "datasets": datasets,
             "page": page,
-            "samples": [s.in_language(get_language()) for s in SAMPLES.values()],
+            "samples": [
+                {**s.in_language(get_language()), "kind_label": Kind(s.kind).label}
+                for s in SAMPLES.values()
+            ],
             "kinds": Kind.choices,
             "visibilities": [
                 (value, label)
