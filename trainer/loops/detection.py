@@ -103,7 +103,9 @@ def build_model(p: Prepared) -> nn.Module:
         for parameter in model.parameters():
             if id(parameter) not in in_head:
                 parameter.requires_grad_(False)
-    return model.to(p.device)
+    # channels_last on the CPU too: oneDNN's convolutions run this small model about twice as
+    # fast in it (measured on 2 cores; the classification loop keeps it for CUDA).
+    return model.to(p.device, memory_format=torch.channels_last)
 
 
 def load_transfer_source(model: nn.Module, path: str, classes: list[str]) -> heads.HeadPlan:
@@ -151,7 +153,7 @@ def head_parameters(model: nn.Module) -> list[nn.Parameter]:
 def make_step(p: Prepared, model: nn.Module, amp: torch.dtype | None) -> Step:
     """Batches normalised on the device; boxes augmented with their pixels when asked."""
     spec = p.spec
-    normalise = data.Normalise(p.mean, p.std, p.device, channels_last=p.device.type == "cuda")
+    normalise = data.Normalise(p.mean, p.std, p.device, channels_last=True)
     augment = BoxAugment(spec.augmentation, p.size) if spec.augmentation.enabled else None
 
     def inputs(split: DetectionSplit, index: torch.Tensor) -> torch.Tensor:
