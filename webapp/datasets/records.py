@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-KINDS = ("classification", "detection", "segmentation", "keypoints")
+from trainer import kinds
+
+KINDS = kinds.KINDS  # the one list of kinds (torch-free), which importers and samples use
 SPLITS = ("train", "val", "test")
 
 
