@@ -284,6 +284,12 @@ def missing_exports(job_id: int, card: dict) -> list[dict]:
     return missing
 
 
+def _box_format(card: dict) -> str:
+    """The card's box format ({"boxes": {"format": ...}}, as trainer.loops.detection writes)."""
+    boxes = card.get("boxes")
+    return str(boxes.get("format") or "")[:200] if isinstance(boxes, dict) else ""
+
+
 def detection_context(job: Job, user, request=None) -> dict:
     """The detection partial's per-request parts: a page of images, downloads, the card."""
     summary = result_summary(job)
@@ -310,7 +316,7 @@ def detection_context(job: Job, user, request=None) -> dict:
         "exports_missing": missing_exports(job.pk, card) if card else [],
         "card_facts": {
             "classes": [str(c) for c in (card.get("classes") or [])][:100],
-            "box_format": card.get("box_format") or "",
+            "box_format": _box_format(card),
         }
         if card
         else None,
