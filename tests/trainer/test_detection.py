@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from trainer import driver, scoring
+from trainer import driver, events, scoring
 from trainer.detection import BoxAugment, shapes
 from trainer.detection.inference import predict
 from trainer.events import ListReporter
@@ -154,6 +154,12 @@ def test_a_run_emits_detection_events(trained, shapes_data):
     assert set(test) == {"loss", "map50", "map", "per_class", "pr_curves", "images", "objects"}
     assert [row["name"] for row in test["per_class"]] == shapes_data["classes"]
     assert test["images"] == 6 and result["test"] == test
+    # The web app reads them through the typed events: they fit without a complaint.
+    assert events.StartedEvent.model_validate(started).kind == "detection"
+    assert events.EpochEvent.model_validate(epochs[-1]).figures()["val_map50"] is not None
+    typed = events.FinishedEvent.model_validate(finished).evaluation("test")
+    assert [row.name for row in typed.per_class] == shapes_data["classes"]
+    assert set(typed.pr_curves) <= set(shapes_data["classes"])
 
 
 def test_predictions_are_written_in_original_pixels(trained, shapes_data):
