@@ -335,3 +335,13 @@ def test_the_train_page_of_a_kind_the_trainer_cannot_train_queues_nothing(world)
         response = world.client("alice").post(f"/datasets/{dataset.pk}/train/", _form())
         assert response.status_code == 200, kind  # the form again, saying why
     assert not Job.objects.exists()
+
+
+def test_an_earlier_run_that_named_no_model_is_offered_as_its_kinds_default(world, images):
+    run = Job.objects.create(
+        course=world.course, owner=world.alice, dataset=images, dataset_version=1, spec={},
+        status="succeeded",
+    )  # fmt: skip
+    page = _page(world, images).content.decode()
+    assert f"#{run.pk} simple_cnn" in page
+    assert "&quot;simple_cnn&quot;" in page  # the model the page switches to for this source

@@ -224,7 +224,7 @@ def _field(setting: launch_form.Setting, form: launch_form.TrainForm) -> dict:
 
 
 def _run_option(user, run: Job, dataset: Dataset) -> dict:
-    model = run.spec.get("model")
+    model = spec_check.model_of(run.spec, kinds.job_kind(run))  # the default if it named none
     name = model if isinstance(model, str) else _("%(n)s layers") % {"n": len(model or [])}
     figures = final_figures(run)
     accuracy = figures["test"] if figures["test"] is not None else figures["val"]
