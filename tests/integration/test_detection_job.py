@@ -1,10 +1,12 @@
 """Detection end to end through the seam: a copied sample, a spec without a model, a real
 worker, mAP in the job's metrics, typed events, and the per-image predictions as an artifact."""
 
+import io
 import json
 import time
 
 import pytest
+from django.core.files.storage import default_storage
 from django.test import Client
 
 from trainer import events as trainer_events
@@ -102,3 +104,15 @@ def test_a_detector_trains_from_the_sample_with_the_kinds_default_model(
         HTTP_AUTHORIZATION=f"Bearer {bob_raw}",
     )
     assert refused.status_code in (403, 404)
+
+    # Try it: the trained detector on a photo of the sample, run by the worker.
+    item = dataset.items.filter(valid_to__isnull=True).select_related("image").first()
+    photo = io.BytesIO(default_storage.open(item.image.file).read())
+    photo.name = "shapes.png"
+    tried = client.post(f"/api/v1/jobs/{job_id}/predict", {"image": photo}, **headers)
+    assert tried.status_code == 200, tried.content
+    answer = tried.json()
+    assert (answer["width"], answer["height"]) == (64, 64)
+    for box in answer["boxes"]:
+        assert box["class"] in {"circle", "square", "triangle"} and 0 <= box["score"] <= 1
+        assert len(box["box"]) == 4

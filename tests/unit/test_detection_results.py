@@ -213,7 +213,10 @@ def test_try_it_answers_a_detector_with_boxes_classes_and_scores(world, shapes, 
 
     def detector(folder, image):
         seen["folder"], seen["size"] = folder, image.size
-        return {"boxes": [[1, 2, 10, 12], [5, 5, 3, 3]], "scores": [0.4, 0.9], "labels": [2, 0]}
+        return [  # trainer.detection.inference.predict's rows
+            {"box": [1, 2, 10, 12], "score": 0.4, "label": 2, "class": "triangle"},
+            {"box": [5, 5, 3, 3], "score": 0.9, "label": 0, "class": "circle"},
+        ]
 
     monkeypatch.setattr(predict, "detect", detector)
     image = io.BytesIO(_png())
@@ -232,17 +235,3 @@ def test_try_it_answers_a_detector_with_boxes_classes_and_scores(world, shapes, 
     assert seen["size"] == (40, 30) and seen["folder"] == predict.model_dir(job.pk)
     page = world.client("alice").get(f"/jobs/{job.pk}/try/").content.decode()
     assert 'data-kind="detection"' in page and "data-try-threshold" in page
-
-
-def test_try_it_without_the_trainers_detector_says_so(world, shapes, monkeypatch, eager):
-    job = fake_detection_job(shapes)
-
-    def missing(folder, image):
-        raise NotImplementedError("trainer.loops.detection.predict")
-
-    monkeypatch.setattr(predict, "detect", missing)
-    image = io.BytesIO(_png())
-    image.name = "photo.png"
-    response = world.client("alice").post(f"/api/v1/jobs/{job.pk}/predict", {"image": image})
-    assert response.status_code == 400, response.content
-    assert "cannot try detection models" in response.json()["detail"]

@@ -206,27 +206,17 @@ def _decoded(image_b64: str) -> bytes | None:
         return None
 
 
-def detect(folder: Path, image: Image.Image):
-    """The trainer's detector on one image (its own decoding, model and box decoding)."""
-    from trainer.loops import detection  # torch is imported on workers only
+def detect(folder: Path, image: Image.Image) -> list[dict]:
+    """The trainer's detector on one image (its own decoding, model and box decoding): rows
+    {"box": [x, y, w, h] in the photo's pixels, "score", "label" (class index), "class"}."""
+    from trainer.detection import inference  # torch is imported on workers only
 
-    predict_boxes = getattr(detection, "predict", None)
-    if predict_boxes is None:  # a trainer older than Try it for detectors
-        raise NotImplementedError("trainer.loops.detection.predict")
-    return predict_boxes(folder, image)
+    return inference.predict(folder, image)
 
 
-def _rows(found) -> list[tuple[list, float, object]]:
-    """(box, score, label) of what the detector answered: {"boxes", "scores", "labels"} columns,
-    or rows {"box"|"bbox", "score", "label"|"class"}."""
-    if isinstance(found, dict):
-        columns = (found.get("boxes") or [], found.get("scores") or [], found.get("labels") or [])
-        return list(zip(*columns, strict=False))
-    return [
-        (row.get("box", row.get("bbox")), row.get("score"), row.get("label", row.get("class")))
-        for row in found or []
-        if isinstance(row, dict)
-    ]
+def _rows(found: list[dict]) -> list[tuple[list, float, object]]:
+    """(box, score, label) of each object the detector answered."""
+    return [(row.get("box"), row.get("score"), row.get("label")) for row in found]
 
 
 def _detected_boxes(job_id: int, image_b64: str) -> dict:
@@ -246,8 +236,6 @@ def _detected_boxes(job_id: int, image_b64: str) -> dict:
         found = detect(folder, image)
     except (OSError, ValueError, ModelUnavailable):  # files gone or not the card's shape
         return {"error": _("The job's model files are gone; train the job again.")}
-    except NotImplementedError:
-        return {"error": _("This server's trainer cannot try detection models yet.")}
     boxes = []
     for box, score, label in _rows(found):
         if not isinstance(box, list | tuple) or len(box) != 4:
