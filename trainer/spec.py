@@ -440,15 +440,23 @@ class DetectionSpec(JobSpec):
     score_threshold: Fraction = 0.05  # boxes kept in the predictions (the results page filters)
     max_detections: int = Field(default=100, ge=1, le=limits.MAX_DETECTIONS)  # per image
     early_stopping: DetectionEarlyStopping | None = None  # type: ignore[assignment]
+    # Classification's settings, held at 0 (the schema says so: the Train page hides them).
+    kfold: int = Field(default=0, ge=0, le=0)
+    label_smoothing: float = Field(default=0.0, ge=0, le=0)
+
+    @field_validator("kfold", "label_smoothing", mode="wrap")
+    @classmethod
+    def _classification_only(cls, value: Any, handler: Any, info: ValidationInfo) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            setting = "cross-validation" if info.field_name == "kfold" else "label smoothing"
+            raise _problems([("", f"{setting} is for classification; use 0")]) from None
 
     def _kind_problems(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
         if isinstance(self.model, list):
             problems.append(("model", "a detector is chosen by name; layer lists make classifiers"))
-        if self.kfold:
-            problems.append(("kfold", "cross-validation is for classification; use 0"))
-        if self.label_smoothing:
-            problems.append(("label_smoothing", "label smoothing is for classification; use 0"))
         return problems
 
 

@@ -37,13 +37,15 @@ class InvalidSpec(JobRefused):
     status = 422
 
 
-def _check_spec(user: User, spec: dict, dataset: Dataset) -> None:
-    """The one web-side check of a spec (`spec_check`); the worker checks it again."""
-    problems = spec_check.spec_problems(user, spec, dataset)
+def _check_spec(user: User, spec: dict, dataset: Dataset) -> dict:
+    """The one web-side check of a spec (`spec_check.validate_job`; the worker checks it again):
+    the spec as a job stores it, its kind and model filled in."""
+    spec, problems = spec_check.validate_job(user, dataset, spec)
     if problems:  # all of them, as /jobs/validate answers; the first names the field
         field, message = next(iter(problems.items()))
         detail = f"{field.removeprefix('spec.')}: {message}"
         raise InvalidSpec(detail, field=field, errors=problems)
+    return spec
 
 
 def _check_limits(user: User, course, adding: int) -> None:
@@ -108,7 +110,7 @@ def submit(user: User, dataset: Dataset, spec: dict) -> Job:
     """Queue a training job on the dataset's current version; it starts when its turn comes."""
     permissions.require_writable(dataset.course)
     _check_dataset(dataset)
-    _check_spec(user, spec, dataset)
+    spec = _check_spec(user, spec, dataset)
     _check_limits(user, dataset.course, 1)
     job = _create(user, dataset, spec)
     transaction.on_commit(scheduler.dispatch_jobs)
@@ -155,9 +157,9 @@ def submit_group(
             field="values",
         )
     _check_dataset(dataset)
-    specs = [set_path(base_spec, variable, value) for value in values]
-    for spec in specs:
-        _check_spec(user, spec, dataset)
+    specs = [
+        _check_spec(user, set_path(base_spec, variable, value), dataset) for value in values
+    ]
     _check_limits(user, dataset.course, len(specs))
     group = JobGroup.objects.create(
         course=dataset.course,
