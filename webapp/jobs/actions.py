@@ -157,9 +157,7 @@ def submit_group(
             field="values",
         )
     _check_dataset(dataset)
-    specs = [
-        _check_spec(user, set_path(base_spec, variable, value), dataset) for value in values
-    ]
+    specs = [_check_spec(user, set_path(base_spec, variable, value), dataset) for value in values]
     _check_limits(user, dataset.course, len(specs))
     group = JobGroup.objects.create(
         course=dataset.course,
