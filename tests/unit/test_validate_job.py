@@ -294,16 +294,18 @@ def test_the_train_page_offers_the_models_of_the_datasets_kind_and_marks_the_def
 
 
 def test_the_train_page_leaves_out_a_setting_the_kinds_schema_pins(world, boxes, monkeypatch):
-    assert 'name="kfold"' in _page(world, boxes).content.decode()
+    # DetectionSpec holds kfold and label smoothing at 0: its page offers neither.
+    page = _page(world, boxes).content.decode()
+    assert 'name="kfold"' not in page and 'name="label_smoothing"' not in page
     schema_property = launch_form.schema_property
 
-    def pinned(path, kind="classification"):
+    def unpinned(path, kind="classification"):  # as if a detector took k folds
         if path == "kfold" and kind == "detection":
-            return {"type": "integer", "minimum": 0, "maximum": 0, "default": 0}
+            return schema_property(path, "classification")
         return schema_property(path, kind)
 
-    monkeypatch.setattr(launch_form, "schema_property", pinned)
-    assert 'name="kfold"' not in _page(world, boxes).content.decode()
+    monkeypatch.setattr(launch_form, "schema_property", unpinned)
+    assert 'name="kfold"' in _page(world, boxes).content.decode()
 
 
 def test_the_train_page_shows_a_slow_models_cpu_note(world, boxes, monkeypatch):
