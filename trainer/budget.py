@@ -134,7 +134,12 @@ def model_sizes(spec: JobSpec) -> list[Size] | None:
         )
     backbone = named.parameters + named.stem * (channels - 3)  # a grey stem has fewer weights
     head = named.features * classes + classes
-    largest = math.ceil(named.values_per_pixel * (size + 3) ** 2)  # an upper bound at any size
+    side = -(-size // named.pad) * named.pad  # a detector pads its batch to a multiple of pad
+    per_pixel = max(named.values_per_pixel, named.class_values_per_pixel * classes)
+    largest = max(
+        math.ceil(per_pixel * (side + 3) ** 2),  # an upper bound at any size
+        named.fixed_values + named.class_fixed_values * classes,
+    )
     return [
         Size("input_size", 0, channels * size * size),
         Size("input_size", backbone, largest),
@@ -216,6 +221,13 @@ class Named:
     stem: int = 0  # weights of the first convolution per input channel
     features: int = 0  # the classifier's inputs
     values_per_pixel: float = 0.0  # the largest activation per image / side², at 224×224
+    # Detectors only: sides padded to a multiple of `pad`; class scores per class / side² (a
+    # one-stage detector's, over every anchor); values whatever the image size (Faster R-CNN's
+    # regions: 1,000 per image × 256 × 7 × 7 when it detects) and per class (their boxes).
+    pad: int = 1
+    class_values_per_pixel: float = 0.0
+    fixed_values: int = 0
+    class_fixed_values: int = 0
 
 
 def _conv_block(filters: int) -> tuple[dict[str, Any], ...]:
@@ -280,6 +292,57 @@ NAMED: dict[str, Named] = {
     "mobilenet_v3_small": Named(224, 3, None, 1_517_856, 144, 1024, 4.5),
     "mobilenet_v3_large": Named(224, 3, None, 4_202_032, 144, 1280, 16.0),
     "efficientnet_b0": Named(224, 3, None, 4_007_548, 288, 1280, 24.0),
+    # torchvision's detectors from scratch, measured with torchvision 0.29: the parameters
+    # without the class-specific layers, those per class - 1 as `features`, no stem (a grey
+    # image is fed as RGB), and 16 values per padded pixel (64 channels at stride 2).
+    "fasterrcnn_resnet50_fpn": Named(
+        512,
+        3,
+        parameters=43_251_028,
+        features=5_124,
+        values_per_pixel=16.0,
+        pad=32,
+        fixed_values=12_544_000,
+        class_fixed_values=4_000,
+    ),
+    "fasterrcnn_mobilenet_v3_large_fpn": Named(
+        320,
+        3,
+        parameters=18_949_504,
+        features=5_124,
+        values_per_pixel=16.0,
+        pad=32,
+        fixed_values=12_544_000,
+        class_fixed_values=4_000,
+    ),
+    # Scores for 9 anchors per cell (FCOS: 1) on P3-P7: 9 / 64 × (1 + 1/4 + 1/16 + …) per class.
+    "retinanet_resnet50_fpn": Named(
+        512,
+        3,
+        parameters=32_180_324,
+        features=20_744,
+        values_per_pixel=16.0,
+        pad=32,
+        class_values_per_pixel=0.1875,
+    ),
+    "fcos_resnet50_fpn": Named(
+        512,
+        3,
+        parameters=32_112_965,
+        features=2_304,
+        values_per_pixel=16.0,
+        pad=32,
+        class_values_per_pixel=0.0209,
+    ),
+    # 6 anchors per cell from stride 16 down to 1×1 maps: 0.03 per class at 320, more when small.
+    "ssdlite320_mobilenet_v3_large": Named(
+        320,
+        3,
+        parameters=2_192_660,
+        features=13_859,
+        values_per_pixel=16.0,
+        class_values_per_pixel=0.1,
+    ),
 }
 
 

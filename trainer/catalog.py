@@ -80,6 +80,13 @@ def _classifier(name: str, en: str, ja: str, parameters: int, weights_file: str)
     )
 
 
+# What the model picker says about torchvision's detectors (measured on the 2-core server:
+# trainer/models/tv_detectors.py's docstring has the figures).
+_GPU_DETECTOR_NOTE = {
+    "ja": "このCPUでは最初から学習すると1秒に1枚未満しか進みません。GPUワーカーで使ってください",
+    "en": "On this CPU it trains at < 1 image/s from scratch; use a GPU worker",
+}
+
 # Lecture presets first, then torchvision classifiers, then detectors: the order pages list them.
 _MODELS: list[ModelEntry] = [
     _preset(
@@ -196,7 +203,106 @@ _MODELS: list[ModelEntry] = [
         "trainer.models.centernet",
         default=True,
     ),
-    # torchvision's detectors (Faster R-CNN, RetinaNet, FCOS, SSDlite) are appended below.
+    # torchvision's detectors, for GPU workers (trainer/models/tv_detectors.py). Parameters are
+    # from scratch: an ImageNet backbone freezes some BatchNorm layers (fewer learnable values)
+    # and gives SSDlite its full-width tail (more). weights_file is the backbone's ImageNet file,
+    # the one the classifier of the same backbone reads; each also loads torchvision's COCO file
+    # for the whole detector (tv_detectors.weights_files).
+    ModelEntry(
+        "fasterrcnn_resnet50_fpn",
+        "detection",
+        "torchvision",
+        {
+            "ja": "Faster R-CNN（ResNet-50-FPN v2）：領域の候補を出してから各候補のクラスと枠を"
+            "決める2段検出器。高精度、4330万パラメータ",
+            "en": "Faster R-CNN (ResNet-50-FPN v2): a two-stage detector that proposes regions, "
+            "then classifies and refines each; accurate, 43.3 M parameters",
+        },
+        43_302_278,
+        512,
+        32,  # stride 32 at the deepest: 32 pixels leave a 1×1 map
+        3,
+        "trainer.models.tv_detectors",
+        weights_file="resnet50-11ad3fa6.pth",
+        weights_from="imagenet",
+        cpu_note=_GPU_DETECTOR_NOTE,
+    ),
+    ModelEntry(
+        "fasterrcnn_mobilenet_v3_large_fpn",
+        "detection",
+        "torchvision",
+        {
+            "ja": "Faster R-CNN（MobileNetV3-Large-FPN）：軽いバックボーンの2段検出器、"
+            "1900万パラメータ",
+            "en": "Faster R-CNN (MobileNetV3-Large-FPN): the two-stage detector on a light "
+            "backbone, 19.0 M parameters",
+        },
+        19_000_754,
+        320,
+        32,
+        3,
+        "trainer.models.tv_detectors",
+        weights_file="mobilenet_v3_large-5c1a4163.pth",
+        weights_from="imagenet",
+        cpu_note=_GPU_DETECTOR_NOTE,
+    ),
+    ModelEntry(
+        "retinanet_resnet50_fpn",
+        "detection",
+        "torchvision",
+        {
+            "ja": "RetinaNet（ResNet-50-FPN）：アンカーとフォーカル損失（focal loss）を使う"
+            "1段検出器、3240万パラメータ",
+            "en": "RetinaNet (ResNet-50-FPN): a one-stage detector with anchors and the focal "
+            "loss, 32.4 M parameters",
+        },
+        32_387_774,
+        512,
+        32,
+        3,
+        "trainer.models.tv_detectors",
+        weights_file="resnet50-11ad3fa6.pth",
+        weights_from="imagenet",
+        cpu_note=_GPU_DETECTOR_NOTE,
+    ),
+    ModelEntry(
+        "fcos_resnet50_fpn",
+        "detection",
+        "torchvision",
+        {
+            "ja": "FCOS（ResNet-50-FPN）：物体の内側の各画素から枠を予測するアンカーなし"
+            "1段検出器、3210万パラメータ",
+            "en": "FCOS (ResNet-50-FPN): a one-stage, anchor-free detector that predicts a box "
+            "from each pixel inside an object, 32.1 M parameters",
+        },
+        32_136_015,
+        512,
+        32,
+        3,
+        "trainer.models.tv_detectors",
+        weights_file="resnet50-11ad3fa6.pth",
+        weights_from="imagenet",
+        cpu_note=_GPU_DETECTOR_NOTE,
+    ),
+    ModelEntry(
+        "ssdlite320_mobilenet_v3_large",
+        "detection",
+        "torchvision",
+        {
+            "ja": "SSDlite（MobileNetV3-Large）：スマホ向けの軽い1段検出器、230万パラメータ。"
+            "標準の入力は320×320",
+            "en": "SSDlite (MobileNetV3-Large): a light one-stage detector built for phones, "
+            "2.3 M parameters; 320×320 input by default",
+        },
+        2_331_260,
+        320,
+        32,
+        3,
+        "trainer.models.tv_detectors",
+        weights_file="mobilenet_v3_large-5c1a4163.pth",
+        weights_from="imagenet",
+        cpu_note=_GPU_DETECTOR_NOTE,
+    ),
 ]
 
 

@@ -113,7 +113,8 @@ def test_a_layer_list_too_big_for_a_worker_is_refused_naming_what_to_change():
 
 def test_named_models_are_refused_only_far_past_their_usual_sizes():
     for info in registry.list_models():
-        batch = 256 if info.kind == "torchvision" else 1024
+        # torchvision's detectors hold 1,000 regions of 256×7×7 values per image (Faster R-CNN)
+        batch = 64 if info.kind == "detection" else 256 if info.family == "torchvision" else 1024
         load_spec({"data": DATA, "model": info.name, "batch_size": batch}, check_registry=False)
     big = {"data": DATA, "model": "resnet50", "input_size": 224, "channels": 3, "batch_size": 256}
     load_spec(big, check_registry=False)
@@ -186,7 +187,8 @@ def test_every_registered_model_has_a_budget_with_its_defaults():
 
 
 @pytest.mark.parametrize(
-    "name", [i.name for i in registry.list_models() if i.kind == "torchvision"]
+    "name",
+    [i.name for i in registry.list_models("classification") if i.family == "torchvision"],
 )
 def test_the_budget_of_a_torchvision_model_bounds_what_torch_builds(name):
     for size, channels, classes in [(32, 3, 10), (67, 1, 3)]:
@@ -209,3 +211,53 @@ def test_the_layer_models_are_the_builders_layer_types():
     }
     theirs = {name: set(settings) for name, settings in layers._TYPES.values()}
     assert ours == theirs
+
+
+# --- torchvision's detectors --------------------------------------------------------------------
+
+
+def _largest_detector_activation(model: nn.Module, size: int) -> int:
+    """The largest output of any layer per image, training (a batch of 2) and detecting."""
+    largest, batch = [3 * size * size], [2]
+    hooks = [
+        module.register_forward_hook(
+            lambda _m, _i, out: (
+                largest.append(out.numel() // batch[0]) if torch.is_tensor(out) else None
+            )
+        )
+        for module in model.modules()
+        if not list(module.children())
+    ]
+    images = torch.randn(2, 3, size, size)
+    box = {"boxes": torch.tensor([[2.0, 3.0, size / 2, size - 4.0]]), "labels": torch.tensor([0])}
+    with torch.no_grad():
+        model.train()
+        model.losses(images, [box, box])
+        batch[0] = 1
+        model.detect(images[:1], score_threshold=0.0, max_detections=100)
+    for hook in hooks:
+        hook.remove()
+    return max(largest)
+
+
+HEAVY_DETECTORS = {"fasterrcnn_resnet50_fpn", "retinanet_resnet50_fpn", "fcos_resnet50_fpn"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(i.name, marks=(pytest.mark.slow,) * (i.name in HEAVY_DETECTORS), id=i.name)
+        for i in registry.list_models("detection")
+        if i.family == "torchvision"
+    ],
+)
+def test_the_budget_of_a_torchvision_detector_bounds_what_torch_builds(name):
+    info = registry.get_info(name)
+    for size, channels, classes in [(64, 1, 3), (64, 3, 300), (info.default_input_size, 3, 10)]:
+        spec = _spec(name, size, channels, classes)
+        sizes = budget.model_sizes(spec)
+        built = registry.build(name, num_classes=classes, in_channels=channels, input_size=size)
+        assert sum(s.parameters for s in sizes) == registry.parameter_count(built)
+        real = _largest_detector_activation(built, size)
+        assert real <= max(s.values for s in sizes)
+    assert max(s.values for s in sizes) <= 1.25 * real  # at its usual size, not far off
