@@ -40,7 +40,7 @@ RECIPE = {
     "weight_decay": 1e-4,
     "schedule": "onecycle",
     "batch_size": 32,
-    "epochs": 10,
+    "epochs": 6,
     "device": "cpu",
 }
 TARGET_MAP50 = 0.8
