@@ -9,6 +9,7 @@ original images' pixels. Epochs, checkpoints, resume and events are the driver's
 
 import functools
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -20,7 +21,7 @@ from trainer.detection_metrics import DetectionEvaluation, evaluate_detections
 from trainer.driver import Prepared, Step, TrainingFailed, iterate, on_device
 from trainer.loops.classification import card_spec
 from trainer.models import heads
-from trainer.spec import JobSpec
+from trainer.spec import DetectionSpec, JobSpec
 
 KIND = "detection"
 FIGURES = ("loss", "map50", "map")  # val_loss, val_map50, val_map in the epoch event
@@ -105,14 +106,15 @@ def build_model(p: Prepared) -> nn.Module:
                 parameter.requires_grad_(False)
     # channels_last on the CPU too: oneDNN's convolutions run this small model about twice as
     # fast in it (measured on 2 cores; the classification loop keeps it for CUDA).
-    return model.to(p.device, memory_format=torch.channels_last)
+    return model.to(p.device).to(memory_format=torch.channels_last)
 
 
 def load_transfer_source(model: nn.Module, path: str, classes: list[str]) -> heads.HeadPlan:
     """An earlier detection run's weights: everything but the per-class rows, and those too
     (reordered by name) when it knew the same classes; else the class rows start new."""
     plan = heads.plan_head(artifacts.source_classes(path), classes)
-    class_keys = model.class_keys() if hasattr(model, "class_keys") else []
+    listed = getattr(model, "class_keys", None)
+    class_keys: list[str] = listed() if callable(listed) else []
     if not class_keys:  # a detector that cannot say which rows are per class: all or nothing
         if plan.head == "kept":
             artifacts.load_safetensors(model, path)
@@ -185,7 +187,7 @@ def evaluate(step: Step, split: DetectionSplit) -> DetectionEvaluation | None:
     """mAP, per-class AP, PR curves and per-image errors of a split (None when it is empty)."""
     if len(split) == 0:
         return None
-    spec, model = step.spec, step.model
+    spec, model = cast(DetectionSpec, step.spec), step.model
     model.eval()
     both = getattr(model, "evaluate_batch", None)  # losses too, where the detector has them
     limits = {"score_threshold": spec.score_threshold, "max_detections": spec.max_detections}
@@ -233,12 +235,13 @@ def _exporters(model: nn.Module) -> tuple[dict[str, artifacts.Exporter], str]:
         return {"torchscript": artifacts.export_torchscript, "onnx": onnx}, CENTERNET_OUTPUTS
     from trainer.models import tv_detectors  # torchvision's detectors export their own way
 
-    return tv_detectors.export_formats(model), TORCHVISION_OUTPUTS
+    exporters = cast(dict[str, artifacts.Exporter], tv_detectors.export_formats(model))
+    return exporters, TORCHVISION_OUTPUTS
 
 
 def export(p: Prepared, model: nn.Module, out: Path, result: dict) -> None:
     """model.safetensors (class list in its metadata), TorchScript, ONNX and model_card.json."""
-    spec = p.spec
+    spec = cast(DetectionSpec, p.spec)
     model.eval()
     example = torch.zeros(1, p.channels, p.size, p.size)
     exporters, outputs = _exporters(model)

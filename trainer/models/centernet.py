@@ -64,7 +64,8 @@ class CenterNetTiny(Detector):
         self.heatmap = head(64, num_classes, 32)
         self.size = head(64, 2, 32)
         self.offset = head(64, 2, 32)
-        nn.init.constant_(self.heatmap[-1].bias, HEAT_BIAS)
+        last: nn.Conv2d = self.heatmap[-1]  # type: ignore[assignment]
+        nn.init.constant_(last.bias, HEAT_BIAS)  # type: ignore[arg-type]
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         c4 = self.stride4(images)  # (B, 32, S/4, S/4)
