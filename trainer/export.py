@@ -387,3 +387,13 @@ def predict_topk(
         [{"class": classes[i], "probability": p} for p, i in zip(ps, idx, strict=True)]
         for ps, idx in zip(top.values.tolist(), top.indices.tolist(), strict=True)
     ]
+
+
+def card_spec(spec: Any) -> dict:
+    """The spec as a model card shows it: without the data's file list (server paths, and
+    megabytes for a large set) and with a transfer source named by its file only."""
+    shown = spec.model_dump(mode="json", exclude={"data"})
+    source = shown["transfer"]["source"]
+    if source not in ("none", "imagenet"):
+        shown["transfer"]["source"] = Path(source).name
+    return shown

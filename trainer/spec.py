@@ -674,18 +674,23 @@ def _source_mismatch(registry: Any, spec: JobSpec, info: Any, source: str) -> st
     except (OSError, ValueError) as error:
         return f"the checkpoint cannot be read ({error})"
     size = spec.input_size or info.default_input_size
-    model = registry.build(
-        info.name,
-        num_classes=max(len(spec.data.classes), 1),
-        in_channels=spec.channels or info.default_channels,
-        input_size=size,
-    )
-    head = {f"{name}." for name, module in model.named_modules() if module is registry.head(model)}
-    wanted = {key: tuple(t.shape) for key, t in model.state_dict().items()}
+    classes = max(len(spec.data.classes), 1)
+    # What depends on the class count (a classifier's last Linear, a detector's per-class
+    # outputs) is replaced or matched by name at transfer: built with one class more, those
+    # are the tensors whose shapes change. Every other tensor must fit exactly.
+    built = [
+        registry.build(
+            info.name,
+            num_classes=count,
+            in_channels=spec.channels or info.default_channels,
+            input_size=size,
+        ).state_dict()
+        for count in (classes, classes + 1)
+    ]
+    wanted = {key: tuple(t.shape) for key, t in built[0].items()}
+    per_class = {key for key, shape in wanted.items() if tuple(built[1][key].shape) != shape}
     wrong = [
-        key
-        for key, shape in wanted.items()
-        if not any(key.startswith(prefix) for prefix in head) and shapes.get(key) != shape
+        key for key, shape in wanted.items() if key not in per_class and shapes.get(key) != shape
     ]
     if wrong:
         return (

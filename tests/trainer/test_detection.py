@@ -237,13 +237,14 @@ def test_transfer_keeps_the_heat_map_only_for_the_same_classes(trained, shapes_d
     source = str(out / "model.safetensors")
     for classes, head in ((shapes_data["classes"], "kept"), (["a", "b", "c"], "new")):
         data = {**shapes_data, "classes": classes}
-        # check_registry=False: spec.py's architecture check still looks for a classifier's
-        # nn.Linear head, which a detector has not (the run checks the weights itself).
+        # The spec's architecture check (the registry's) lets the per-class heat map differ.
         transfer = {"source": source, "mode": "fine_tuning"}
-        spec = _spec(data, check_registry=False, epochs=1, transfer=transfer)
+        spec = _spec(data, epochs=1, transfer=transfer)
         reporter = ListReporter()
         driver.run(spec, tmp_path / head, reporter)
         assert _kinds(reporter, "started")[0]["head"] == head
+    more = {**shapes_data, "classes": [*shapes_data["classes"], "star"]}
+    assert _spec(more, transfer={"source": source, "mode": "fine_tuning"}).transfer.source
 
 
 @pytest.mark.slow

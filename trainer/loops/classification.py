@@ -199,23 +199,13 @@ def export(p: Prepared, model: nn.Module, out: Path, result: dict) -> None:
         channels=p.channels,
         mean=p.mean,
         std=p.std,
-        spec=card_spec(spec),
+        spec=artifacts.card_spec(spec),
         data_version=spec.data.version,
         metrics={k: v for k, v in result.items() if v},
         model_name=spec.model if isinstance(spec.model, str) else str(spec.layers),
         parameters=registry.parameter_count(model),
     )
     artifacts.write_artifacts(model.float().cpu(), out, example_input=example.cpu(), card=card)
-
-
-def card_spec(spec: JobSpec) -> dict:
-    """The spec as a model card shows it: without the data's file list (server paths, and
-    megabytes for a large set) and with a transfer source named by its file only."""
-    shown = spec.model_dump(mode="json", exclude={"data"})
-    source = shown["transfer"]["source"]
-    if source not in ("none", "imagenet"):
-        shown["transfer"]["source"] = Path(source).name
-    return shown
 
 
 def folds(p: Prepared, k: int, seed: int):

@@ -19,7 +19,6 @@ from trainer import export as artifacts
 from trainer.detection import BoxAugment, DetectionSplit, load_split, to_original
 from trainer.detection_metrics import DetectionEvaluation, evaluate_detections
 from trainer.driver import Prepared, Step, TrainingFailed, iterate, on_device
-from trainer.loops.classification import card_spec
 from trainer.models import heads
 from trainer.spec import DetectionSpec, JobSpec
 
@@ -251,7 +250,7 @@ def export(p: Prepared, model: nn.Module, out: Path, result: dict) -> None:
         channels=p.channels,
         mean=p.mean,
         std=p.std,
-        spec=card_spec(spec),
+        spec=artifacts.card_spec(spec),
         data_version=spec.data.version,
         metrics={k: v for k, v in result.items() if v},
         model_name=str(spec.model),
