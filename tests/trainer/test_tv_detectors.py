@@ -284,3 +284,17 @@ def test_torchscript_and_onnx_exports(name, tmp_path):
     graph = onnx.load(str(tmp_path / "model.onnx"))
     onnx.checker.check_model(graph)
     assert [o.name for o in graph.graph.output] == ["boxes", "scores", "labels"]
+
+
+def test_a_training_mode_forward_refreshes_batch_norm_and_leaves_randomness_alone():
+    model = _model("fasterrcnn_mobilenet_v3_large_fpn")  # samples regions with torch's RNG
+    model.train()
+    norm = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    norm.reset_running_stats()
+    images, _ = _batch()
+    before = torch.random.get_rng_state()
+    assert model(images) == []  # the driver's BatchNorm refresh: every layer, no boxes
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert norm.num_batches_tracked == 1 and not torch.equal(
+        norm.running_mean, torch.zeros_like(norm.running_mean)
+    )

@@ -1,5 +1,7 @@
 """torchvision's detectors (Faster R-CNN, RetinaNet, FCOS, SSDlite) as Manabi Detectors, for GPU
-workers: on a CPU they train at well under one image a second.
+workers. Training from scratch on the 2-core server (batches of 4, default sizes) they manage
+about 0.3 images/s (Faster R-CNN ResNet-50 at 512), 1 (RetinaNet, FCOS at 512), 2 (Faster R-CNN
+MobileNetV3 at 320) and 22 (SSDlite at 320); the catalog's cpu_note says so in the picker.
 
 Each is torchvision's own model inside a small adapter that speaks the Detector interface:
 targets with 0-based labels and xyxy boxes in input pixels, `losses` summed into "loss" under
@@ -16,9 +18,15 @@ Two decisions make them fit the detection loop:
   each gets the architecture its weights were trained with: frozen BatchNorm, SSDlite's tail,
   COCO's 91 classes), but through `_local_weights`, which reads the file with
   `torch.load(weights_only=True)` and never reaches the network.
-"""
 
-from __future__ import annotations
+Exports (`export_formats`): TorchScript by `torch.jit.script` (tracing would freeze the number
+of boxes), images → per image {"boxes", "scores", "labels" 0-based}; ONNX (opset 17; Faster
+R-CNN's RoIAlign needs 11 or later) by the TorchScript-based exporter, one image → "boxes",
+"scores", "labels". With torch 2.14 and torchvision 0.29 all five export both ways, and the
+ONNX files give PyTorch's detections in onnxruntime 1.23 (checked by hand on a second image
+too; the tests run onnx.checker only, onnxruntime not being a dependency). Both keep the score
+threshold and detection count that `detect` was last given.
+"""
 
 import math
 import pickle
@@ -288,7 +296,10 @@ class TorchvisionDetector(Detector):
             self.model.topk_candidates = max(self.model.topk_candidates, max_detections)
 
     def forward(self, images: Tensor) -> list[dict[str, Tensor]]:
-        """For export, in eval mode: detect() with the limits last set, labels 0-based."""
+        """In eval mode (export): detect() with the limits last set, labels 0-based. In
+        training mode (the driver's BatchNorm refresh): a pass of every layer, no boxes."""
+        if self.training:
+            return self._batch_norm_pass(images)
         if images.shape[1] == 1:
             images = images.expand(-1, 3, -1, -1)
         if torch.jit.is_scripting():
@@ -305,6 +316,18 @@ class TorchvisionDetector(Detector):
         """No losses (torchvision computes none in eval mode), and the boxes."""
         found = self.detect(images, score_threshold=score_threshold, max_detections=max_detections)
         return {}, found
+
+    @torch.jit.unused
+    def _batch_norm_pass(self, images: Tensor) -> list[dict[str, Tensor]]:
+        """torchvision's models run in training mode only with targets: give them images
+        without objects, so every BatchNorm sees the batch, and drop the losses. On a forked
+        random state: Faster R-CNN samples regions, and the caller's randomness stays as it was."""
+        nothing = torch.zeros(0, 4, device=images.device)
+        no_labels = torch.zeros(0, dtype=torch.int64, device=images.device)
+        devices = [images.device.index or 0] if images.is_cuda else []
+        with torch.random.fork_rng(devices=devices):
+            self.losses(images, [{"boxes": nothing, "labels": no_labels}] * len(images))
+        return []
 
     def head_parameters(self) -> list[nn.Parameter]:
         """The detection head after the shared features (backbone and FPN; and the region
