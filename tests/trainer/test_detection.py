@@ -267,3 +267,21 @@ def test_detection_images_keep_their_original_size(tmp_path):
     split = load_split(spec.data.items, str(tmp_path), 64, 3)
     assert split.sizes.tolist() == [[80.0, 30.0]]
     assert split.boxes[0].tolist() == [pytest.approx([32.0, 32.0, 48.0, 44.8])]
+
+
+def test_a_torchvision_detector_runs_through_the_same_driver_and_transfers(shapes_data, tmp_path):
+    # SSDlite: the torchvision detector fast enough for a CPU test. Its evaluation has no loss
+    # (val_loss None), and a same-classes transfer keeps its class rows in torchvision's layout.
+    spec = _spec(shapes_data, model="ssdlite320_mobilenet_v3_large", epochs=1, batch_size=4)
+    reporter = ListReporter()
+    result = driver.run(spec, tmp_path / "first", reporter)
+    (epoch,) = _kinds(reporter, "epoch")
+    assert epoch["val_loss"] is None and 0 <= epoch["val_map50"] <= 1
+    assert result["test"]["loss"] is None and 0 <= result["test"]["map50"] <= 1
+    assert (tmp_path / "first" / "predictions_test.json").exists()
+    source = str(tmp_path / "first" / "model.safetensors")
+    transfer = {"source": source, "mode": "fine_tuning"}
+    reporter = ListReporter()
+    driver.run(_spec(shapes_data, model="ssdlite320_mobilenet_v3_large", epochs=1, batch_size=4,
+                     transfer=transfer), tmp_path / "second", reporter)  # fmt: skip
+    assert _kinds(reporter, "started")[0]["head"] == "kept"

@@ -135,7 +135,11 @@ def load_transfer_source(model: nn.Module, path: str, classes: list[str]) -> hea
                 if key.endswith("weight"):
                     own[key].zero_()
             else:
-                own[key].copy_(stored[key][torch.tensor(plan.order)])  # rows by class name
+                rows = list(plan.order)  # rows by class name: one per class, or the
+                layout = getattr(model, "class_rows", None)  # detector's own layout
+                if callable(layout):
+                    rows = layout(key, rows)
+                own[key].copy_(stored[key][torch.tensor(rows)])
     return plan
 
 
@@ -197,8 +201,9 @@ def evaluate(step: Step, split: DetectionSplit) -> DetectionEvaluation | None:
         with step.autocast():
             if both is not None:
                 parts, detections = both(x, split.targets(index), **limits)
-                loss_sum += float(parts["loss"]) * len(index)
-                counted += len(index)
+                if "loss" in parts:  # torchvision's detectors have none in evaluation
+                    loss_sum += float(parts["loss"]) * len(index)
+                    counted += len(index)
             else:
                 detections = model.detect(x, **limits)  # type: ignore[operator]
         for i, one in zip(index.tolist(), detections, strict=True):
