@@ -240,7 +240,12 @@ def _conv_block(filters: int) -> tuple[dict[str, Any], ...]:
 NAMED: dict[str, Named] = {
     # CenterNet-tiny (trainer/models/centernet.py): measured like the torchvision models.
     "centernet_tiny": Named(
-        128, 3, parameters=435_700, stem=144, features=32, values_per_pixel=4.0,
+        128,
+        3,
+        parameters=435_700,
+        stem=144,
+        features=32,
+        values_per_pixel=4.0,
         class_values_per_pixel=0.0625,
     ),  # fmt: skip
     "simple_cnn": Named(

@@ -29,9 +29,7 @@ def _student_with_shapes(lang: str):
 
 
 @pytest.mark.parametrize("lang", ["ja", "en"])
-def test_a_detection_dataset_offers_its_detectors_with_the_default_chosen(
-    live_url, new_page, lang
-):
+def test_a_detection_dataset_offers_its_detectors_with_the_default_chosen(live_url, new_page, lang):
     student, dataset = _student_with_shapes(lang)
     page = new_page(lang)
     sign_in(page, live_url, student.username)

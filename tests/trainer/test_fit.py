@@ -96,9 +96,7 @@ def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(small_digits, 
 
 def _source(small_digits, tmp_path):
     out = tmp_path / "source"
-    loops.run(
-        _spec(small_digits, model="simple_cnn", input_size=16, epochs=1), out, ListReporter()
-    )
+    loops.run(_spec(small_digits, model="simple_cnn", input_size=16, epochs=1), out, ListReporter())
     return str(out / "model.safetensors")
 
 

@@ -146,9 +146,7 @@ class Metrics(BaseModel):  # not ninja's Schema, which drops the keys it does no
 
     model_config = ConfigDict(
         extra="allow",
-        json_schema_extra=lambda schema, _model: schema.update(
-            properties=kinds.api_description()
-        ),
+        json_schema_extra=lambda schema, _model: schema.update(properties=kinds.api_description()),
     )
 
 
