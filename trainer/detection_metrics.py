@@ -77,7 +77,7 @@ def _coco(images: list[dict], classes: Sequence[str], annotations: list[dict]):
 
 
 def _annotations(rows: Sequence[dict], with_scores: bool) -> list[dict]:
-    out = []
+    out: list[dict] = []
     for image_id, row in enumerate(rows, start=1):
         scores = row.get("scores") if with_scores else None
         for j, (box, label) in enumerate(zip(row["boxes"], row["labels"], strict=True)):
@@ -189,6 +189,7 @@ def image_errors(truth: dict, found: dict) -> tuple[list[dict[str, Any]], float]
         if best_same is not None and iou_same >= MATCH_IOU:
             claimed.add(best_same)
             continue
+        iou: float | None
         if best_other is not None and iou_other >= MATCH_IOU:
             kind, iou = "wrong_class", iou_other
             explained.add(best_other)
@@ -197,7 +198,8 @@ def image_errors(truth: dict, found: dict) -> tuple[list[dict[str, Any]], float]
             explained.add(best_same)
         else:
             # The overlap with the closest true box of any class, e.g. one already found.
-            kind, iou = "false_positive", float(ious[row].max()) if truth_labels else None
+            kind = "false_positive"
+            iou = float(ious[row].max()) if truth_labels else None
         errors.append(
             {
                 "type": kind,

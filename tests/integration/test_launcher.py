@@ -156,14 +156,19 @@ def test_run_starts_everything_and_ctrl_c_stops_everything_also_in_the_backgroun
         assert status == 201
         _, courses = _get_json(f"{base}/api/v1/courses", token)
         demo = next(c["id"] for c in courses if c["name"] == "Demo class")
-        deadline = time.monotonic() + 120  # the worker ingests the digits for the demo class
+        # The worker ingests the demo class's samples: the digits and the detection shapes.
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             _, datasets = _get_json(f"{base}/api/v1/datasets?course={demo}", token)
-            if datasets and datasets[0]["status"] != "processing":
+            if len(datasets) == 2 and all(d["status"] != "processing" for d in datasets):
                 break
             time.sleep(0.5)
-        assert datasets[0]["status"] == "ready", datasets
-        assert datasets[0]["num_images"] == 1797 and len(datasets[0]["classes"]) == 10
+        by_kind = {d["kind"]: d for d in datasets}
+        assert set(by_kind) == {"classification", "detection"}, datasets
+        digits, shapes = by_kind["classification"], by_kind["detection"]
+        assert digits["status"] == shapes["status"] == "ready", datasets
+        assert digits["num_images"] == 1797 and len(digits["classes"]) == 10
+        assert shapes["num_images"] == 300 and len(shapes["classes"]) == 3
     finally:
         _interrupt(proc, marker, log)
 

@@ -13,8 +13,8 @@ from webapp.jobs import actions, tasks
 from webapp.jobs.models import Job, JobEvent, JobStatus
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-# Far longer than the quota allows: 20 epochs of a few seconds each on two CPU cores.
-LONG_SPEC = {"model": "simple_cnn", "epochs": 20, "input_size": 32, "batch_size": 16}
+# Far longer than the quota allows: 200 epochs of about a second each on two quiet CPU cores.
+LONG_SPEC = {"model": "simple_cnn", "epochs": 200, "input_size": 32, "batch_size": 16}
 
 
 def _wait_for(condition, seconds, what):
