@@ -297,6 +297,7 @@ def test_the_train_page_leaves_out_a_setting_the_kinds_schema_pins(world, boxes,
     # DetectionSpec holds kfold and label smoothing at 0: its page offers neither.
     page = _page(world, boxes).content.decode()
     assert 'name="kfold"' not in page and 'name="label_smoothing"' not in page
+    assert "k-fold cross-validation, set k" not in page  # nor the hint that points to it
     schema_property = launch_form.schema_property
 
     def unpinned(path, kind="classification"):  # as if a detector took k folds
@@ -305,7 +306,8 @@ def test_the_train_page_leaves_out_a_setting_the_kinds_schema_pins(world, boxes,
         return schema_property(path, kind)
 
     monkeypatch.setattr(launch_form, "schema_property", unpinned)
-    assert 'name="kfold"' in _page(world, boxes).content.decode()
+    page = _page(world, boxes).content.decode()
+    assert 'name="kfold"' in page and "k-fold cross-validation, set k" in page
 
 
 def test_the_train_page_shows_a_slow_models_cpu_note(world, boxes, monkeypatch):

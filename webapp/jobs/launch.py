@@ -174,6 +174,7 @@ def _context(request, dataset: Dataset, form: launch_form.TrainForm, runs: list[
         "other_errors": {k: v for k, v in errors.items() if k == "__all__"},
         "kind": kind,
         "hyper": [_field(s, form) for s in launch_form.HYPER if _applies(s, kind)],
+        "offers_kfold": any(s.name == "kfold" and _applies(s, kind) for s in launch_form.HYPER),
         "augment": [_field(s, form) for s in launch_form.AUGMENT],
         "sources": launch_form.model_sources(kind),
         "presets": [_model_option(e) for e in launch_form.model_choices(kind, "preset")],
