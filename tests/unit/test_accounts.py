@@ -19,6 +19,17 @@ def test_join_code_is_forgiving_about_case_spaces_and_dashes(world):
     assert membership.course == world.course and membership.role == "student"
 
 
+@pytest.mark.parametrize("code", ["\x00DBI\x80", "AB\udba6CD", "ABC\x1aD"])
+def test_a_join_code_with_control_characters_is_no_code_not_a_server_error(world, code):
+    # PostgreSQL refuses a NUL in text: the API fuzzer found a 500 there before this check.
+    with pytest.raises(actions.JoinCodeInvalid):
+        actions.join_course(world.carol, code)
+    response = world.client("carol").post(
+        "/api/v1/courses/join", {"join_code": code}, content_type="application/json"
+    )
+    assert response.status_code in (400, 404, 422), response.content  # documented answers
+
+
 def test_regenerated_join_code_closes_the_old_one(world):
     old = world.course.join_code
     new = actions.regenerate_join_code(world.course)

@@ -125,7 +125,10 @@ def create_course(teacher: User, name: str) -> Course:
 
 def _course_for_code(join_code: str) -> Course:
     code = normalize_join_code(join_code or "")
-    course = Course.objects.filter(join_code=code).first() if code else None
+    # A code with a control character or a lone surrogate (a NUL, which PostgreSQL refuses in
+    # text) is no class's code, and needs no query.
+    known = bool(code) and code.isprintable()
+    course = Course.objects.filter(join_code=code).first() if known else None
     if course is None or not course.join_open:
         raise JoinCodeInvalid(
             _("No open class has this join code. Check the code with your teacher."),
