@@ -30,7 +30,7 @@ ARTIFACTS = {
     "model.onnx": "application/octet-stream",
     "model_card.json": "application/json",
 }
-# Per-image predictions the trainer writes (trainer.loops.classification.*_PREDICTIONS).
+# Per-image predictions the trainer writes (trainer.driver.*_PREDICTIONS).
 PREDICTIONS = {"test": "predictions_test.json", "val": "predictions_val.json"}
 # Every file a job's downloads offer (the API's artifact endpoint serves exactly these).
 DOWNLOADS = {**ARTIFACTS, **{name: "application/json" for name in PREDICTIONS.values()}}
