@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+from django.core.files.storage import default_storage
 from django.test import Client
 from PIL import Image
 
@@ -125,7 +126,7 @@ def test_a_page_of_five_thousand_images_is_bounded(world, shapes):
 
 def test_a_missing_predictions_file_leaves_the_figures(world, shapes):
     job = fake_detection_job(shapes)
-    detection_results.predictions_path(job.pk, "test").unlink()
+    default_storage.delete(detection_results.predictions_name(job.pk, "test"))
     html = _result(world, job)
     assert 'id="detections-missing"' in html and 'id="result-map50"' in html
 

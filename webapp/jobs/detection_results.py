@@ -8,7 +8,6 @@ pages of it are read on demand, ordered by severity, and cached per finished run
 """
 
 import json
-from pathlib import Path
 
 from django.core.cache import cache
 from django.core.files.storage import default_storage
@@ -123,16 +122,19 @@ def evaluation_summary(result: dict) -> dict:
 # --- the per-image predictions artifact ------------------------------------------------------
 
 
-def predictions_path(job_id: int, split: str) -> Path:
-    return Path(default_storage.path(f"jobs/{job_id}")) / f"predictions_{split}.json"
+def predictions_name(job_id: int, split: str) -> str:
+    """The storage name of a split's per-image predictions (read through the storage API, so
+    the page works whatever holds media)."""
+    return f"jobs/{job_id}/predictions_{split}.json"
 
 
 def _read_rows(job_id: int, split: str) -> list[dict]:
-    path = predictions_path(job_id, split)
+    name = predictions_name(job_id, split)
     try:
-        if path.stat().st_size > MAX_PREDICTIONS_BYTES:
+        if default_storage.size(name) > MAX_PREDICTIONS_BYTES:
             raise PredictionsUnreadable("too large")
-        rows = json.loads(path.read_text(encoding="utf-8"))
+        with default_storage.open(name, "rb") as stored:
+            rows = json.loads(stored.read())
     except (OSError, ValueError) as exc:  # gone, unreadable or not JSON
         raise PredictionsUnreadable(str(exc)) from None
     if not isinstance(rows, list):

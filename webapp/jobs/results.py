@@ -356,9 +356,10 @@ def job_result(request, job_id: int):
 
 def _cell_rows(job: Job, split: str, true: int, predicted: int) -> tuple[list[dict], bool]:
     """The images of one (true, predicted) cell; False when only the mistakes were kept."""
-    path = Path(default_storage.path(f"jobs/{job.pk}")) / PREDICTIONS[split]
-    if path.is_file():
-        rows = json.loads(path.read_text(encoding="utf-8"))
+    name = f"jobs/{job.pk}/{PREDICTIONS[split]}"
+    if default_storage.exists(name):  # through the storage API, whatever holds media
+        with default_storage.open(name, "rb") as stored:
+            rows = json.loads(stored.read())
         complete = True
     else:  # trained before per-image predictions were written: the stored mistakes only
         mistakes = KeyTransform("misclassified", KeyTransform(split, "result"))
