@@ -72,6 +72,13 @@ def _load_imagenet_state(name: str) -> dict[str, torch.Tensor]:
             f"torchvision's file {path.name} (from {url}) at {path}; Manabi never downloads "
             "weights itself."
         )
+    state = read_weights_file(path)
+    return _rename_old_densenet_keys(state) if name.startswith("densenet") else state
+
+
+def read_weights_file(path: Path) -> dict[str, torch.Tensor]:
+    """A torchvision weight file an administrator put in the cache, read without unpickling
+    code (weights_only); WeightsUnavailable naming the file when it is not one."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
@@ -81,7 +88,7 @@ def _load_imagenet_state(name: str) -> dict[str, torch.Tensor]:
         ) from exc
     if not isinstance(state, dict):
         raise WeightsUnavailable(f"{path} holds no state_dict; replace it with {path.name}")
-    return _rename_old_densenet_keys(state) if name.startswith("densenet") else state
+    return state
 
 
 def _rename_old_densenet_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

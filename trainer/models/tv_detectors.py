@@ -29,7 +29,6 @@ threshold and detection count that `detect` was last given.
 """
 
 import math
-import pickle
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from torch import Tensor, nn
 
 from trainer.models import WeightsUnavailable
 from trainer.models.detector import Detection, Detector, Target
+from trainer.models.torchvision_models import read_weights_file
 from trainer.registry import register_model
 
 Exporter = Callable[[nn.Module, Tensor, Path], None]
@@ -195,16 +195,7 @@ def _local_weights() -> Iterator[None]:
         path = _checkpoints() / _file_name(url)
         if not path.is_file():  # checked before building; a file removed meanwhile lands here
             raise WeightsUnavailable(f"{path} is gone; Manabi never downloads weights itself")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
-            raise WeightsUnavailable(
-                f"{path} could not be read as PyTorch weights ({exc}); "
-                f"replace it with torchvision's {path.name}"
-            ) from exc
-        if not isinstance(state, dict):
-            raise WeightsUnavailable(f"{path} holds no state_dict; replace it with {path.name}")
-        return state
+        return read_weights_file(path)
 
     original = api.load_state_dict_from_url
     api.load_state_dict_from_url = load  # one build at a time: a worker trains one job
