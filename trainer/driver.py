@@ -468,6 +468,26 @@ def _run_one(loop, spec, p: Prepared, out: Path, stream, cancel, *, resume=False
     return result
 
 
+def model_card(p: Prepared, model: nn.Module, result: dict) -> dict:
+    """The model card every kind writes: classes, input, normalisation, spec, data version,
+    final metrics, model and size, and the kind; a kind adds its own (a detector's boxes)."""
+    spec = p.spec
+    card = export.model_card(
+        classes=p.classes,
+        input_size=p.size,
+        channels=p.channels,
+        mean=p.mean,
+        std=p.std,
+        spec=export.card_spec(spec),
+        data_version=spec.data.version,
+        metrics={k: v for k, v in result.items() if v},
+        model_name=spec.model if isinstance(spec.model, str) else str(spec.layers),
+        parameters=registry.parameter_count(model),
+    )
+    card["kind"] = spec.kind
+    return card
+
+
 def write_predictions(path: Path, rows: list[dict]) -> None:
     """A split's per-image predictions as JSON, written atomically."""
     tmp = path.with_name(path.name + ".tmp")

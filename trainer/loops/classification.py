@@ -13,7 +13,7 @@ import torch.nn as nn
 
 from trainer import data, metrics, registry
 from trainer import export as artifacts
-from trainer.driver import Prepared, Step, TrainingFailed, iterate, on_device
+from trainer.driver import Prepared, Step, TrainingFailed, iterate, model_card, on_device
 from trainer.models import heads
 from trainer.spec import JobSpec
 
@@ -190,21 +190,9 @@ def _features_of(split: data.Split, index: torch.Tensor) -> torch.Tensor:
 
 def export(p: Prepared, model: nn.Module, out: Path, result: dict) -> None:
     """model.safetensors, model.torchscript.pt, model.onnx and model_card.json."""
-    spec = p.spec
     model.eval()
     example = torch.zeros(1, p.channels, p.size, p.size, device=p.device)
-    card = artifacts.model_card(
-        classes=p.classes,
-        input_size=p.size,
-        channels=p.channels,
-        mean=p.mean,
-        std=p.std,
-        spec=artifacts.card_spec(spec),
-        data_version=spec.data.version,
-        metrics={k: v for k, v in result.items() if v},
-        model_name=spec.model if isinstance(spec.model, str) else str(spec.layers),
-        parameters=registry.parameter_count(model),
-    )
+    card = model_card(p, model, result)
     artifacts.write_artifacts(model.float().cpu(), out, example_input=example.cpu(), card=card)
 
 

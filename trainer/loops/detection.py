@@ -18,7 +18,7 @@ from trainer import data, registry
 from trainer import export as artifacts
 from trainer.detection import BoxAugment, DetectionSplit, load_split, to_original
 from trainer.detection_metrics import DetectionEvaluation, evaluate_detections
-from trainer.driver import Prepared, Step, TrainingFailed, iterate, on_device
+from trainer.driver import Prepared, Step, TrainingFailed, iterate, model_card, on_device
 from trainer.models import heads
 from trainer.spec import DetectionSpec, JobSpec
 
@@ -249,19 +249,7 @@ def export(p: Prepared, model: nn.Module, out: Path, result: dict) -> None:
     model.eval()
     example = torch.zeros(1, p.channels, p.size, p.size)
     exporters, outputs = _exporters(model)
-    card = artifacts.model_card(
-        classes=p.classes,
-        input_size=p.size,
-        channels=p.channels,
-        mean=p.mean,
-        std=p.std,
-        spec=artifacts.card_spec(spec),
-        data_version=spec.data.version,
-        metrics={k: v for k, v in result.items() if v},
-        model_name=str(spec.model),
-        parameters=registry.parameter_count(model),
-    )
-    card["kind"] = KIND
+    card = model_card(p, model, result)
     card["boxes"] = {
         "format": BOX_FORMAT,
         "outputs": outputs,
