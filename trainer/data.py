@@ -66,12 +66,17 @@ def decode(path: Path, size: int, channels: int) -> np.ndarray:
     """One image as (C, size, size) uint8, resized with bilinear filtering."""
     try:
         with Image.open(path) as opened:
-            image = opened.convert("L" if channels == 1 else "RGB")
-            if image.size != (size, size):
-                image = image.resize((size, size), Image.Resampling.BILINEAR)
-            array = np.asarray(image, dtype=np.uint8)
+            return decode_image(opened, size, channels)
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot be read as an image ({exc})") from None
+
+
+def decode_image(image: Image.Image, size: int, channels: int) -> np.ndarray:
+    """An opened image as (C, size, size) uint8, as `decode` reads files (Try it's photos)."""
+    image = image.convert("L" if channels == 1 else "RGB")
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.Resampling.BILINEAR)
+    array = np.asarray(image, dtype=np.uint8)
     return array[None] if channels == 1 else array.transpose(2, 0, 1)  # (C, H, W)
 
 

@@ -244,9 +244,53 @@ class DetectionEvaluation(_Shape):
     objects: int = 0
 
 
+class ClassIoU(_Shape):
+    name: str
+    iou: Figure  # None: the class is in neither the truth nor the predictions of the split
+    dice: Figure
+    pixels: int  # true pixels of the class, at the evaluated resolution
+    background: bool = False
+
+
+class SegmentationEvaluation(_Shape):
+    """A split evaluated by a segmenter: IoU and Dice per class; their means over the
+    foreground classes that occur; pixel accuracy; segm AP for instance models."""
+
+    loss: Figure = None
+    miou: Figure
+    dice: Figure
+    pixel_accuracy: Figure
+    per_class: list[ClassIoU] = []
+    images: int = 0
+    segm_ap: Figure = None  # pycocotools' segm AP@[.5:.95], instance models (Mask R-CNN) only
+    segm_ap50: Figure = None
+
+
+class KeypointError(_Shape):
+    name: str
+    pck: Figure  # None: the keypoint is never labelled in the split
+    error: Figure  # mean distance to the truth, as a share of the figure's box size
+    labelled: int
+
+
+class KeypointsEvaluation(_Shape):
+    """A split evaluated by a pose network: PCK@0.1, OKS AP (pycocotools, the dataset's
+    sigmas), per-keypoint error."""
+
+    loss: Figure = None
+    pck: Figure
+    oks_ap: Figure
+    oks_ap50: Figure = None
+    per_keypoint: list[KeypointError] = []
+    images: int = 0
+    people: int = 0
+
+
 EVALUATIONS: dict[str, type[_Shape]] = {
     "classification": ClassificationEvaluation,
     "detection": DetectionEvaluation,
+    "segmentation": SegmentationEvaluation,
+    "keypoints": KeypointsEvaluation,
 }
 
 

@@ -31,8 +31,36 @@ FIGURES: dict[str, tuple[str, ...]] = {
         "map",
         "best_val_map50",
     ),
+    "segmentation": (
+        "val_miou",
+        "test_miou",
+        "miou",
+        "dice",
+        "pixel_accuracy",
+        "val_dice",
+        "test_dice",
+        "val_loss",
+        "test_loss",
+        "best_val_miou",
+    ),
+    "keypoints": (
+        "val_pck",
+        "test_pck",
+        "pck",
+        "oks_ap",
+        "val_oks_ap",
+        "test_oks_ap",
+        "val_loss",
+        "test_loss",
+        "best_val_pck",
+    ),
 }
-PRIMARY = {"classification": "test_accuracy", "detection": "test_map50"}
+PRIMARY = {
+    "classification": "test_accuracy",
+    "detection": "test_map50",
+    "segmentation": "test_miou",
+    "keypoints": "test_pck",
+}
 
 # What an epoch event carries besides epoch, fold, lr, seconds and images_per_s.
 EPOCH_FIGURES: dict[str, tuple[str, ...]] = {
@@ -46,6 +74,16 @@ EPOCH_FIGURES: dict[str, tuple[str, ...]] = {
         "val_map50",
         "val_map",
     ),
+    "segmentation": (
+        "train_loss",
+        "train_ce",
+        "train_dice",
+        "val_loss",
+        "val_miou",
+        "val_dice",
+        "val_pixel_accuracy",
+    ),
+    "keypoints": ("train_loss", "val_loss", "val_pck", "val_oks_ap"),
 }
 
 

@@ -24,7 +24,9 @@ from trainer import data, registry
 
 CARD = "model_card.json"
 WEIGHTS = "model.safetensors"
-COMPILED_PREFIX = "_orig_mod."  # torch.compile wraps the model; its keys carry this prefix
+COMPILED_PREFIX = "_orig_mod."
+# Builder arguments a model card may set under "build" (trainer.loops.<kind>.export writes them).
+BUILD_KEYS = ("num_classes", "width")  # torch.compile wraps the model; its keys carry this prefix
 
 
 class ScoringError(ValueError):
@@ -93,6 +95,10 @@ def load_model(model_dir: str | Path, card: dict[str, Any]) -> nn.Module:
     size, channels = int(card["input"]["size"][0]), int(card["input"]["channels"])
     count = len(card["classes"])
     architecture = card.get("spec", {}).get("model")
+    # What a kind's builder needs beyond the class count (a U-Net's width; a pose network's
+    # heat maps, one per keypoint): the card's "build", whole numbers only.
+    build = card.get("build") if isinstance(card.get("build"), dict) else {}
+    extra = {k: v for k, v in build.items() if k in BUILD_KEYS and type(v) is int}
     model: nn.Module
     try:
         if isinstance(architecture, list):
@@ -101,7 +107,8 @@ def load_model(model_dir: str | Path, card: dict[str, Any]) -> nn.Module:
             )
         elif isinstance(architecture, str):
             model = registry.build(
-                architecture, num_classes=count, in_channels=channels, input_size=size
+                architecture,
+                **{"num_classes": count, "in_channels": channels, "input_size": size, **extra},
             )
         else:
             raise ModelUnavailable(f"{CARD} names no model")

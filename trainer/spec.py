@@ -28,7 +28,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from trainer import budget, limits
+from trainer import budget, kinds, limits
 from trainer.layer_spec import BY_TYPE, Layer, canonical_type, unknown_type_message
 
 MAX_EPOCHS = limits.MAX_EPOCHS
@@ -106,6 +106,40 @@ class ManifestItem(_Settings):
     id: str | Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | None = None
 
 
+class KeypointSchema(_Settings):
+    """A keypoint set's names, its skeleton and the OKS sigmas: COCO's `categories[].keypoints`
+    and `skeleton` (1-based pairs), with the per-keypoint sigmas OKS needs (None: COCO's 17 when
+    the names are COCO's, else 0.05 for every keypoint; trainer.keypoint_metrics)."""
+
+    names: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        min_length=1, max_length=limits.MAX_KEYPOINTS
+    )
+    skeleton: list[Annotated[list[int], Field(min_length=2, max_length=2)]] = Field(
+        [], max_length=limits.MAX_KEYPOINTS * 4
+    )
+    sigmas: list[Annotated[float, Field(gt=0, le=10)]] | None = None
+
+    @model_validator(mode="after")
+    def _check_pairs(self) -> KeypointSchema:
+        problems: list[tuple[str, str]] = []
+        count = len(self.names)
+        for i, (a, b) in enumerate(self.skeleton):
+            if not (1 <= a <= count and 1 <= b <= count):
+                problems.append(
+                    (f"skeleton.{i}", f"[{a}, {b}] is not a pair of keypoints 1 to {count}")
+                )
+                break
+        if self.sigmas is not None and len(self.sigmas) != count:
+            problems.append(
+                ("sigmas", f"give one sigma per keypoint ({count}), not {len(self.sigmas)}")
+            )
+        if len(set(self.names)) != count:
+            problems.append(("names", "a keypoint name is listed twice"))
+        if problems:
+            raise _problems(problems)
+        return self
+
+
 class DataSpec(_Settings):
     """The classes and the images: inline `items` or a `manifest` file, not both."""
 
@@ -114,6 +148,7 @@ class DataSpec(_Settings):
     manifest: str | None = Field(None, min_length=1)  # JSON lines or a JSON list of items
     root: str | None = None  # base folder for relative item paths
     version: str | None = None  # data version id, recorded on the model card
+    keypoints: KeypointSchema | None = None  # the keypoint set (keypoints kind only)
 
     @model_validator(mode="after")
     def _check_items(self) -> DataSpec:
@@ -259,6 +294,18 @@ class DetectionEarlyStopping(EarlyStopping):
     metric: Literal["val_loss", "val_map50"] = "val_loss"  # type: ignore[assignment]
 
 
+class SegmentationEarlyStopping(EarlyStopping):
+    """A segmenter stops on its validation loss or its mean IoU."""
+
+    metric: Literal["val_loss", "val_miou"] = "val_loss"  # type: ignore[assignment]
+
+
+class KeypointsEarlyStopping(EarlyStopping):
+    """A pose network stops on its validation loss or its PCK@0.1."""
+
+    metric: Literal["val_loss", "val_pck"] = "val_loss"  # type: ignore[assignment]
+
+
 def _model_kind(value: Any) -> str:
     return "list[Layer]" if isinstance(value, list) else "str"
 
@@ -280,7 +327,8 @@ class JobSpec(_Settings):
     """Everything one training job needs; every field but `data` has a default.
 
     The settings every kind shares. A spec is one of the kinds' subclasses below
-    (`ClassificationSpec`, `DetectionSpec`), chosen by its `kind`: `load_spec` decides.
+    (`ClassificationSpec`, `DetectionSpec`, `SegmentationSpec`, `KeypointsSpec`), chosen by its
+    `kind`: `load_spec` decides.
     """
 
     spec_version: Literal[1] = 1
@@ -432,15 +480,10 @@ class ClassificationSpec(JobSpec):
         return []
 
 
-class DetectionSpec(JobSpec):
-    """Boxes around every object of each class: a detector, mAP, per-image errors."""
+class _NoClassificationSettings(JobSpec):
+    """A kind with no k folds and no label smoothing: both held at 0 (the schema says so, and
+    the Train page hides them); a layer list is refused (layer lists make classifiers)."""
 
-    kind: Literal["detection"] = "detection"
-    model: ModelChoice = "centernet_tiny"
-    score_threshold: Fraction = 0.05  # boxes kept in the predictions (the results page filters)
-    max_detections: int = Field(default=100, ge=1, le=limits.MAX_DETECTIONS)  # per image
-    early_stopping: DetectionEarlyStopping | None = None  # type: ignore[assignment]
-    # Classification's settings, held at 0 (the schema says so: the Train page hides them).
     kfold: int = Field(default=0, ge=0, le=0)
     label_smoothing: float = Field(default=0.0, ge=0, le=0)
 
@@ -454,13 +497,59 @@ class DetectionSpec(JobSpec):
             raise _problems([("", f"{setting} is for classification; use 0")]) from None
 
     def _kind_problems(self) -> list[tuple[str, str]]:
-        problems: list[tuple[str, str]] = []
         if isinstance(self.model, list):
-            problems.append(("model", "a detector is chosen by name; layer lists make classifiers"))
+            return [
+                ("model", f"a {self.kind} model is chosen by name; layer lists make classifiers")
+            ]
+        return []
+
+
+class DetectionSpec(_NoClassificationSettings):
+    """Boxes around every object of each class: a detector, mAP, per-image errors."""
+
+    kind: Literal["detection"] = "detection"
+    model: ModelChoice = "centernet_tiny"
+    score_threshold: Fraction = 0.05  # boxes kept in the predictions (the results page filters)
+    max_detections: int = Field(default=100, ge=1, le=limits.MAX_DETECTIONS)  # per image
+    early_stopping: DetectionEarlyStopping | None = None  # type: ignore[assignment]
+
+
+class SegmentationSpec(_NoClassificationSettings):
+    """A class for every pixel: an encoder–decoder (the lecture's U-Net), IoU and Dice."""
+
+    kind: Literal["segmentation"] = "segmentation"
+    model: ModelChoice = "unet"
+    # The U-Net's channels in its first block (doubled at every level down); others ignore it.
+    width: int = Field(default=16, ge=4, le=64)
+    # loss = cross-entropy + dice_weight × (1 − soft Dice): Dice leaves "all background" early.
+    dice_weight: Fraction = 0.5
+    early_stopping: SegmentationEarlyStopping | None = None  # type: ignore[assignment]
+
+
+class KeypointsSpec(_NoClassificationSettings):
+    """Named points of a figure (pose): a heat map per keypoint, PCK and OKS AP."""
+
+    kind: Literal["keypoints"] = "keypoints"
+    model: ModelChoice = "pose_unet"
+    # The Gaussian target's spread around each true point, in heat-map pixels.
+    sigma: float = Field(default=2.0, ge=0.5, le=8.0)
+    early_stopping: KeypointsEarlyStopping | None = None  # type: ignore[assignment]
+
+    def _kind_problems(self) -> list[tuple[str, str]]:
+        problems = super()._kind_problems()
+        if self.data.items and not any(
+            a.keypoints for item in self.data.items for a in item.annotations
+        ):
+            problems.append(("data.items", "no image has keypoints: place some points first"))
         return problems
 
 
-SPECS: dict[str, type[JobSpec]] = {"classification": ClassificationSpec, "detection": DetectionSpec}
+SPECS: dict[str, type[JobSpec]] = {
+    "classification": ClassificationSpec,
+    "detection": DetectionSpec,
+    "segmentation": SegmentationSpec,
+    "keypoints": KeypointsSpec,
+}
 
 
 def _spec_kind(value: Any) -> str:
@@ -472,7 +561,9 @@ def _spec_kind(value: Any) -> str:
 # What load_spec validates: the spec class of the spec's kind.
 AnySpec = Annotated[
     Annotated[ClassificationSpec, Tag("classification")]
-    | Annotated[DetectionSpec, Tag("detection")],
+    | Annotated[DetectionSpec, Tag("detection")]
+    | Annotated[SegmentationSpec, Tag("segmentation")]
+    | Annotated[KeypointsSpec, Tag("keypoints")],
     Discriminator(_spec_kind),
 ]
 _ANY_SPEC: TypeAdapter[JobSpec] = TypeAdapter(AnySpec)
@@ -525,8 +616,8 @@ def load_spec(
     kind = _spec_kind(raw)
     if kind not in get_args(Kind):
         raise SpecError({"kind": f"must be one of {', '.join(get_args(Kind))}"})
-    if kind not in SPECS:
-        trained = ", ".join(SPECS)
+    if kind not in SPECS or not kinds.can_train(kind):
+        trained = ", ".join(k for k in kinds.trainable() if k in SPECS)
         raise SpecError(
             {"kind": f"training for {kind} is not available yet; this trainer trains {trained}"}
         )

@@ -216,9 +216,11 @@ def test_a_source_of_another_architecture_is_a_spec_error(small_digits, tmp_path
     )
 
 
-def test_kinds_other_than_classification_are_refused_clearly(small_digits, tmp_path):
+def test_kinds_without_a_loop_are_refused_clearly(small_digits, tmp_path, monkeypatch):
+    from trainer import kinds
     from trainer.spec import SpecError
 
+    monkeypatch.setattr(kinds, "trainable", lambda: ("classification", "detection"))
     with pytest.raises(SpecError) as refused:
         _spec({**small_digits}, kind="segmentation")
     assert "not available yet" in refused.value.errors["kind"]

@@ -14,7 +14,7 @@ from trainer.spec import load_spec
 
 PROTOCOL = (
     "KIND", "FIGURES", "WATCH", "prepare", "build_model", "head_parameters", "make_step",
-    "train_step", "evaluate", "export",
+    "train_step", "evaluate", "export", "predict", "score",
 )  # fmt: skip
 
 

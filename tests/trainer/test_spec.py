@@ -198,7 +198,11 @@ def test_data_needs_items_or_a_manifest_but_not_both():
     assert load_spec(spec_with(data={"classes": ["a"], "manifest": "m.jsonl"})).data.items == []
 
 
-def test_every_kind_needs_a_class_and_untrained_kinds_are_refused_by_name():
+def test_every_kind_needs_a_class_and_untrained_kinds_are_refused_by_name(monkeypatch):
+    from trainer import kinds
+
+    # A trainer without a segmentation loop module (trainer/loops/segmentation.py) names it.
+    monkeypatch.setattr(kinds, "trainable", lambda: ("classification", "detection"))
     data = {"classes": [], "manifest": "m.jsonl"}
     assert errors_of(spec_with(data=data))["data.classes"] == "add at least one class"
     detection = spec_with(data=data, kind="detection", model="centernet_tiny")

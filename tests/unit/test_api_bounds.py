@@ -231,7 +231,7 @@ def test_a_prediction_that_runs_out_of_memory_answers_413(world, dataset, monkey
     Image.new("L", (8, 8)).save(image, "PNG")
     image.name = "digit.png"
     image.seek(0)
-    with mock.patch.object(predict, "_top_classes", side_effect=RuntimeError(CPU_OOM)):
+    with mock.patch.object(predict, "answer", side_effect=RuntimeError(CPU_OOM)):
         response = Client().post(
             f"/api/v1/jobs/{job.pk}/predict", {"image": image}, **world.bearer("alice")
         )

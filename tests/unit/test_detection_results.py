@@ -212,14 +212,18 @@ def test_try_it_answers_a_detector_with_boxes_classes_and_scores(world, shapes, 
     job = fake_detection_job(shapes)
     seen = {}
 
-    def detector(folder, image):
-        seen["folder"], seen["size"] = folder, image.size
-        return [  # trainer.detection.inference.predict's rows
-            {"box": [1, 2, 10, 12], "score": 0.4, "label": 2, "class": "triangle"},
-            {"box": [5, 5, 3, 3], "score": 0.9, "label": 0, "class": "circle"},
-        ]
+    def detector(kind, folder, image):
+        seen["kind"], seen["folder"], seen["size"] = kind, folder, image.size
+        return {  # trainer.loops.detection.predict's answer
+            "boxes": [
+                {"box": [1, 2, 10, 12], "score": 0.4, "label": 2, "class": "triangle"},
+                {"box": [5, 5, 3, 3], "score": 0.9, "label": 0, "class": "circle"},
+            ],
+            "width": image.width,
+            "height": image.height,
+        }
 
-    monkeypatch.setattr(predict, "detect", detector)
+    monkeypatch.setattr(predict, "answer", detector)
     image = io.BytesIO(_png())
     image.name = "photo.png"
     response = world.client("alice").post(f"/api/v1/jobs/{job.pk}/predict", {"image": image})
@@ -234,5 +238,6 @@ def test_try_it_answers_a_detector_with_boxes_classes_and_scores(world, shapes, 
         "class": "triangle",
     }
     assert seen["size"] == (40, 30) and seen["folder"] == predict.model_dir(job.pk)
+    assert seen["kind"] == "detection"
     page = world.client("alice").get(f"/jobs/{job.pk}/try/").content.decode()
     assert 'data-kind="detection"' in page and "data-try-threshold" in page

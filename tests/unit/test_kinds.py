@@ -124,18 +124,63 @@ def test_figures_are_labelled_and_formatted_per_kind():
         assert {f.key for f in shown} <= set(trainer_kinds.FIGURES[kind])
 
 
-@pytest.mark.parametrize("kind", ["classification", "detection"])
+@pytest.mark.parametrize("kind", trainer_kinds.KINDS)
 def test_the_curves_a_compare_page_overlays_are_epoch_figures_of_the_kind(kind):
     keys = [curve["key"] for curve in kinds.curves(kind)]
     assert set(keys) <= set(trainer_kinds.EPOCH_FIGURES[kind])
     assert set(trainer_kinds.EPOCH_FIGURES[kind]) <= set(kinds.SERIES)  # every one labelled
-    assert keys[0] == {"classification": "val_acc", "detection": "val_map50"}[kind]
+    leading = {
+        "classification": "val_acc",
+        "detection": "val_map50",
+        "segmentation": "val_miou",
+        "keypoints": "val_pck",
+    }
+    assert keys[0] == leading[kind]
+
+
+def test_every_kind_the_trainer_knows_has_one_view_in_the_web_app():
+    assert set(kinds.VIEWS) == set(trainer_kinds.KINDS)
+    for kind, view in kinds.VIEWS.items():
+        assert view.primary_keys[0] == trainer_kinds.PRIMARY[kind]
+        assert set(view.api_keys) <= set(trainer_kinds.FIGURES[kind]), kind
+
+
+@pytest.mark.parametrize(
+    ("kind", "evaluation", "expected"),
+    [
+        (
+            "segmentation",
+            {"loss": 0.3, "miou": 0.81, "dice": 0.88, "pixel_accuracy": 0.97},
+            {"miou": 0.81, "test_miou": 0.81, "dice": 0.88, "pixel_accuracy": 0.97},
+        ),
+        ("keypoints", {"pck": 0.9, "oks_ap": 0.7}, {"pck": 0.9, "test_pck": 0.9, "oks_ap": 0.7}),
+    ],
+)
+def test_segmentation_and_keypoints_runs_get_their_flat_keys(kind, evaluation, expected):
+    val = {**evaluation, **{k: 0.5 for k in ("miou", "pck") if k in evaluation}}
+    m = _run(
+        kind,
+        [
+            _epoch(1, train_loss=2.0, **{f"val_{k}": 0.4 for k in ("miou", "pck")}),
+            {"kind": "finished", "data": {"kind": kind, "val": val, "test": evaluation}},
+        ],
+    )
+    assert expected.items() <= m.items()
+    assert m[f"val_{'miou' if kind == 'segmentation' else 'pck'}"] == 0.5
+    assert m[f"best_val_{'miou' if kind == 'segmentation' else 'pck'}"] == 0.4
+    assert (
+        kinds.primary_value(kind, m)
+        == expected["test_miou" if kind == "segmentation" else "test_pck"]
+    )
+    assert set(kinds.api_metrics(kind, m, None)) >= set(kinds.VIEWS[kind].api_keys)
 
 
 def test_assignment_metrics_per_kind():
     assert kinds.assignment_metrics("classification") == ("accuracy", "macro_f1")
     assert kinds.assignment_metrics("detection") == ("map50",)
-    assert not kinds.scored("segmentation")
+    assert kinds.assignment_metrics("segmentation") == ("miou",)
+    assert kinds.assignment_metrics("keypoints") == ("oks_ap",)
+    assert kinds.scored("keypoints") and not kinds.scored("painting")
 
 
 def test_japanese_labels(settings):

@@ -8,6 +8,7 @@ are dealt per class. Epochs, checkpoints, resume and events are the driver's.
 import copy
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -194,6 +195,32 @@ def export(p: Prepared, model: nn.Module, out: Path, result: dict) -> None:
     example = torch.zeros(1, p.channels, p.size, p.size, device=p.device)
     card = model_card(p, model, result)
     artifacts.write_artifacts(model.float().cpu(), out, example_input=example.cpu(), card=card)
+
+
+TOP_K = 5  # classes a "try it" answer lists
+
+
+def predict(model_dir: Path, images: list) -> list[dict]:
+    """The five most likely classes of each photo, decoded and normalised as training did:
+    [{"top": [{"class", "probability"}, ...]}, ...]."""
+    from trainer import inference
+
+    model, card = inference.load(model_dir, KIND)
+    size, channels = int(card["input"]["size"][0]), int(card["input"]["channels"])
+    normalise = data.Normalise(card["input"]["mean"], card["input"]["std"], torch.device("cpu"))
+    pixels = torch.from_numpy(np.stack([data.decode_image(i, size, channels) for i in images]))
+    tops = artifacts.predict_topk(model, normalise(pixels), classes=card["classes"], k=TOP_K)
+    return [{"top": top} for top in tops]  # pixels: (B, C, S, S) uint8
+
+
+def score(model_dir: Path, items: list, classes: list[str], keypoints=None):
+    """Accuracy and macro F1 on a hidden test set's labelled items (`trainer.scoring`)."""
+    from trainer import scoring
+
+    labelled = [item for item in items if item.label is not None]
+    return scoring.score_model(
+        model_dir, [item.path for item in labelled], [item.label for item in labelled], classes
+    )
 
 
 def folds(p: Prepared, k: int, seed: int):

@@ -260,3 +260,25 @@ def export(p: Prepared, model: nn.Module, out: Path, result: dict) -> None:
         model.float().cpu(), out, example_input=example, card=card, exporters=exporters
     )
     model.to(p.device)
+
+
+def predict(model_dir: Path, images: list) -> list[dict]:
+    """The objects a run's detector finds in each photo (scores ≥ TRY_IT_SCORE):
+    [{"boxes": [{"box": [x, y, w, h] photo pixels, "score", "label", "class"}], "width",
+    "height"}, ...]."""
+    from trainer import inference
+    from trainer.detection.inference import TRY_IT_SCORE, detect_images
+
+    model, card = inference.load(model_dir, KIND)
+    found = detect_images(model, card, images, score_threshold=TRY_IT_SCORE)
+    return [
+        {"boxes": boxes, "width": image.width, "height": image.height}
+        for image, boxes in zip(images, found, strict=True)
+    ]
+
+
+def score(model_dir: Path, items: list, classes: list[str], keypoints=None):
+    """mAP@0.5 (what a detection assignment ranks by) and mAP@0.5:0.95 on a hidden test set."""
+    from trainer.detection.inference import score_detector
+
+    return score_detector(model_dir, items, classes)

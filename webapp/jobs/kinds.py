@@ -3,7 +3,7 @@
 The trainer names the figures (trainer/kinds.py, the events of trainer/events.py). Every web
 consumer — the job task keeping `Job.metrics`, the API, the class dashboard, the compare page,
 assignments — dispatches through here instead of reading classification's fields its own way,
-so a new kind is one entry in each table below. Events are read through the trainer's typed
+so a new kind is one entry in VIEWS below. Events are read through the trainer's typed
 shapes (trainer/events.py), in `_epoch_figures` and `_evaluation` only.
 """
 
@@ -21,6 +21,7 @@ from trainer import kinds as trainer_kinds
 log = logging.getLogger(__name__)
 
 CLASSIFICATION, DETECTION = "classification", "detection"
+SEGMENTATION, KEYPOINTS = "segmentation", "keypoints"
 PERCENT, NUMBER = "percent", "number"
 
 # --- which kind a row is -----------------------------------------------------------------
@@ -69,36 +70,116 @@ class Figure:
         }
 
 
-FIGURES: dict[str, tuple[Figure, ...]] = {
-    CLASSIFICATION: (
-        Figure("test_accuracy", _("Test accuracy")),
-        Figure("val_accuracy", _("Validation accuracy")),
-        Figure("best_val_acc", _("Best validation accuracy")),
-        Figure("val_loss", _("Validation loss"), NUMBER, higher_is_better=False),
+@dataclass(frozen=True)
+class KindView:
+    """Everything the web app shows and keeps of one kind's runs: adding a kind is one entry
+    in VIEWS (and its results module, webapp/jobs/<kind>_results.py).
+
+    figures            what a dashboard, queue or compare row shows (Job.metrics keys)
+    primary            what a leaderboard ranks by, read from `primary_keys` in order (the test
+                       split's, else the final validation's, else the best epoch's so far)
+    curves             the epoch figures a compare page overlays, the leading one first
+    best_of_epochs     (the epoch figure whose best is kept, the key it is kept under)
+    split_figures      an evaluation's figures kept per split: val_<name>, test_<name>
+    final_figures      kept bare from the test split, else validation: "map50", "miou"
+    api_keys           what the API always answers for the kind (null until known)
+    assignment_metrics what an assignment may rank by (webapp/assignments Metric keys)
+    """
+
+    figures: tuple[Figure, ...]
+    primary: Figure
+    primary_keys: tuple[str, ...]
+    curves: tuple[str, ...]
+    best_of_epochs: tuple[str, str]
+    split_figures: tuple[str, ...]
+    final_figures: tuple[str, ...]
+    api_keys: tuple[str, ...]
+    assignment_metrics: tuple[str, ...] = ()
+    # Classification's evaluation names its figure "accuracy", kept as val_accuracy.
+
+
+VIEWS: dict[str, KindView] = {
+    CLASSIFICATION: KindView(
+        figures=(
+            Figure("test_accuracy", _("Test accuracy")),
+            Figure("val_accuracy", _("Validation accuracy")),
+            Figure("best_val_acc", _("Best validation accuracy")),
+            Figure("val_loss", _("Validation loss"), NUMBER, higher_is_better=False),
+        ),
+        primary=Figure("accuracy", _("accuracy")),
+        primary_keys=("test_accuracy", "val_accuracy", "best_val_acc", "val_acc"),
+        curves=("val_acc", "val_loss", "train_loss"),
+        best_of_epochs=("val_acc", "best_val_acc"),
+        split_figures=("accuracy", "loss"),
+        final_figures=(),
+        api_keys=("test_accuracy", "val_accuracy", "val_loss"),
+        assignment_metrics=("accuracy", "macro_f1"),
     ),
-    DETECTION: (
-        Figure("test_map50", _("Test mAP@0.5")),
-        Figure("val_map50", _("Validation mAP@0.5")),
-        Figure("best_val_map50", _("Best validation mAP@0.5")),
-        Figure("test_map", _("Test mAP@0.5:0.95")),
-        Figure("val_map", _("Validation mAP@0.5:0.95")),
+    DETECTION: KindView(
+        figures=(
+            Figure("test_map50", _("Test mAP@0.5")),
+            Figure("val_map50", _("Validation mAP@0.5")),
+            Figure("best_val_map50", _("Best validation mAP@0.5")),
+            Figure("test_map", _("Test mAP@0.5:0.95")),
+            Figure("val_map", _("Validation mAP@0.5:0.95")),
+        ),
+        primary=Figure("map50", _("mAP@0.5")),
+        primary_keys=("test_map50", "val_map50", "best_val_map50"),
+        curves=("val_map50", "val_map", "train_loss"),
+        best_of_epochs=("val_map50", "best_val_map50"),
+        split_figures=("map50", "map", "loss"),
+        final_figures=("map50", "map"),
+        api_keys=("map50", "map", "val_map50", "test_map50"),
+        assignment_metrics=("map50",),
+    ),
+    SEGMENTATION: KindView(
+        figures=(
+            Figure("test_miou", _("Test mIoU")),
+            Figure("val_miou", _("Validation mIoU")),
+            Figure("best_val_miou", _("Best validation mIoU")),
+            Figure("dice", _("Dice")),
+            Figure("pixel_accuracy", _("Pixel accuracy")),
+        ),
+        primary=Figure("miou", _("mIoU")),
+        primary_keys=("test_miou", "val_miou", "best_val_miou"),
+        curves=("val_miou", "val_dice", "train_loss", "val_loss"),
+        best_of_epochs=("val_miou", "best_val_miou"),
+        split_figures=("miou", "dice", "pixel_accuracy", "loss"),
+        final_figures=("miou", "dice", "pixel_accuracy"),
+        api_keys=("miou", "val_miou", "test_miou", "dice"),
+        assignment_metrics=("miou",),
+    ),
+    KEYPOINTS: KindView(
+        figures=(
+            Figure("test_pck", _("Test PCK@0.1")),
+            Figure("val_pck", _("Validation PCK@0.1")),
+            Figure("best_val_pck", _("Best validation PCK@0.1")),
+            Figure("oks_ap", _("OKS AP")),
+        ),
+        primary=Figure("pck", _("PCK@0.1")),
+        primary_keys=("test_pck", "val_pck", "best_val_pck"),
+        curves=("val_pck", "val_oks_ap", "train_loss", "val_loss"),
+        best_of_epochs=("val_pck", "best_val_pck"),
+        split_figures=("pck", "oks_ap", "loss"),
+        final_figures=("pck", "oks_ap"),
+        api_keys=("pck", "val_pck", "test_pck", "oks_ap"),
+        assignment_metrics=("oks_ap",),
     ),
 }
-# The figure a leaderboard or a list ranks runs by, with the keys it is read from in order:
-# the test split's when there is one, else the final validation's, else the best epoch's so far.
-PRIMARY: dict[str, Figure] = {
-    CLASSIFICATION: Figure("accuracy", _("accuracy")),
-    DETECTION: Figure("map50", _("mAP@0.5")),
-}
-PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
-    CLASSIFICATION: ("test_accuracy", "val_accuracy", "best_val_acc", "val_acc"),
-    DETECTION: ("test_map50", "val_map50", "best_val_map50"),
-}
+# Read-only views of the table for the modules that want one column.
+FIGURES = {kind: view.figures for kind, view in VIEWS.items()}
+PRIMARY = {kind: view.primary for kind, view in VIEWS.items()}
+PRIMARY_KEYS = {kind: view.primary_keys for kind, view in VIEWS.items()}
+CURVES = {kind: view.curves for kind, view in VIEWS.items()}
+BEST_OF_EPOCHS = {kind: view.best_of_epochs for kind, view in VIEWS.items()}
+API_KEYS = {kind: view.api_keys for kind, view in VIEWS.items()}
+ASSIGNMENT_METRICS = {kind: view.assignment_metrics for kind, view in VIEWS.items()}
 
 
 def kind_or_default(kind: str) -> str:
-    """A kind this module has tables for; others read as classification until they get some."""
-    return kind if kind in FIGURES else CLASSIFICATION
+    """A kind this module has a view of; others (rows from a newer trainer) read as
+    classification."""
+    return kind if kind in VIEWS else CLASSIFICATION
 
 
 def figures(kind: str) -> tuple[Figure, ...]:
@@ -145,10 +226,13 @@ SERIES: dict[str, Figure] = {
     "train_offset": Figure("train_offset", _("offset loss"), NUMBER, higher_is_better=False),
     "val_map50": Figure("val_map50", _("validation mAP@0.5")),
     "val_map": Figure("val_map", _("validation mAP@0.5:0.95")),
-}
-CURVES: dict[str, tuple[str, ...]] = {
-    CLASSIFICATION: ("val_acc", "val_loss", "train_loss"),
-    DETECTION: ("val_map50", "val_map", "train_loss"),
+    "train_ce": Figure("train_ce", _("cross-entropy loss"), NUMBER, higher_is_better=False),
+    "train_dice": Figure("train_dice", _("Dice loss"), NUMBER, higher_is_better=False),
+    "val_miou": Figure("val_miou", _("validation mIoU")),
+    "val_dice": Figure("val_dice", _("validation Dice")),
+    "val_pixel_accuracy": Figure("val_pixel_accuracy", _("validation pixel accuracy")),
+    "val_pck": Figure("val_pck", _("validation PCK@0.1")),
+    "val_oks_ap": Figure("val_oks_ap", _("validation OKS AP")),
 }
 
 
@@ -185,11 +269,6 @@ def series_labels(keys) -> list[dict]:
 # --- Job.metrics after each event (the job task) ---------------------------------------------
 
 EPOCH_BOOKKEEPING = ("epoch", "fold")  # kept with the figures: the dashboard shows the epoch
-# The epoch figure whose best so far is kept, and the key it is kept under.
-BEST_OF_EPOCHS = {
-    CLASSIFICATION: ("val_acc", "best_val_acc"),
-    DETECTION: ("val_map50", "best_val_map50"),
-}
 
 
 def _epoch_figures(kind: str, data: dict) -> dict:
@@ -211,33 +290,28 @@ def _evaluation(kind: str, data: dict, split: str):
         return None
 
 
-def _finished_classification(data: dict, metrics: dict) -> dict:
-    test, val = _evaluation(CLASSIFICATION, data, "test"), _evaluation(CLASSIFICATION, data, "val")
-    if test is not None:
-        metrics["test_accuracy"], metrics["test_loss"] = test.accuracy, test.loss
-    if val is not None:
-        metrics["val_accuracy"], metrics["val_loss"] = val.accuracy, val.loss
+def _finished(kind: str, data: dict, metrics: dict) -> dict:
+    """Job.metrics after the finished event: each split's figures (val_<name>, test_<name>;
+    classification's "accuracy" as val_accuracy), the final ones bare (test, else validation),
+    and the k-fold mean and spread."""
+    view = VIEWS[kind]
+    test, val = _evaluation(kind, data, "test"), _evaluation(kind, data, "val")
+    for split, evaluation in (("val", val), ("test", test)):
+        if evaluation is None:
+            continue
+        for name in view.split_figures:
+            value = getattr(evaluation, name, None)
+            if value is not None or name != "loss":  # some detectors give no loss in evaluation
+                metrics[f"{split}_{name}"] = value
+    final = test if test is not None else val  # the contract: test when there is a test split
+    if final is not None:
+        for name in view.final_figures:
+            metrics[name] = getattr(final, name, None)
     kfold = data.get("kfold")
-    if kfold:
+    if kfold and "mean_accuracy" in kfold:
         metrics["kfold_mean"] = kfold["mean_accuracy"]
         metrics["kfold_std"] = kfold["std_accuracy"]
     return metrics
-
-
-def _finished_detection(data: dict, metrics: dict) -> dict:
-    test, val = _evaluation(DETECTION, data, "test"), _evaluation(DETECTION, data, "val")
-    for split, evaluation in (("val", val), ("test", test)):
-        if evaluation is not None:
-            metrics[f"{split}_map50"], metrics[f"{split}_map"] = evaluation.map50, evaluation.map
-            if evaluation.loss is not None:  # torchvision's detectors give none
-                metrics[f"{split}_loss"] = evaluation.loss
-    final = test if test is not None else val  # the contract: test when there is a test split
-    if final is not None:
-        metrics["map50"], metrics["map"] = final.map50, final.map
-    return metrics
-
-
-FINISHED = {CLASSIFICATION: _finished_classification, DETECTION: _finished_detection}
 
 
 def metrics_after(kind: str, event: dict, metrics: dict) -> dict | None:
@@ -251,18 +325,14 @@ def metrics_after(kind: str, event: dict, metrics: dict) -> dict | None:
             updated[best] = max(data[latest], metrics.get(best) or 0.0)
         return updated
     if event.get("kind") == "finished":
-        return FINISHED[kind](data, dict(metrics))
+        return _finished(kind, data, dict(metrics))
     return None
 
 
 # --- the API: GET /api/v1/jobs/{id} "metrics" -----------------------------------------------
 
-# The keys the API always answers for a run of the kind (null until known); every other key
-# of Job.metrics (the kind's FIGURES, the last epoch's figures) rides along when the run has it.
-API_KEYS: dict[str, tuple[str, ...]] = {
-    CLASSIFICATION: ("test_accuracy", "val_accuracy", "val_loss"),
-    DETECTION: ("map50", "map", "val_map50", "test_map50"),
-}
+# The API always answers a kind's `api_keys` (null until known); every other key of
+# Job.metrics (the kind's FIGURES, the last epoch's figures) rides along when the run has it.
 
 
 def api_metrics(kind: str, metrics: dict | None, result: dict | None) -> dict:
@@ -294,17 +364,10 @@ def api_description() -> dict[str, dict]:
 
 # --- assignments: what a submission is scored by -------------------------------------------
 
-# The figures of a scoring an assignment may rank by, per kind (keys of Metric in
-# webapp/assignments/models.py); the first is the default.
-ASSIGNMENT_METRICS: dict[str, tuple[str, ...]] = {
-    CLASSIFICATION: ("accuracy", "macro_f1"),
-    DETECTION: ("map50",),
-}
-
 
 def scored(kind: str) -> bool:
     """Whether assignments of this kind can be scored on a hidden test set."""
-    return kind in ASSIGNMENT_METRICS
+    return bool(ASSIGNMENT_METRICS.get(kind))
 
 
 def assignment_metrics(kind: str) -> tuple[str, ...]:
@@ -319,6 +382,6 @@ def kind_name(kind: str) -> str:
 KIND_NAMES = {
     CLASSIFICATION: _("classification"),
     DETECTION: _("object detection"),
-    "segmentation": _("segmentation"),
-    "keypoints": _("keypoints (pose)"),
+    SEGMENTATION: _("segmentation"),
+    KEYPOINTS: _("keypoints (pose)"),
 }
