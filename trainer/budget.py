@@ -119,6 +119,8 @@ def model_sizes(spec: JobSpec) -> list[Size] | None:
     """The input and every step of the spec's model, or None where it is not known here (an
     unknown name, or layers whose shapes do not fit: the builder says why)."""
     classes = max(len(spec.data.classes), 1)
+    if spec.kind == "keypoints" and spec.data.keypoints is not None:
+        classes = len(spec.data.keypoints.names)  # a pose model's outputs are its keypoints
     if isinstance(spec.model, list):
         channels: int = spec.channels or 1  # as trainer/fit.py does
         return layer_sizes(
@@ -352,6 +354,25 @@ NAMED: dict[str, Named] = {
         features=13_859,
         values_per_pixel=16.0,
         class_values_per_pixel=0.1,
+    ),
+    # Keypoints: "classes" are the keypoints (one heat map each; model_sizes counts them).
+    # pose_unet (trainer/models/pose_net.py): its largest maps are w = 16 channels at the
+    # input's side padded to a multiple of 8; the 1×1 head has 32 inputs per keypoint.
+    "pose_unet": Named(
+        128, 3, parameters=473_680, stem=144, features=32, values_per_pixel=16.0, pad=8
+    ),
+    # Keypoint R-CNN from scratch (torchvision 0.29): 8,193 parameters per keypoint in its
+    # predictor; at most 128 positive regions × 512 × 14 × 14 in its keypoint head while
+    # training, and 128 × 56 × 56 heat-map values per keypoint.
+    "keypointrcnn_resnet50_fpn": Named(
+        512,
+        3,
+        parameters=59_051_097,
+        features=8_192,
+        values_per_pixel=16.0,
+        pad=32,
+        fixed_values=12_845_056,
+        class_fixed_values=401_408,
     ),
 }
 

@@ -314,6 +314,46 @@ _MODELS: list[ModelEntry] = [
         weights_from="imagenet",
         cpu_note=None,  # about 22 images/s on the 2-core server at 320×320: a CPU will do
     ),
+    # Keypoints (pose): a small U-Net of heat maps (trainer/models/pose_net.py; for keypoints,
+    # REFERENCE_CLASSES counts keypoints: one heat map each), then torchvision's Keypoint R-CNN
+    # for GPU workers (trainer/models/tv_keypoints.py; weights_file is the backbone's ImageNet
+    # file, as for Faster R-CNN).
+    ModelEntry(
+        "pose_unet",
+        "keypoints",
+        "preset",
+        {
+            "ja": "ポーズU-Net：関節点ごとのヒートマップで1人の姿勢を見つける小さなU-Net。"
+            "CPUでも学習できる",
+            "en": "Pose U-Net: a small U-Net that finds one figure's pose as a heat map per "
+            "keypoint; trains on a CPU",
+        },
+        474_010,
+        128,
+        16,  # three 2×2 pools: 16 leaves a 2×2 map (other sides are padded to a multiple of 8)
+        3,
+        "trainer.models.pose_net",
+        default=True,
+    ),
+    ModelEntry(
+        "keypointrcnn_resnet50_fpn",
+        "keypoints",
+        "torchvision",
+        {
+            "ja": "Keypoint R-CNN（ResNet-50-FPN）：人を1人ずつ枠で見つけ、枠ごとに関節点を出す"
+            "2段モデル。複数人に対応、5910万パラメータ",
+            "en": "Keypoint R-CNN (ResNet-50-FPN): finds each person as a box, then their "
+            "keypoints inside it; many people per image, 59.1 M parameters",
+        },
+        59_133_027,
+        512,
+        32,
+        3,
+        "trainer.models.tv_keypoints",
+        weights_file="resnet50-11ad3fa6.pth",
+        weights_from="imagenet",
+        cpu_note=_slow_on_cpu("about 0.1–0.2 images/s (512×512)", "1秒に約0.1〜0.2枚（512×512）"),
+    ),
 ]
 
 
