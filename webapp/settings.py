@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "webapp.front",
     "webapp.assignments",
     "webapp.faces",
+    "webapp.poses",
 ]
 
 MIDDLEWARE = [

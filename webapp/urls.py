@@ -58,6 +58,7 @@ urlpatterns = [
     path("", include("webapp.jobs.urls")),
     path("", include("webapp.assignments.urls")),
     path("", include("webapp.faces.urls")),
+    path("", include("webapp.poses.urls")),
     path("api/v1/", api.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

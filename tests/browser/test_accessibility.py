@@ -58,6 +58,7 @@ ELSEWHERE = {
     "job_try": "test_results",
     "job_detections": "test_detection",
     "faces": "test_faces",
+    "poses": "test_poses",
     "job_compare": "test_results",
     "job_group": "test_launch",
     "course_queue": "test_queue",

@@ -44,7 +44,7 @@ WORKER_PROCESSES = 8
 # every worker process is busy that long with the copies, uploads and runs the fuzzer sends on
 # two CPU cores, they answer the documented 503 "no worker is free, try again": the machine is
 # full, not the code wrong. Every other operation may answer no 5xx at all.
-WAITS_FOR_A_WORKER = r"^/api/v1/(models/summary|jobs/\{job_id\}/predict|faces)$"
+WAITS_FOR_A_WORKER = r"^/api/v1/(models/summary|jobs/\{job_id\}/predict|faces|poses)$"
 # The sample a valid copy asks for: a copy runs the same code for every sample, and the fuzzer
 # copying 5,000 MNIST digits every few seconds would only measure that two cores ingest them
 # slowly while summaries wait behind them.

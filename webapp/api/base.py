@@ -100,7 +100,7 @@ api = NinjaAPI(
 
 def _field_name(loc: list) -> str:
     # ninja locations look like ["body", "payload", "name"]; the field is what a user typed.
-    parts = [str(p) for p in loc if p not in ("body", "payload", "query", "path")]
+    parts = [str(p) for p in loc if p not in ("body", "payload", "query", "path", "form", "file")]
     return ".".join(parts) or "body"
 
 

@@ -1,6 +1,6 @@
 """Assemble the API: one router per resource."""
 
-from webapp.api import assignments, auth, courses, datasets, faces, jobs, models
+from webapp.api import assignments, auth, courses, datasets, faces, jobs, models, poses
 from webapp.api.base import api
 
 api.add_router("", auth.router)
@@ -10,3 +10,4 @@ api.add_router("", models.router)  # before jobs: /jobs/validate is not /jobs/{j
 api.add_router("", jobs.router)
 api.add_router("", assignments.router)
 api.add_router("", faces.router)
+api.add_router("", poses.router)
