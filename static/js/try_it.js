@@ -1,7 +1,9 @@
 // Try it: send an uploaded image (or a webcam picture) to POST /api/v1/jobs/<id>/predict and
-// show the top-5 classes as bars, or for a detector (form[data-kind=detection]) its boxes drawn
-// over the image as SVG with their classes and scores, listed too, and a score slider. Listeners
-// sit on the document, because the panel arrives with the result partial after the page loaded.
+// hand the answer to the renderer of the form's kind (form[data-kind]): here the top-5 classes as
+// bars, and a detector's boxes drawn over the image as SVG with their classes and scores, listed
+// too, with a score slider; other kinds register theirs as window.ManabiTry[kind](form, answer,
+// preview) in static/js/try_<kind>.js. Listeners sit on the document, because the panel arrives
+// with the result partial after the page loaded.
 import { PALETTE } from "./charts.js";
 
 const fill = (template, values) => template.replace(/%\((\w+)\)s/g, (_, key) => values[key]);
@@ -12,7 +14,8 @@ function csrfToken() {
   return headers ? JSON.parse(headers)["X-CSRFToken"] : "";
 }
 
-function show(form, top, seconds) {
+// Classification: the five most likely classes as bars.
+function showTop(form, { top }) {
   const bars = form.querySelector(".try-bars");
   bars.replaceChildren(
     ...top.map(({ class: name, probability }) => {
@@ -34,7 +37,6 @@ function show(form, top, seconds) {
       return row;
     }),
   );
-  form.querySelector(".try-time").textContent = fill(form.dataset.seconds, { s: seconds.toFixed(2) });
 }
 
 const colour = (label) => (label >= 0 ? PALETTE[label % PALETTE.length] : "#566072");
@@ -87,9 +89,12 @@ function threshold(form) {
   for (const node of drawn) if (Number(node.dataset.score) >= value) shown += 1;
   const count = form.querySelector(".try-count");
   count.textContent = drawn.length
-    ? fill(form.dataset.found, { shown, total: drawn.length, threshold: value.toFixed(2) })
-    : form.dataset.none;
+    ? fill(count.dataset.found, { shown, total: drawn.length, threshold: value.toFixed(2) })
+    : count.dataset.none;
 }
+
+// The kinds drawn here; the others register theirs on window.ManabiTry.
+const RENDERERS = { classification: showTop, detection: showBoxes };
 
 document.addEventListener("input", (event) => {
   if (event.target.matches("input[data-try-threshold]")) threshold(event.target.closest("form[data-try]"));
@@ -135,13 +140,15 @@ async function send(form, blob, name) {
       failed(form, answer.detail || form.dataset.failed);
       return;
     }
-    if (answer.boxes) {
-      await loaded(form.querySelector(".try-preview"));
-      showBoxes(form, answer);
-      form.querySelector(".try-time").textContent = fill(form.dataset.seconds, { s: answer.seconds.toFixed(2) });
-    } else {
-      show(form, answer.top, answer.seconds);
+    const image = form.querySelector(".try-preview");
+    await loaded(image);
+    const render = RENDERERS[form.dataset.kind] || (window.ManabiTry || {})[form.dataset.kind];
+    if (!render) {
+      failed(form, form.dataset.failed);
+      return;
     }
+    render(form, answer, image);
+    form.querySelector(".try-time").textContent = fill(form.dataset.seconds, { s: answer.seconds.toFixed(2) });
   } catch {
     failed(form, form.dataset.failed);
   } finally {

@@ -129,7 +129,7 @@ def test_result_shows_metrics_confusion_per_class_model_and_downloads(world):
     for name in ("model.safetensors", "model.torchscript.pt", "model.onnx", "model_card.json"):
         assert f"/api/v1/jobs/{job.pk}/artifacts/{name}" in html
     assert "logistic" in html and f"v{job.dataset_version}" in html
-    assert 'data-try method="post"' in html  # the Try it panel of a succeeded job
+    assert 'data-try data-kind="classification"' in html  # the Try it panel of a succeeded job
 
 
 def test_a_confusion_cell_lists_exactly_the_images_of_that_cell(world):

@@ -350,8 +350,12 @@ def test_the_openapi_schema_documents_each_kinds_metrics():
 
     schema = Client().get("/api/v1/openapi.json").json()
     metrics = schema["components"]["schemas"]["Metrics"]
-    for kind in ("classification", "detection"):
+    for kind in trainer_kinds.KINDS:
         for key in trainer_kinds.FIGURES[kind]:
-            assert metrics["properties"][key]["description"].startswith(f"{kind}: "), key
+            owners = metrics["properties"][key]["description"].split(": ")[0].split(", ")
+            assert kind in owners, key
     assert metrics["properties"]["test_map50"]["description"] == "detection: Test mAP@0.5"
+    assert metrics["properties"]["miou"]["description"] == "segmentation: mIoU"
+    shared = metrics["properties"]["val_loss"]["description"]
+    assert shared.startswith("classification, segmentation, keypoints: "), shared
     assert "map50" in metrics["description"] and metrics["additionalProperties"] is True

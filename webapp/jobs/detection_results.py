@@ -12,7 +12,11 @@ import json
 from django.core.cache import cache
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
+from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
+
+from webapp.accounts import permissions
+from webapp.jobs import results
 
 PAGE_SIZE = 12  # images per page of the errors table: each one is drawn with its boxes
 BOXES_DRAWN = 100  # predicted boxes drawn per image (the trainer keeps at most 300)
@@ -256,3 +260,45 @@ def detections_page(job, split: str, names: list[str], *, page, order: str, erro
         "boxes_on_page": sum(len(r["predicted"]) for r in drawn),
         "boxes_shown": shown,
     }
+
+
+# --- the kind's results (webapp/jobs/results.py dispatches here) ----------------------------
+
+
+def summary(job, result: dict) -> dict:
+    """mAP, per-class AP and PR curves of the test (else validation) split; class names."""
+    names = results.class_names(job)
+    legend = [{"name": name, "colour": colour(i)} for i, name in enumerate(names[:LEGEND_SHOWN])]
+    return {**evaluation_summary(result), "names": names, "legend": legend}
+
+
+def context(job, user, request=None) -> dict:
+    """The detection partial's per-request part: a page of images with their boxes."""
+    cached = results.result_summary(job)
+    query = request.GET if request is not None else {}
+    try:
+        page = detections_page(
+            job,
+            cached["split"],
+            cached["names"],
+            page=query.get("page"),
+            order=query.get("order", ""),
+            error=query.get("error", ""),
+        )
+    except PredictionsUnreadable:
+        page = None
+    return {"detections": page}
+
+
+def images_view(request, job):
+    """A page of the evaluated images: boxes and errors, by severity (a partial for HTMX)."""
+    context_ = {
+        **results.result_summary(job),
+        **context(job, request.user, request),
+        "job": job,
+        "course": job.course,
+        "show_images": permissions.can_view_images(request.user, job.dataset),
+    }
+    partial = request.headers.get("HX-Request") == "true"
+    template = "jobs/results/_detections.html" if partial else "jobs/results/detections_page.html"
+    return render(request, template, context_)

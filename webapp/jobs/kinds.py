@@ -348,18 +348,24 @@ def api_metrics(kind: str, metrics: dict | None, result: dict | None) -> dict:
 
 
 def api_description() -> dict[str, dict]:
-    """The OpenAPI properties of "metrics": every flat key of every kind, described."""
-    properties: dict[str, dict] = {}
+    """The OpenAPI properties of "metrics": every flat key of every kind, described (a key
+    several kinds share, like val_loss, names them all)."""
+    owners: dict[str, list[str]] = {}
+    what: dict[str, str] = {}
     with translation.override("en"):  # the schema is written once, in English
-        for kind in FIGURES:
-            labels = {f.key: str(f.label) for f in FIGURES[kind]}
+        for kind in VIEWS:
+            shown = (*VIEWS[kind].figures, VIEWS[kind].primary)
+            labels = {f.key: str(f.label) for f in shown}
             for key in trainer_kinds.FIGURES[kind]:
-                what = labels.get(key, key.replace("_", " "))
-                properties[key] = {
-                    "anyOf": [{"type": "number"}, {"type": "null"}],
-                    "description": f"{kind}: {what}",
-                }
-    return properties
+                owners.setdefault(key, []).append(kind)
+                what.setdefault(key, labels.get(key, key.replace("_", " ")))
+    return {
+        key: {
+            "anyOf": [{"type": "number"}, {"type": "null"}],
+            "description": f"{', '.join(kinds)}: {what[key]}",
+        }
+        for key, kinds in owners.items()
+    }
 
 
 # --- assignments: what a submission is scored by -------------------------------------------

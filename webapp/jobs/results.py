@@ -1,13 +1,18 @@
 """Result pages: a finished job's results, the images behind a confusion cell, Try it.
 
 The result partial is one frame (templates/jobs/_result.html) around the kind's own template,
-`jobs/results/<kind>.html`, filled by the kind's summary function in SUMMARIES: a new kind is
-one template and one function.
+`jobs/results/<kind>.html`. Classification's figures are made here; every other kind has one
+module, `webapp/jobs/<kind>_results.py` (detection_results.py, segmentation_results.py,
+keypoints_results.py), with `summary(job, result)` (cached per finished run),
+`context(job, user, request)` (per request: a page of evaluated images) and
+`images_view(request, job)` (GET /jobs/<id>/images/). A new kind is one module and one template.
 """
 
 import heapq
+import importlib
 import json
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 from django.contrib.auth.decorators import login_required
@@ -18,9 +23,10 @@ from django.http import Http404
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 
+from trainer import kinds as trainer_kinds
 from webapp.accounts import permissions
 from webapp.datasets import queries
-from webapp.jobs import detection_results, kinds
+from webapp.jobs import kinds
 from webapp.jobs.models import Job, JobStatus
 
 # Only these names are ever served from a job's folder (never a path from the request).
@@ -195,7 +201,7 @@ def result_summary(job: Job) -> dict:
     if summary is not None:
         return summary
     result = Job.objects.filter(pk=job.pk).values_list("result", flat=True).first() or {}
-    summary = SUMMARIES[kind](job, result if isinstance(result, dict) else {})
+    summary = _summary_of(kind)(job, result if isinstance(result, dict) else {})
     cache.set(key, summary, RESULT_CACHE_SECONDS)
     return summary
 
@@ -228,23 +234,26 @@ def classification_summary(job: Job, result: dict) -> dict:
     return summary
 
 
-def detection_summary(job: Job, result: dict) -> dict:
-    """mAP, per-class AP and PR curves of the test (else validation) split; class names."""
-    names = class_names(job)
-    legend = [
-        {"name": name, "colour": detection_results.colour(i)}
-        for i, name in enumerate(names[: detection_results.LEGEND_SHOWN])
-    ]
-    return {**detection_results.evaluation_summary(result), "names": names, "legend": legend}
+def kind_results(kind: str) -> ModuleType | None:
+    """The results module of a kind other than classification (webapp/jobs/<kind>_results.py);
+    None for classification, whose figures are made here, and for a kind without one."""
+    if kind == kinds.CLASSIFICATION or kind not in trainer_kinds.KINDS:
+        return None
+    try:
+        return importlib.import_module(f"webapp.jobs.{kind}_results")
+    except ModuleNotFoundError:
+        return None
 
 
-# The kinds with a results template of their own; the others show classification's for now.
-SUMMARIES = {kinds.CLASSIFICATION: classification_summary, kinds.DETECTION: detection_summary}
+def _summary_of(kind: str):
+    module = kind_results(kind)
+    return classification_summary if module is None else module.summary
 
 
 def result_kind(job: Job) -> str:
+    """The kind whose results a run shows: its own, when the web app has a results module."""
     kind = kinds.job_kind(job)
-    return kind if kind in SUMMARIES else kinds.CLASSIFICATION
+    return kind if kind_results(kind) is not None else kinds.CLASSIFICATION
 
 
 def _card(job_id: int) -> dict:
@@ -290,24 +299,11 @@ def _box_format(card: dict) -> str:
     return str(boxes.get("format") or "")[:200] if isinstance(boxes, dict) else ""
 
 
-def detection_context(job: Job, user, request=None) -> dict:
-    """The detection partial's per-request parts: a page of images, downloads, the card."""
-    summary = result_summary(job)
-    query = request.GET if request is not None else {}
-    try:
-        page = detection_results.detections_page(
-            job,
-            summary["split"],
-            summary["names"],
-            page=query.get("page"),
-            order=query.get("order", ""),
-            error=query.get("error", ""),
-        )
-    except detection_results.PredictionsUnreadable:
-        page = None
+def _files_and_card(job: Job) -> dict:
+    """Every kind's downloads beyond the model: per-image predictions, the formats not
+    exported (and why), what the model card says about classes and outputs."""
     card = _card(job.pk)
     return {
-        "detections": page,
         "predictions": [
             {"name": name, "size": path.stat().st_size}
             for name in PREDICTIONS.values()
@@ -326,10 +322,11 @@ def detection_context(job: Job, user, request=None) -> dict:
 def result_context(job: Job, user, request=None) -> dict:
     """What the result partial shows about a finished job (the kind's template and figures)."""
     kind = result_kind(job)
-    extra = detection_context(job, user, request) if kind == kinds.DETECTION else {}
+    module = kind_results(kind)
     return {
         **result_summary(job),
-        **extra,
+        **(module.context(job, user, request) if module is not None else {}),
+        **(_files_and_card(job) if module is not None else {}),
         "kind": kind,
         "result_template": f"jobs/results/{kind}.html",
         "job": job,
@@ -407,18 +404,19 @@ def try_page(request, job_id: int):
 
 
 @login_required
-def detections(request, job_id: int):
-    """A page of a detection run's evaluated images: boxes and errors, by severity."""
+def evaluated_images(request, job_id: int):
+    """A page of a run's evaluated images, drawn the kind's way (boxes, masks, skeletons)."""
     job = _viewed_job(request, job_id)
-    if job.status != JobStatus.SUCCEEDED or result_kind(job) != kinds.DETECTION:
+    module = kind_results(result_kind(job))
+    if job.status != JobStatus.SUCCEEDED or module is None:
         raise Http404
-    context = {
-        **result_summary(job),
-        **detection_context(job, request.user, request),
-        "job": job,
-        "course": job.course,
-        "show_images": permissions.can_view_images(request.user, job.dataset),
-    }
-    partial = request.headers.get("HX-Request") == "true"
-    template = "jobs/results/_detections.html" if partial else "jobs/results/detections_page.html"
-    return render(request, template, context)
+    return module.images_view(request, job)
+
+
+@login_required
+def detections(request, job_id: int):
+    """A detection run's evaluated images (the address detection pages link to)."""
+    job = _viewed_job(request, job_id)
+    if result_kind(job) != kinds.DETECTION:
+        raise Http404
+    return evaluated_images(request, job_id)

@@ -3,7 +3,7 @@
 from django.urls import path
 
 from webapp import converters
-from webapp.jobs import compare, launch, queue_views, results, views
+from webapp.jobs import compare, launch, queue_views, results, segmentation_results, views
 
 converters.register()  # <id:...>: at most 18 digits, so an id always fits
 
@@ -19,6 +19,12 @@ urlpatterns = [
     ),
     path("jobs/<id:job_id>/try/", results.try_page, name="job_try"),
     path("jobs/<id:job_id>/detections/", results.detections, name="job_detections"),
+    path("jobs/<id:job_id>/images/", results.evaluated_images, name="job_images"),
+    path(
+        "jobs/<id:job_id>/masks/<str:split>/<id:item_id>.png",
+        segmentation_results.mask_overlay,
+        name="job_mask",
+    ),
     path("compare/", compare.compare, name="job_compare"),
     path("groups/<id:group_id>/", compare.group_compare, name="job_group"),
     path("jobs/<id:job_id>/move/", queue_views.move, name="job_move"),
