@@ -39,7 +39,7 @@ def pose(rng: random.Random) -> list[Point]:
     right_hand = _limb(neck, 0.36, -math.radians(rng.uniform(15, 165)))
     left_thigh, right_thigh = math.radians(rng.uniform(5, 45)), -math.radians(rng.uniform(5, 45))
     left_knee, right_knee = _limb(hip, 0.22, left_thigh), _limb(hip, 0.22, right_thigh)
-    # Knees bend either way, by up to 40°, but the shin never crosses to the other side.
+    # Knees bend up to 40° inwards or 20° outwards.
     left_foot = _limb(left_knee, 0.22, left_thigh + math.radians(rng.uniform(-40, 20)))
     right_foot = _limb(right_knee, 0.22, right_thigh - math.radians(rng.uniform(-40, 20)))
     return [head, neck, left_hand, right_hand, hip, left_knee, right_knee, left_foot, right_foot]

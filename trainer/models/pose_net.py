@@ -79,7 +79,7 @@ class PoseUNet(nn.Module):
         height, width = images.shape[-2:]
         multiple = 2**DEPTH
         pad_y, pad_x = -height % multiple, -width % multiple
-        x = F.pad(images, (0, pad_x, 0, pad_y)) if pad_x or pad_y else images  # (B, C, P, P)
+        x = F.pad(images, (0, pad_x, 0, pad_y))  # (B, C, P, P); P = S when S divides already
         x1 = self.down1(x)  # (B, w, P, P)
         x2 = self.down2(F.max_pool2d(x1, 2))  # (B, 2w, P/2, P/2)
         x3 = self.down3(F.max_pool2d(x2, 2))  # (B, 4w, P/4, P/4)
