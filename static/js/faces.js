@@ -1,6 +1,8 @@
 // Face detection: send an uploaded photo (or a webcam picture) to POST /api/v1/faces, then draw
 // a box over each face found (positioned in % of the photo, so it follows the photo's size)
 // and list the same faces in a table for screen readers and for reading the numbers.
+import { offerCamera, startCamera, takePicture } from "./webcam.js";
+
 const fill = (template, values) => template.replace(/%\((\w+)\)s/g, (_, key) => values[key]);
 
 function csrfToken() {
@@ -120,38 +122,16 @@ document.addEventListener("change", (change) => {
   }
 });
 
-async function startCamera(form) {
-  const video = form.querySelector(".faces-video");
-  try {
-    video.srcObject = await navigator.mediaDevices.getUserMedia({ video: true, audio: false });
-  } catch (error) {
-    failed(form, fill(form.dataset.cameraFailed, { reason: error.message || error.name }));
-    return;
-  }
-  await video.play();
-  video.hidden = false;
-  form.querySelector("[data-camera=shoot]").hidden = false;
-  form.querySelector("[data-camera=start]").hidden = true;
-}
-
-function shoot(form) {
-  const video = form.querySelector(".faces-video");
-  const canvas = document.createElement("canvas");
-  canvas.width = video.videoWidth;
-  canvas.height = video.videoHeight;
-  canvas.getContext("2d").drawImage(video, 0, 0);
-  canvas.toBlob((blob) => blob && send(form, blob, "webcam.jpg"), "image/jpeg", 0.92);
-}
-
 document.addEventListener("click", (click) => {
   const button = click.target.closest("form[data-faces] [data-camera]");
   if (!button) return;
   const form = button.closest("form[data-faces]");
-  if (button.dataset.camera === "start") startCamera(form);
-  else shoot(form);
+  const video = form.querySelector(".faces-video");
+  if (button.dataset.camera === "start") {
+    startCamera(video, form, form.dataset.cameraFailed).then((message) => failed(form, message));
+  } else {
+    takePicture(video).then((blob) => blob && send(form, blob, "webcam.jpg"));
+  }
 });
 
-// Offer the webcam where the browser has one to offer (secure pages only).
-if (navigator.mediaDevices && navigator.mediaDevices.getUserMedia) {
-  for (const row of document.querySelectorAll("form[data-faces] .camera-row")) row.hidden = false;
-}
+offerCamera(document.querySelectorAll("form[data-faces] .camera-row"));

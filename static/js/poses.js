@@ -11,6 +11,7 @@ const fill = (template, values) => template.replace(/%\((\w+)\)s/g, (_, key) => 
 const labels = JSON.parse(document.getElementById("pose-labels").textContent);
 const label = (name) => labels[name] || name.replaceAll("_", " ");
 const lastPhoto = new WeakMap(); // form → {blob, name} of the photo last sent
+const latest = new WeakMap(); // form → the number of its latest request: older answers are dropped
 
 function csrfToken() {
   const headers = document.body.getAttribute("hx-headers");
@@ -131,6 +132,8 @@ function preview(form, blob) {
 }
 
 async function send(form, blob, name) {
+  const number = (latest.get(form) || 0) + 1;
+  latest.set(form, number);
   lastPhoto.set(form, { blob, name });
   failed(form, "");
   clear(form);
@@ -149,6 +152,7 @@ async function send(form, blob, name) {
       credentials: "same-origin",
     });
     const answer = await response.json().catch(() => ({}));
+    if (latest.get(form) !== number) return; // another photo or model was asked for since
     if (!response.ok) {
       form.querySelector(".poses-stage").hidden = true;
       failed(form, answer.detail || form.dataset.failed);
@@ -157,10 +161,12 @@ async function send(form, blob, name) {
     await shown;
     show(form, answer);
   } catch {
-    failed(form, form.dataset.failed);
+    if (latest.get(form) === number) failed(form, form.dataset.failed);
   } finally {
-    form.classList.remove("busy");
-    form.removeAttribute("aria-busy");
+    if (latest.get(form) === number) {
+      form.classList.remove("busy");
+      form.removeAttribute("aria-busy");
+    }
   }
 }
 

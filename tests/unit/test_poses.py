@@ -438,7 +438,8 @@ def test_a_run_of_another_kind_or_without_its_model_is_refused_naming_the_field(
     running = _run(world, "alice", status="running", model=False)
     assert "job" in assert_api_error(_pose_with(world, "alice", running), 409)["errors"]
     gone = _run(world, "alice", model=False)
-    assert "job" in assert_api_error(_pose_with(world, "alice", gone), 409)["errors"]
+    body = assert_api_error(_pose_with(world, "alice", gone), 409)
+    assert "train the run again" in body["detail"] and "job" in body["errors"]
     assert run_model == []
 
 

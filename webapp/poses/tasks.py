@@ -68,14 +68,13 @@ def check_run(job: Job) -> None:
             % {"id": job.pk},
             field="job",
         )
-    if (
-        job.status != JobStatus.SUCCEEDED
-        or not (predict.model_dir(job.pk) / "model.safetensors").exists()
-    ):
+    if job.status != JobStatus.SUCCEEDED:
         raise NoModel(
             _("Run %(id)s has no trained model yet; wait until it has succeeded.") % {"id": job.pk},
             field="job",
         )
+    if not (predict.model_dir(job.pk) / "model.safetensors").exists():
+        raise NoModel(_("The run's model files are gone; train the run again."), field="job")
 
 
 @shared_task(name="poses.detect")
