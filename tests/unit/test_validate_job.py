@@ -349,3 +349,37 @@ def test_an_earlier_run_that_named_no_model_is_offered_as_its_kinds_default(worl
     page = _page(world, images).content.decode()
     assert f"#{run.pk} simple_cnn" in page
     assert "&quot;simple_cnn&quot;" in page  # the model the page switches to for this source
+
+
+def test_a_kinds_own_settings_are_on_its_page_only_with_its_schemas_bounds(world, images):
+    from trainer.spec import KeypointsSpec, SegmentationSpec
+
+    masks = _dataset(world, "segmentation", ("circle", "square"))
+    people = _dataset(world, "keypoints", ("person",))
+    width = SegmentationSpec.model_json_schema()["properties"]["width"]
+    setting = launch_form.SETTINGS["width"]
+    assert (setting.low, setting.high, setting.default) == (
+        width["minimum"],
+        width["maximum"],
+        width["default"],
+    )
+    sigma = KeypointsSpec.model_json_schema()["properties"]["sigma"]
+    assert launch_form.SETTINGS["sigma"].high == sigma["maximum"]
+    page = _page(world, masks).content.decode()
+    assert 'name="width"' in page and 'name="dice_weight"' in page
+    assert 'name="sigma"' not in page and 'name="kfold"' not in page
+    page = _page(world, people).content.decode()
+    assert 'name="sigma"' in page and 'name="width"' not in page
+    page = _page(world, images).content.decode()
+    assert 'name="width"' not in page and 'name="sigma"' not in page
+    # A classifier's form never carries another kind's setting, whatever is posted.
+    form = launch_form.read(_form(width="8", sigma="3"), {})
+    assert "width" not in form.spec and "sigma" not in form.spec
+    form = launch_form.read(
+        _form(width="8", model_source="preset", preset="unet"), {}, "segmentation"
+    )
+    assert form.spec["width"] == 8 and not form.errors
+    form = launch_form.read(
+        _form(width="65", model_source="preset", preset="unet"), {}, "segmentation"
+    )
+    assert form.errors["width"] == setting.range_message()

@@ -7,7 +7,7 @@ gives), so the schema says what every setting may be; the web side still checks 
 
 import json
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from django.utils.translation import gettext as _
 from ninja import Schema
@@ -23,16 +23,40 @@ from pydantic import (
 from pydantic_core import core_schema
 
 from trainer.events import KINDS
-from trainer.spec import EarlyStopping, JobSpec
+from trainer.spec import SPECS, EarlyStopping, JobSpec
 from webapp.api.schemas import MAX_ID, Body, ErrorOut, Id
 from webapp.assignments.models import Metric, SubmissionStatus
 from webapp.jobs import kinds
 from webapp.jobs.models import JobStatus
 
-_SETTINGS = {name: (field.annotation, field) for name, field in JobSpec.model_fields.items()}
+_SETTINGS: dict[str, Any] = {
+    name: (field.annotation, field) for name, field in JobSpec.model_fields.items()
+}
 del _SETTINGS["data"]  # the dataset gives the data
-# A form's checkbox: true turns early stopping on with its defaults, false turns it off.
-_SETTINGS["early_stopping"] = (EarlyStopping | bool | None, None)
+# Left out or null: the kind's default model (trainer.catalog.default_for).
+_SETTINGS["model"] = (
+    JobSpec.model_fields["model"].annotation | None,
+    Field(None, description="A model name or a list of layers; null: the kind's default model."),
+)
+# The settings only some kinds have (a U-Net's width, a detector's score threshold), each
+# documented with the kinds it is for; a spec of another kind refuses them (422).
+_OWN: dict[str, list[str]] = {}
+for _kind, _class in SPECS.items():
+    for _name in _class.model_fields:
+        if _name not in JobSpec.model_fields:
+            _OWN.setdefault(_name, []).append(_kind)
+for _name, _kinds in _OWN.items():
+    _field = next(SPECS[k] for k in _kinds).model_fields[_name]
+    _SETTINGS[_name] = (
+        Annotated[(_field.annotation, *_field.metadata)],  # its bounds
+        Field(_field.default, description=f"{', '.join(_kinds)} only"),
+    )
+# A form's checkbox: true turns early stopping on with its defaults, false turns it off; each
+# kind watches its own figure (val_acc, val_map50, val_miou, val_pck) or the loss.
+_STOPPING = tuple(
+    SPECS[k].model_fields["early_stopping"].annotation for k in SPECS if k != "classification"
+)
+_SETTINGS["early_stopping"] = (Union[(EarlyStopping, *_STOPPING, bool)], None)  # noqa: UP007
 JobSpecSettings = create_model(
     "JobSpecSettings",
     __config__=ConfigDict(extra="forbid"),

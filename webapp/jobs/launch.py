@@ -194,6 +194,8 @@ def _context(request, dataset: Dataset, form: launch_form.TrainForm, runs: list[
 def _applies(setting: launch_form.Setting, kind: str) -> bool:
     """Whether the spec of `kind` lets this setting vary: it has the field, and its schema does
     not pin it to one value (as a kind without k folds may pin `kfold` to 0)."""
+    if not setting.for_kind(kind):
+        return False
     if kind not in trainer_kinds.trainable():
         return True  # nothing can be launched: the page shows the usual settings
     schema = launch_form.schema_property(setting.path, kind)

@@ -75,6 +75,11 @@ class Setting:
     above: bool = False  # the low bound itself is not allowed
     below: bool = False  # the high bound itself is not allowed
     choices: tuple = ()  # (value, label) pairs
+    of: str = SCHEMA_KIND  # the kind whose schema has it; SCHEMA_KIND: every kind's setting
+
+    def for_kind(self, kind: str) -> bool:
+        """Whether a spec of `kind` may have this setting at all."""
+        return self.of in (SCHEMA_KIND, kind)
 
     def range_message(self) -> str:
         values = {"low": _number(self.low), "high": _number(self.high)}
@@ -91,9 +96,12 @@ def _number(value):
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-def _setting(name, path, label, help, kind, default=_FROM_SCHEMA, choices=()) -> Setting:
-    """A setting whose bounds (and default, unless given) are the spec schema's."""
-    schema = schema_property(path) or {}
+def _setting(
+    name, path, label, help, kind, default=_FROM_SCHEMA, choices=(), of=SCHEMA_KIND
+) -> Setting:
+    """A setting whose bounds (and default, unless given) are the spec schema's (of the kind
+    `of`, for a setting only one kind has; the Train page shows a setting where it applies)."""
+    schema = schema_property(path, of) or {}
     low = schema.get("minimum", schema.get("exclusiveMinimum"))
     high = schema.get("maximum", schema.get("exclusiveMaximum"))
     return Setting(
@@ -108,6 +116,7 @@ def _setting(name, path, label, help, kind, default=_FROM_SCHEMA, choices=()) ->
         above="exclusiveMinimum" in schema,
         below="exclusiveMaximum" in schema,
         choices=choices,
+        of=of,
     )
 
 
@@ -160,6 +169,18 @@ HYPER = (
         "0: one hold-out validation split. 2–20: train k times on k folds and report the "
         "mean ± std of the accuracy."),
         "int"),
+    _setting("width", "width", gettext_lazy("U-Net width (channels)"), gettext_lazy(
+        "Channels of the U-Net's first block, doubled at every level down: wider sees more, "
+        "trains slower."),
+        "int", of="segmentation"),
+    _setting("dice_weight", "dice_weight", gettext_lazy("Dice loss weight"), gettext_lazy(
+        "Loss = cross-entropy + this × Dice loss. Dice counts the overlap of each class, so a "
+        "small object is not drowned by the background."),
+        "float", of="segmentation"),
+    _setting("sigma", "sigma", gettext_lazy("Heat-map σ (pixels)"), gettext_lazy(
+        "How wide the Gaussian around each true keypoint is in the target heat map: wider is "
+        "easier to learn at first, narrower is more precise."),
+        "float", of="keypoints"),
 )
 # Switched on, augmentation starts from the lecture's settings (the trainer's "lecture" preset).
 AUGMENT = (
@@ -276,6 +297,8 @@ def read(post, runs: dict[str, Any], kind: str = "classification") -> TrainForm:
     if form.values["optimizer"] != "sgd":
         skipped.add("momentum")
     for setting in HYPER:
+        if not setting.for_kind(kind):
+            continue  # another kind's setting (a U-Net's width on a classifier's page)
         value = None if setting.name in skipped else _parse(form, setting)
         if value is not None:
             spec[setting.path] = value
