@@ -213,7 +213,8 @@ def coco_keypoint_ap(
     from pycocotools.cocoeval import COCOeval
 
     images = [{"id": i} for i in range(1, len(truth) + 1)]
-    gt_annotations, dt_annotations = [], []
+    gt_annotations: list[dict[str, Any]] = []
+    dt_annotations: list[dict[str, Any]] = []
     for image_id, (people, seen) in enumerate(zip(truth, found, strict=True), start=1):
         for person in people:
             gt_annotations.append(_annotation(person, image_id, len(gt_annotations) + 1))

@@ -15,12 +15,13 @@ predictor's channels) are what a transfer matches by keypoint name.
 """
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
 from trainer.models import WeightsUnavailable
+from trainer.models.detector import Detection, Target
 from trainer.models.tv_detectors import (
     IMAGENET_MEAN_STD,
     ONNX_OPSET,
@@ -50,6 +51,19 @@ COCO_KEYPOINTS = 17  # what torchvision's COCO weights predict
 PREDICTOR = "model.roi_heads.keypoint_predictor.kps_score_lowres"
 
 
+class KeypointTarget(Target, total=False):
+    """One image's people: boxes (n, 4) xyxy, labels (n,) (ignored: all are people) and
+    keypoints (n, K, 3) x, y, v in input pixels."""
+
+    keypoints: Tensor
+
+
+class KeypointDetection(Detection):
+    """The people found in one image: a Detection with keypoints (n, K, 3): x, y, score."""
+
+    keypoints: Tensor
+
+
 class TorchvisionKeypoints(TorchvisionDetector):
     """Keypoint R-CNN behind the Detector interface, with keypoints in targets and detections
     (input pixels)."""
@@ -58,7 +72,7 @@ class TorchvisionKeypoints(TorchvisionDetector):
         super().__init__(model, RECIPE, 1, in_channels)
         self.num_keypoints = num_keypoints
 
-    def losses(self, images: Tensor, targets: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    def losses(self, images: Tensor, targets: list[Target]) -> dict[str, Tensor]:
         """{"loss", and torchvision's parts}, in fp32; each target: "boxes" (n, 4) xyxy and
         "keypoints" (n, K, 3) x, y, v in input pixels (none given: no keypoint visible)."""
         if not self.training:
@@ -66,7 +80,7 @@ class TorchvisionKeypoints(TorchvisionDetector):
         theirs = []
         for target in targets:
             boxes = target["boxes"].to(torch.float32).reshape(-1, 4)  # (n, 4) xyxy
-            keypoints = target.get("keypoints")
+            keypoints = cast(dict[str, Tensor], target).get("keypoints")  # a KeypointTarget
             if keypoints is None:
                 keypoints = boxes.new_zeros(len(boxes), self.num_keypoints, 3)
             keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])  # torchvision's rule
@@ -86,9 +100,9 @@ class TorchvisionKeypoints(TorchvisionDetector):
     @torch.no_grad()
     def detect(
         self, images: Tensor, *, score_threshold: float = 0.05, max_detections: int = 100
-    ) -> list[dict[str, Tensor]]:
-        """Per image: "boxes" (n, 4) xyxy, "scores" (n,) descending, "labels" (n,) zeros and
-        "keypoints" (n, K, 3): x, y in input pixels and a score in [0, 1]."""
+    ) -> list[Detection]:
+        """Per image a KeypointDetection: "boxes" (n, 4) xyxy, "scores" (n,) descending,
+        "labels" (n,) zeros and "keypoints" (n, K, 3): x, y in input pixels, a score in [0, 1]."""
         self._set_limits(score_threshold, max_detections)
         was_training = self.training
         self.eval()
@@ -96,7 +110,7 @@ class TorchvisionKeypoints(TorchvisionDetector):
             found = self.model(self._rgb(images))
         finally:
             self.train(was_training)
-        results = []
+        results: list[Detection] = []
         for one in found:
             keep = one["scores"] >= score_threshold
             scores, order = one["scores"][keep].float().sort(descending=True)
@@ -105,12 +119,12 @@ class TorchvisionKeypoints(TorchvisionDetector):
             # torchvision's keypoint scores are heat-map logits: squashed to [0, 1].
             points[..., 2] = one["keypoints_scores"][keep][order].float().sigmoid()
             results.append(
-                {
-                    "boxes": one["boxes"][keep][order].float(),
-                    "scores": scores[:max_detections],
-                    "labels": one["labels"][keep][order] - self.label_offset,
-                    "keypoints": points,
-                }
+                KeypointDetection(
+                    boxes=one["boxes"][keep][order].float(),
+                    scores=scores[:max_detections],
+                    labels=one["labels"][keep][order] - self.label_offset,
+                    keypoints=points,
+                )
             )
         return results
 
