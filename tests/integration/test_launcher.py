@@ -156,19 +156,22 @@ def test_run_starts_everything_and_ctrl_c_stops_everything_also_in_the_backgroun
         assert status == 201
         _, courses = _get_json(f"{base}/api/v1/courses", token)
         demo = next(c["id"] for c in courses if c["name"] == "Demo class")
-        # The worker ingests the demo class's samples: the digits and the detection shapes.
-        deadline = time.monotonic() + 120
+        # The worker ingests the demo class's samples: one of each kind.
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             _, datasets = _get_json(f"{base}/api/v1/datasets?course={demo}", token)
-            if len(datasets) == 2 and all(d["status"] != "processing" for d in datasets):
+            if len(datasets) == 4 and all(d["status"] != "processing" for d in datasets):
                 break
             time.sleep(0.5)
         by_kind = {d["kind"]: d for d in datasets}
-        assert set(by_kind) == {"classification", "detection"}, datasets
+        assert set(by_kind) == {"classification", "detection", "segmentation", "keypoints"}
+        assert {d["status"] for d in datasets} == {"ready"}, datasets
         digits, shapes = by_kind["classification"], by_kind["detection"]
-        assert digits["status"] == shapes["status"] == "ready", datasets
         assert digits["num_images"] == 1797 and len(digits["classes"]) == 10
         assert shapes["num_images"] == 300 and len(shapes["classes"]) == 3
+        masks, figures = by_kind["segmentation"], by_kind["keypoints"]
+        assert masks["num_images"] == 1000 and len(masks["classes"]) == 3
+        assert figures["num_images"] == 1000 and len(figures["classes"]) == 1
     finally:
         _interrupt(proc, marker, log)
 

@@ -1119,7 +1119,12 @@ def test_the_demo_class_hands_out_the_detection_sample(db, settings, tmp_path):
     call_command("seed_demo")
     course = Course.objects.get(name="Demo class")
     handed_out = dict(course.datasets.values_list("source", "kind"))
-    assert handed_out == {"sample:digits": "classification", "sample:shapes_detection": "detection"}
+    assert handed_out == {
+        "sample:digits": "classification",
+        "sample:shapes_detection": "detection",
+        "sample:shapes_segmentation": "segmentation",
+        "sample:keypoints": "keypoints",
+    }
     assert set(course.datasets.values_list("visibility", flat=True)) == {"handout"}
     student = Client()
     student.force_login(User.objects.get(username="student"))
@@ -1127,4 +1132,4 @@ def test_the_demo_class_hands_out_the_detection_sample(db, settings, tmp_path):
     detection = course.datasets.get(kind="detection")
     assert f'href="/datasets/{detection.pk}/"' in page
     call_command("seed_demo")  # again: nothing more
-    assert course.datasets.count() == 2
+    assert course.datasets.count() == 4

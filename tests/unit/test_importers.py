@@ -173,15 +173,39 @@ def test_coco_annotation_with_unknown_category_rejects_its_image():
     assert "category 99" in rejected[0].reason
 
 
-def test_coco_segmentation_keeps_polygons_and_rle_keeps_only_its_box():
+def test_coco_segmentation_keeps_polygons_and_rle_as_uploaded():
     doc = coco_doc()
     doc["annotations"][0]["segmentation"] = [[0, 0, 3, 0, 3, 2], [1, 1, 2, 1, 2, 2]]
-    doc["annotations"][1] |= {"segmentation": {"counts": [0, 4], "size": [3, 4]}, "iscrowd": 1}
+    # 3×4 image, column by column: 3 background, 4 foreground (column 1 and the top of 2), 5.
+    crowd_mask = {"counts": [3, 4, 5], "size": [3, 4]}
+    doc["annotations"][1] |= {"segmentation": crowd_mask, "iscrowd": 1}
     zf = safe_zip({"coco.json": json.dumps(doc), "a.png": png(), "b.png": png()})
-    images, _ = split_records(read_archive(zf, "segmentation"))
+    images, rejected = split_records(read_archive(zf, "segmentation"))
     first, crowd = by_path(images)["a.png"].annotations
     assert first.segmentation == [[0, 0, 3, 0, 3, 2], [1, 1, 2, 1, 2, 2]]
-    assert crowd.segmentation is None and crowd.bbox == [1, 0, 1, 1] and crowd.iscrowd
+    assert crowd.segmentation == crowd_mask and crowd.bbox == [1, 0, 1, 1] and crowd.iscrowd
+    assert rejected == []
+
+
+def test_coco_bad_rle_refuses_its_image_only_and_names_the_file_annotation_and_field():
+    doc = coco_doc()
+    doc["images"].append({"id": 3, "file_name": "c.png", "width": 4, "height": 3})
+    doc["annotations"][1] |= {"segmentation": {"counts": [0, 4], "size": [3, 4]}, "iscrowd": 1}
+    doc["annotations"].append(
+        {"id": 5, "image_id": 3, "category_id": 7, "segmentation": {"counts": [81], "size": [9, 9]}}
+    )
+    doc["annotations"].append(
+        {"id": 6, "image_id": 2, "category_id": 7, "segmentation": [[0, 0, 3, 0, 3, 2]]}
+    )
+    zf = safe_zip(
+        {"ann/coco.json": json.dumps(doc), "a.png": png(), "b.png": png(), "c.png": png()}
+    )
+    images, rejected = split_records(read_archive(zf, "segmentation"))
+    assert [i.path for i in images] == ["b.png"]
+    reasons = {r.path: r.reason for r in rejected}
+    assert reasons["a.png"].startswith("ann/coco.json, annotation 2: ")
+    assert "RLE" in reasons["a.png"] and "add up to height × width = 12, not 4" in reasons["a.png"]
+    assert "annotation 5" in reasons["c.png"] and "9×9" in reasons["c.png"]
 
 
 def test_coco_keypoints_keep_names_skeleton_and_triples():

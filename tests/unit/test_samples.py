@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from webapp.datasets.records import KINDS, SourceImage
-from webapp.datasets.samples import SAMPLES, Sample, build_sample
+from webapp.datasets.samples import (
+    PERSON_KEYPOINTS,
+    PERSON_SKELETON,
+    SAMPLES,
+    Sample,
+    build_sample,
+)
 
 SHAPES = {
     "digits": (32, 32),
@@ -118,7 +124,8 @@ def test_keypoints_lie_inside_the_image_and_the_box():
     result = build_sample("keypoints")
     (person,) = result.categories
     assert person.name == "person"
-    assert len(person.keypoints) == len(set(person.keypoints)) == 7
+    assert person.keypoints == PERSON_KEYPOINTS
+    assert len(person.keypoints) == len(set(person.keypoints)) == 9
     for a, b in person.skeleton:
         assert 1 <= a <= len(person.keypoints) and 1 <= b <= len(person.keypoints)
     for record in result.records:
@@ -135,6 +142,54 @@ def test_keypoints_lie_inside_the_image_and_the_box():
         pixels = record.pixels.astype(int)
         hx, hy = round(keypoints[0]), round(keypoints[1])
         assert (pixels[hy, hx] != pixels[0, 0]).any()  # the head is drawn where its point is
+
+
+def _points(annotation) -> dict[str, np.ndarray]:
+    flat = annotation.keypoints
+    return {n: np.array(flat[3 * i : 3 * i + 2]) for i, n in enumerate(PERSON_KEYPOINTS)}
+
+
+def test_the_skeleton_joins_the_limbs_through_the_knees():
+    named = {tuple(PERSON_KEYPOINTS[i - 1] for i in pair) for pair in PERSON_SKELETON}
+    assert named == {
+        ("head", "neck"),
+        ("neck", "left_hand"),
+        ("neck", "right_hand"),
+        ("neck", "hip"),
+        ("hip", "left_knee"),
+        ("hip", "right_knee"),
+        ("left_knee", "left_foot"),
+        ("right_knee", "right_foot"),
+    }
+
+
+def test_left_is_the_figures_own_left_on_the_images_right():
+    """The figure faces us: measured across its spine (hip → neck, turned by up to 25°), its
+    left hand, knee and foot lie on the image's right, its right ones on the image's left."""
+    for record in _records("keypoints", 200):
+        p = _points(record.annotations[0])
+        up = p["neck"] - p["hip"]  # (2,) image pixels, y down
+        across = np.array([-up[1], up[0]])  # the image's right when the figure stands upright
+        for limb in ("hand", "knee", "foot"):
+            assert (p[f"left_{limb}"] - p["hip"]) @ across > 0, (record.path, limb)
+            assert (p[f"right_{limb}"] - p["hip"]) @ across < 0, (record.path, limb)
+
+
+def test_the_legs_bend_at_the_knees():
+    bends = []
+    for record in _records("keypoints", 200):
+        p = _points(record.annotations[0])
+        for side in ("left", "right"):
+            thigh, shin = p[f"{side}_knee"] - p["hip"], p[f"{side}_foot"] - p[f"{side}_knee"]
+            cosine = thigh @ shin / (np.linalg.norm(thigh) * np.linalg.norm(shin))
+            bends.append(np.degrees(np.arccos(np.clip(cosine, -1, 1))))
+    assert min(bends) > 5 and np.median(bends) > 20  # never a straight leg, most clearly bent
+
+
+def test_the_samples_are_large_enough_to_train_on():
+    assert SAMPLES["keypoints"].count >= 500 and SAMPLES["shapes_segmentation"].count >= 500
+    for key in ("keypoints", "shapes_segmentation"):
+        assert 64 <= SAMPLES[key].image_shape[0] <= 128
 
 
 @pytest.mark.parametrize("key", list(SHAPES))

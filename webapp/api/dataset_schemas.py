@@ -155,11 +155,22 @@ class VersionOut(Schema):
     split_settings: dict[str, float | int] = Field(description="val, test, seed and folds.")
 
 
+class RleMask(Schema):
+    size: list[int] = Field(description="[height, width] of the image.")
+    counts: str | list[int] = Field(
+        description="COCO run lengths, column by column from background: a list, or "
+        "pycocotools' compressed string."
+    )
+
+
 class Annotation(Schema):
     category: str
     bbox: list[float] | None
-    segmentation: list[list[float]] | None = Field(description="COCO polygons.")
-    keypoints: list[float] | None
+    segmentation: list[list[float]] | RleMask | None = Field(
+        description="COCO polygons [[x1, y1, x2, y2, ...], ...] or an RLE mask, as uploaded."
+    )
+    keypoints: list[float] | None = Field(description="x, y, v per keypoint (v: 0, 1, 2).")
+    iscrowd: bool = False
 
 
 class ItemOut(Schema):

@@ -7,6 +7,7 @@ from django.core.cache import cache
 from django.db.models import Count, Min
 
 from webapp.accounts import permissions
+from webapp.datasets import masks
 from webapp.datasets.models import Dataset, Item, Visibility
 
 MAX_PAIRS = 60
@@ -245,7 +246,7 @@ def overlay_shapes(annotations, names: dict[int, str], keypoint_names, skeleton)
     for annotation in annotations:
         color = PALETTE[annotation.category_index % len(PALETTE)]
         label = names.get(annotation.category_index, "?")
-        for polygon in annotation.segmentation or []:
+        for polygon in masks.outline(annotation.segmentation):  # an RLE: its traced outline
             points = " ".join(
                 f"{polygon[i]:.1f},{polygon[i + 1]:.1f}" for i in range(0, len(polygon) - 1, 2)
             )

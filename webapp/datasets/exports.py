@@ -88,6 +88,7 @@ def item_json(dataset: Dataset, item: Item, names: dict[int, str]) -> dict:
                 "bbox": a.bbox,
                 "segmentation": a.segmentation,
                 "keypoints": a.keypoints,
+                "iscrowd": a.iscrowd,
             }
             for a in item.annotations.all()
         ],

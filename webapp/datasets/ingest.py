@@ -16,7 +16,7 @@ from django.db.models import Count
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from webapp.datasets import preparing, splits
+from webapp.datasets import masks, preparing, splits
 from webapp.datasets.models import (
     Annotation,
     Category,
@@ -88,14 +88,25 @@ class Categories:
 
 def _area(annotation: SourceAnnotation) -> float:
     if annotation.segmentation:
-        total = 0.0
-        for polygon in annotation.segmentation:
-            xs, ys = polygon[0::2], polygon[1::2]
-            total += abs(sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(len(xs)))) / 2
-        return total
+        return masks.area(annotation.segmentation)  # polygons or an RLE mask
     if annotation.bbox:
         return float(annotation.bbox[2] * annotation.bbox[3])
     return 0.0
+
+
+def _mask_size_problem(record: SourceImage, facts: dict) -> str | None:
+    """Why an RLE mask of the record does not fit the image as stored, or None."""
+    size = [facts["height"], facts["width"]]
+    for annotation in record.annotations:
+        if masks.is_rle(annotation.segmentation) and annotation.segmentation["size"] != size:
+            return _(
+                "An RLE mask of this image is %(mask)s pixels (height × width), the image "
+                "%(image)s."
+            ) % {
+                "mask": "×".join(map(str, annotation.segmentation["size"])),
+                "image": "×".join(map(str, size)),
+            }
+    return None
 
 
 class Ingest:
@@ -177,6 +188,8 @@ class Ingest:
         """Write the rows of one prepared window in one transaction."""
         prepared = []
         for record, result in zip(records, pending.get(), strict=True):
+            if not isinstance(result, str):
+                result = _mask_size_problem(record, result) or result
             if isinstance(result, str):
                 self.report.reject(record.path, result)
             else:

@@ -6,6 +6,7 @@ understood and Rejection for each file it could not use. Ingest validates and st
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +22,8 @@ class SourceAnnotation:
 
     category: str
     bbox: list[float] | None = None  # [x, y, width, height]
-    segmentation: list[list[float]] | None = None  # polygons [[x1, y1, x2, y2, ...], ...]
+    # polygons [[x1, y1, x2, y2, ...], ...], or an RLE mask {"size": [h, w], "counts": ...}
+    segmentation: list[list[float]] | dict[str, Any] | None = None
     # [x1, y1, v1, x2, y2, v2, ...]; v: 0 not labelled, 1 labelled but hidden, 2 visible
     keypoints: list[float] | None = None
     iscrowd: bool = False

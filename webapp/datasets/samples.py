@@ -19,14 +19,29 @@ from webapp.datasets.records import CategoryInfo, ImportResult, SourceAnnotation
 
 DIGITS = [str(d) for d in range(10)]
 SHAPES = ["circle", "square", "triangle"]
-PERSON_KEYPOINTS = ["head", "neck", "left_hand", "right_hand", "hip", "left_foot", "right_foot"]
-PERSON_SKELETON = [[1, 2], [2, 3], [2, 4], [2, 5], [5, 6], [5, 7]]  # 1-based, as in COCO
+# The stick figure's nine points. Left and right are the figure's own, as in COCO: the figure
+# faces us, so its left hand, knee and foot are on the image's right.
+PERSON_KEYPOINTS = [
+    "head",
+    "neck",
+    "left_hand",
+    "right_hand",
+    "hip",
+    "left_knee",
+    "right_knee",
+    "left_foot",
+    "right_foot",
+]
+# 1-based pairs, as in COCO: head–neck, neck–hands, neck–hip, hip–knees, knees–feet.
+PERSON_SKELETON = [[1, 2], [2, 3], [2, 4], [2, 5], [5, 6], [5, 7], [6, 8], [7, 9]]
 FACE_LABELS = ["face", "not_face"]
 
 SHAPES_SIZE = 64  # pixels, square images
-SHAPES_COUNT = 300
+SHAPES_COUNT = 300  # the detection sample
+# The segmentation sample draws on: its first 300 pictures are the detection sample's.
+SEGMENTATION_COUNT = 1000
 KEYPOINTS_SIZE = 64
-KEYPOINTS_COUNT = 200
+KEYPOINTS_COUNT = 1000
 
 
 @dataclass(frozen=True)
@@ -143,10 +158,10 @@ def _bounds(polygon: list[float]) -> list[float]:
     return [min(xs), min(ys), round(max(xs) - min(xs), 2), round(max(ys) - min(ys), 2)]
 
 
-def _shapes_records(key: str) -> Iterator[SourceImage]:
+def _shapes_records(key: str, count: int) -> Iterator[SourceImage]:
     rng = random.Random(20240601)  # noqa: S311 - a fixed seed for the same pictures
     corners = {"circle": 24, "square": 4, "triangle": 3}
-    for index in range(SHAPES_COUNT):
+    for index in range(count):
         image = Image.new("RGB", (SHAPES_SIZE, SHAPES_SIZE), _light_colour(rng))
         draw = ImageDraw.Draw(image)
         placed: list[tuple[float, float, float]] = []  # (cx, cy, radius) of the shapes so far
@@ -180,33 +195,48 @@ def _shapes_records(key: str) -> Iterator[SourceImage]:
 
 def _build_shapes_detection() -> ImportResult:
     return ImportResult(
-        "sample:shapes_detection", _shapes_records("shapes_detection"), _classes(SHAPES)
+        "sample:shapes_detection",
+        _shapes_records("shapes_detection", SHAPES_COUNT),
+        _classes(SHAPES),
     )
 
 
 def _build_shapes_segmentation() -> ImportResult:
     return ImportResult(
-        "sample:shapes_segmentation", _shapes_records("shapes_segmentation"), _classes(SHAPES)
+        "sample:shapes_segmentation",
+        _shapes_records("shapes_segmentation", SEGMENTATION_COUNT),
+        _classes(SHAPES),
     )
 
 
-# --- keypoints: stick figures with seven named points -------------------------------------------
+# --- keypoints: stick figures with nine named points --------------------------------------------
 
 
 def _stick_figure(rng: random.Random) -> tuple[list[tuple[float, float]], float]:
-    """A random pose in figure units (height about 1, y down), and its head radius."""
+    """A random pose in figure units (height about 1, y down), in PERSON_KEYPOINTS' order, and
+    its head radius. Angles are measured from straight down; a positive one points to the
+    image's right, which is the figure's left (it faces us)."""
     neck, hip = (0.0, -0.25), (0.0, 0.12)
     head = (0.0, -0.40)
 
     def limb(start: tuple[float, float], length: float, angle: float) -> tuple[float, float]:
         return start[0] + length * math.sin(angle), start[1] + length * math.cos(angle)
 
-    # Angles from straight down, outwards. The figure faces us: its left is on the image's right.
     left_hand = limb(neck, 0.38, math.radians(rng.uniform(15, 160)))
     right_hand = limb(neck, 0.38, -math.radians(rng.uniform(15, 160)))
-    left_foot = limb(hip, 0.45, math.radians(rng.uniform(5, 40)))
-    right_foot = limb(hip, 0.45, -math.radians(rng.uniform(5, 40)))
-    return [head, neck, left_hand, right_hand, hip, left_foot, right_foot], 0.12
+
+    def leg(side: int) -> tuple[tuple[float, float], tuple[float, float]]:
+        """Knee and foot of one leg (side +1: the figure's left): the thigh goes out, the
+        shin bends back in at the knee, as in a squat, the foot staying on its own side."""
+        thigh = rng.uniform(10, 40)
+        shin = max(thigh - rng.uniform(15, 50), -5.0)
+        knee = limb(hip, 0.24, side * math.radians(thigh))
+        return knee, limb(knee, 0.24, side * math.radians(shin))
+
+    left_knee, left_foot = leg(+1)
+    right_knee, right_foot = leg(-1)
+    pose = [head, neck, left_hand, right_hand, hip, left_knee, right_knee, left_foot, right_foot]
+    return pose, 0.12
 
 
 def _keypoints_records() -> Iterator[SourceImage]:
@@ -222,7 +252,7 @@ def _keypoints_records() -> Iterator[SourceImage]:
             max(y for _, y in pose) - min(y for _, y in pose),
         )
         fits = (size - 3 - 2 * 3) / (extent + 2 * head_radius)  # the largest scale that fits
-        scale = fits * rng.uniform(0.6, 1.0)  # pixels per figure unit
+        scale = fits * rng.uniform(0.7, 1.0)  # pixels per figure unit
         width = min(3, max(2, round(scale * 0.06)))  # line width, pixels
         margin = head_radius * scale + width  # how far the drawing reaches past the points
         xs, ys = [x * scale for x, _ in pose], [y * scale for _, y in pose]
@@ -325,12 +355,12 @@ SAMPLES: dict[str, Sample] = {
             kind="segmentation",
             title={"ja": "図形の領域分割", "en": "Shapes: segmentation"},
             description={
-                "ja": "64×64 のカラー画像 300 枚に、円・正方形・三角形が 1〜3 個。"
-                "形を画素単位で塗り分ける。",
-                "en": "300 colour images, 64×64, each with 1-3 circles, squares or triangles "
-                "to outline pixel by pixel.",
+                "ja": "64×64 のカラー画像 1,000 枚に、円・正方形・三角形が 1〜3 個。"
+                "形を画素単位で塗り分ける (マスクは多角形)。",
+                "en": "1,000 colour images, 64×64, each with 1-3 circles, squares or triangles "
+                "to paint pixel by pixel (masks as polygons).",
             },
-            count=SHAPES_COUNT,
+            count=SEGMENTATION_COUNT,
             build=_build_shapes_segmentation,
             image_shape=(SHAPES_SIZE, SHAPES_SIZE, 3),
         ),
@@ -339,9 +369,10 @@ SAMPLES: dict[str, Sample] = {
             kind="keypoints",
             title={"ja": "棒人間の関節点", "en": "Stick figures: keypoints"},
             description={
-                "ja": "64×64 の棒人間 200 枚。頭・首・両手・腰・両足の 7 点の位置を当てる。",
-                "en": "200 stick figures, 64×64: find the head, neck, hands, hip and feet "
-                "(7 points).",
+                "ja": "64×64 の棒人間 1,000 枚。頭・首・両手・腰・両ひざ・両足の 9 点の位置を"
+                "当てる (左右は棒人間から見た向き)。",
+                "en": "1,000 stick figures, 64×64: find the head, neck, hands, hip, knees and "
+                "feet (9 points; left and right are the figure's own).",
             },
             count=KEYPOINTS_COUNT,
             build=_build_keypoints,

@@ -1,14 +1,18 @@
 """COCO export: images/<file_name> and annotations/instances_<split>.json for each split present.
 
 Image and annotation ids count from 1 across the whole export; category ids are 1-based in the
-order of `categories`. Boxes, polygons and keypoints are written as stored. Manabi's extension for
-classification: each image gets one annotation with its category_id and no "bbox", which
-Manabi's COCO importer reads back as the image's class.
+order of `categories`. Boxes, polygons, RLE masks (compressed or not, as uploaded), iscrowd and
+keypoints with their visibility flags are written as stored; num_keypoints counts the labelled
+ones (v > 0) and area is the polygons' or the mask's; a keypoint category carries its names and
+1-based skeleton. What this writes, the COCO importer reads back to the same annotations.
+Manabi's extension for classification: each image gets one annotation with its category_id and
+no "bbox", which Manabi's COCO importer reads back as the image's class.
 """
 
 import json
 from collections.abc import Iterable, Iterator
 
+from webapp.datasets import masks
 from webapp.datasets.exporters._zipstream import ExportItem, ZipFile, zip_stream
 from webapp.datasets.records import KINDS, CategoryInfo, SourceAnnotation
 
@@ -80,15 +84,16 @@ def _category(category_id: int, info: CategoryInfo) -> dict:
 
 
 def _annotation(ann: SourceAnnotation, category_id: int) -> dict:
-    polygons = ann.segmentation or []
+    segmentation = ann.segmentation or []  # polygons, or an RLE dict kept as uploaded
+    polygons = [] if masks.is_rle(segmentation) else segmentation
     bbox = ann.bbox or _bbox_around(polygons, ann.keypoints or [])
-    area = sum(_polygon_area(p) for p in polygons) if polygons else bbox[2] * bbox[3]
+    area = masks.area(segmentation) if segmentation else bbox[2] * bbox[3]
     fields = {
         "category_id": category_id,
         "bbox": bbox,
         "area": area,
         "iscrowd": int(ann.iscrowd),
-        "segmentation": polygons,
+        "segmentation": segmentation,
     }
     if ann.keypoints is not None:
         visible = sum(1 for v in ann.keypoints[2::3] if v > 0)
@@ -106,10 +111,3 @@ def _bbox_around(polygons: list[list[float]], keypoints: list[float]) -> list[fl
     if not xs:
         raise ValueError("an annotation has no bbox, polygon or labelled keypoint")
     return [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
-
-
-def _polygon_area(flat: list[float]) -> float:
-    """Shoelace area of one polygon [x1, y1, x2, y2, …]."""
-    xs, ys = flat[0::2], flat[1::2]
-    n = len(xs)
-    return abs(sum(xs[i] * ys[(i + 1) % n] - xs[(i + 1) % n] * ys[i] for i in range(n))) / 2

@@ -3,9 +3,14 @@
 A JSON anywhere in the ZIP with "images" and "annotations" lists is a COCO file; its name sets
 the split (…val… → val, …test… → test, …train… → train). An image's file_name is looked for
 next to the JSON, in an images/ folder beside it or one level up, from the ZIP's root, then by
-its base name anywhere. RLE masks (usually iscrowd regions) are not decoded: the annotation keeps
-its box and iscrowd, with no polygon. Manabi's classification extension: annotations without a
-"bbox" give an image its class (one category per image).
+its base name anywhere. A segmentation is kept as uploaded: polygons, or an RLE mask (iscrowd
+regions usually are; compressed or not), checked by webapp/datasets/masks.py and sized like its
+image. Keypoints keep their visibility flags (0 not labelled, 1 hidden, 2 visible); an
+annotation's num_keypoints is not read (export counts it again). Manabi's classification
+extension: annotations without a "bbox" give an image its class (one category per image).
+
+An annotation that cannot be used refuses its image only, with a reason naming the JSON file,
+the annotation's id and the field; a malformed category refuses the whole file.
 """
 
 import json
@@ -17,6 +22,8 @@ from dataclasses import dataclass
 
 from django.utils.translation import gettext as _
 
+from trainer import limits
+from webapp.datasets import masks
 from webapp.datasets.archive import Entry, EntryUnreadable, SafeZip
 from webapp.datasets.importers._common import (
     KINDS_RICHEST_FIRST,
@@ -113,11 +120,11 @@ def _kinds(doc: dict) -> set[str]:
     for ann in doc["annotations"]:
         if not isinstance(ann, dict):
             continue
-        if ann.get("bbox") is None and not _polygons_in(ann):
+        if ann.get("bbox") is None and not _mask_in(ann):
             plain = True
         else:
             kinds.add("detection")
-        if _polygons_in(ann):
+        if _mask_in(ann):
             kinds.add("segmentation")
         if ann.get("keypoints"):
             kinds.add("keypoints")
@@ -126,9 +133,12 @@ def _kinds(doc: dict) -> set[str]:
     return kinds
 
 
-def _polygons_in(ann: dict) -> bool:
+def _mask_in(ann: dict) -> bool:
+    """Whether an annotation has a segmentation: polygons or an RLE dict."""
     seg = ann.get("segmentation")
-    return isinstance(seg, list) and any(isinstance(p, list) and p for p in seg)
+    return masks.is_rle(seg) or (
+        isinstance(seg, list) and any(isinstance(p, list) and p for p in seg)
+    )
 
 
 def _categories(coco: CocoFile) -> dict[object, CategoryInfo]:
@@ -146,13 +156,33 @@ def _categories(coco: CocoFile) -> dict[object, CategoryInfo]:
         skeleton = cat.get("skeleton") or []
         if not isinstance(points, list) or not isinstance(skeleton, list):
             points, skeleton = [None], []  # reported as malformed just below
-        if not all(isinstance(p, str) for p in points) or not all(
-            isinstance(s, list) and len(s) == 2 and all(isinstance(v, int) for v in s)
+        if not all(isinstance(p, str) and p.strip() for p in points) or not all(
+            isinstance(s, list)
+            and len(s) == 2
+            and all(isinstance(v, int) and 1 <= v <= len(points) for v in s)
             for s in skeleton
         ):
             raise UnsupportedArchive(
                 _("In %(file)s, the keypoints or skeleton of category %(name)s are malformed.")
                 % {"file": coco.entry.name, "name": name}
+                + " "
+                + _(
+                    "categories[].keypoints lists the names; skeleton lists pairs of their "
+                    "1-based numbers, such as [1, 2]."
+                )
+            )
+        if len(points) > limits.MAX_KEYPOINTS or len(set(points)) != len(points):
+            raise UnsupportedArchive(
+                _(
+                    "In %(file)s, category %(name)s lists %(count)s keypoints; Manabi reads at "
+                    "most %(limit)s, each name once."
+                )
+                % {
+                    "file": coco.entry.name,
+                    "name": name,
+                    "count": len(points),
+                    "limit": limits.MAX_KEYPOINTS,
+                }
             )
         result[cat["id"]] = CategoryInfo(name.strip(), list(points), [list(s) for s in skeleton])
     return result
@@ -188,7 +218,8 @@ def _records(
                 yield Rejection(found.name, _("Another annotation entry already used this image."))
                 continue
             used.add(found.name)
-            yield _image(zf, found, annotations[image["id"]], categories, kind, split)
+            where = (coco.entry.name, image)
+            yield _image(zf, found, annotations[image["id"]], categories, kind, split, where)
     for entry in entries:
         if entry.name not in used:
             yield not_used(entry, "COCO")
@@ -226,11 +257,21 @@ def _image(
     categories: dict[object, CategoryInfo],
     kind: str,
     split: str | None,
+    where: tuple[str, dict],
 ) -> SourceImage | Rejection:
-    try:
-        converted = [_annotation(a, categories, kind) for a in anns]
-    except _BadAnnotation as exc:
-        return Rejection(entry.name, str(exc))
+    """One image with its annotations, or its refusal naming the JSON file and annotation."""
+    json_name, image = where
+    converted = []
+    for ann in anns:
+        try:
+            converted.append(_annotation(ann, categories, kind, image))
+        except _BadAnnotation as exc:
+            reason = _("%(file)s, annotation %(id)s: %(reason)s") % {
+                "file": json_name,
+                "id": ann.get("id", "?"),
+                "reason": exc,
+            }
+            return Rejection(entry.name, reason)
     label = None
     if kind == "classification":
         classes = sorted({a.category for a in converted})
@@ -244,7 +285,9 @@ def _image(
     return SourceImage(entry.name, read=read, label=label, annotations=converted, split=split)
 
 
-def _annotation(ann: dict, categories: dict[object, CategoryInfo], kind: str) -> SourceAnnotation:
+def _annotation(
+    ann: dict, categories: dict[object, CategoryInfo], kind: str, image: dict
+) -> SourceAnnotation:
     info = categories.get(_id(ann.get("category_id")))
     if info is None:
         raise _BadAnnotation(
@@ -253,20 +296,21 @@ def _annotation(ann: dict, categories: dict[object, CategoryInfo], kind: str) ->
         )
     if kind == "classification":
         return SourceAnnotation(info.name)
-    polygons = _polygons(ann.get("segmentation")) if kind == "segmentation" else None
+    segmentation = _segmentation(ann.get("segmentation"), image) if kind == "segmentation" else None
     bbox = _numbers(ann.get("bbox"), 4, "bbox") if ann.get("bbox") is not None else None
-    if bbox is None and polygons:
-        xs = [v for p in polygons for v in p[0::2]]
-        ys = [v for p in polygons for v in p[1::2]]
-        bbox = [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
-    if bbox is None or bbox[2] < 0 or bbox[3] < 0:
-        raise _BadAnnotation(_("An annotation has no usable bbox [x, y, width, height]."))
     keypoints = None
     if kind == "keypoints" and ann.get("keypoints"):
-        keypoints = _numbers(ann["keypoints"], 3 * len(info.keypoints) or None, "keypoints")
-        if len(keypoints) % 3 or any(v not in (0, 1, 2) for v in keypoints[2::3]):
-            raise _BadAnnotation(_("An annotation's keypoints are not x, y, v triples."))
-    return SourceAnnotation(info.name, bbox, polygons, keypoints, bool(ann.get("iscrowd", 0)))
+        keypoints = _keypoints(ann["keypoints"], info)
+    if bbox is None and segmentation:
+        bbox = _box_around(segmentation)
+    if bbox is None and keypoints:
+        labelled = [
+            v for i in range(0, len(keypoints), 3) if keypoints[i + 2] for v in keypoints[i : i + 2]
+        ]
+        bbox = _box_around([labelled])
+    if bbox is None or bbox[2] < 0 or bbox[3] < 0:
+        raise _BadAnnotation(_("An annotation has no usable bbox [x, y, width, height]."))
+    return SourceAnnotation(info.name, bbox, segmentation, keypoints, bool(ann.get("iscrowd", 0)))
 
 
 def _id(value: object) -> int | str | None:
@@ -274,14 +318,76 @@ def _id(value: object) -> int | str | None:
     return value if isinstance(value, int | str) and not isinstance(value, bool) else None
 
 
-def _polygons(seg: object) -> list[list[float]] | None:
-    """Polygons of a segmentation; None for RLE or none (the annotation keeps only its box)."""
+def _segmentation(seg: object, image: dict) -> masks.Segmentation | None:
+    """A segmentation as it is kept: polygons, or an RLE {"size", "counts"} sized like its image
+    (when images[] gives its width and height); None when there is none."""
+    if masks.is_rle(seg):
+        rle = {"size": seg.get("size"), "counts": seg.get("counts")}
+        try:
+            masks.check_rle(rle)
+        except masks.MaskError as exc:
+            raise _BadAnnotation(
+                _("Its segmentation is not a valid RLE mask: %(error)s.") % {"error": exc}
+            ) from None
+        height, width = image.get("height"), image.get("width")
+        if isinstance(height, int) and isinstance(width, int) and seg["size"] != [height, width]:
+            raise _BadAnnotation(
+                _(
+                    "Its RLE mask is %(mask)s pixels (size [height, width]), but images[] says "
+                    "the image is %(image)s."
+                )
+                % {
+                    "mask": "×".join(map(str, seg["size"])),
+                    "image": f"{height}×{width}",
+                }
+            )
+        return rle
     if not isinstance(seg, list) or not seg:
         return None
     polygons = [_numbers(p, None, "segmentation") for p in seg]
     if any(len(p) < 6 or len(p) % 2 for p in polygons):
         raise _BadAnnotation(_("A polygon needs at least three x, y points."))
+    if len(polygons) > limits.MAX_POLYGONS or any(
+        len(p) > 2 * limits.MAX_POLYGON_POINTS for p in polygons
+    ):
+        raise _BadAnnotation(
+            _("Its segmentation has more than %(polygons)s polygons or %(points)s points in one.")
+            % {"polygons": limits.MAX_POLYGONS, "points": limits.MAX_POLYGON_POINTS}
+        )
     return polygons
+
+
+def _keypoints(value: object, info: CategoryInfo) -> list[float]:
+    """x, y, v triples, as many as the category names keypoints; v is 0, 1 or 2."""
+    expected = 3 * len(info.keypoints)
+    if expected and isinstance(value, list) and len(value) != expected:
+        raise _BadAnnotation(
+            _(
+                "Its keypoints hold %(got)s numbers; category %(name)s names %(count)s keypoints, "
+                "so it needs %(expected)s (x, y, v for each)."
+            )
+            % {
+                "got": len(value),
+                "name": info.name,
+                "count": len(info.keypoints),
+                "expected": expected,
+            }
+        )
+    keypoints = _numbers(value, expected or None, "keypoints")
+    if len(keypoints) % 3 or any(v not in (0, 1, 2) for v in keypoints[2::3]):
+        raise _BadAnnotation(_("An annotation's keypoints are not x, y, v triples."))
+    return keypoints
+
+
+def _box_around(segmentation: masks.Segmentation) -> list[float] | None:
+    """The box around polygons or an RLE's foreground; None when they hold no point."""
+    if masks.is_rle(segmentation):
+        return masks.rle_bbox(segmentation)
+    xs = [v for p in segmentation for v in p[0::2]]
+    ys = [v for p in segmentation for v in p[1::2]]
+    if not xs:
+        return None
+    return [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
 
 
 def _numbers(value: object, length: int | None, field: str) -> list[float]:
