@@ -64,3 +64,46 @@ def test_a_worker_draws_the_astronauts_skeleton_and_finds_no_one_on_a_wall(
     response = client.post("/api/v1/poses", {"image": wall}, **headers)
     assert response.status_code == 200, response.content
     assert response.json()["people"] == []
+
+
+def test_a_worker_answers_with_a_keypoints_run_the_student_picked(
+    world, celery_worker_process, tmp_path
+):
+    """trainer.loops.keypoints.predict on the worker: a tiny pose_unet (12 stick figures, two
+    epochs) trained here, its files where the run's are; the answer has the run's own points."""
+    from trainer import driver
+    from trainer.events import ListReporter
+    from trainer.keypoints.figures import NAMES, SKELETON, write_figures
+    from trainer.spec import load_spec
+    from webapp.datasets.models import Dataset
+    from webapp.jobs import predict
+    from webapp.jobs.models import Job
+
+    dataset = Dataset.objects.create(
+        course=world.course, owner=world.alice, name="figures", kind="keypoints", head=1
+    )
+    job = Job.objects.create(
+        course=world.course,
+        owner=world.alice,
+        dataset=dataset,
+        dataset_version=1,
+        spec={"kind": "keypoints", "model": "pose_unet", "epochs": 2},
+        status="succeeded",
+    )
+    figures = write_figures(tmp_path / "figures", 24, size=64, splits=(0.5, 0.25))
+    spec = load_spec(
+        {"kind": "keypoints", "data": figures, "input_size": 64, "batch_size": 8, "epochs": 2,
+         "device": "cpu"},
+        local_files=True,
+    )  # fmt: skip
+    driver.run(spec, predict.model_dir(job.pk), ListReporter())
+
+    photo = SimpleUploadedFile("figure.jpg", _jpeg(data.astronaut(), 256), "image/jpeg")
+    response = Client().post("/api/v1/poses", {"image": photo, "job": job.pk}, **world.bearer("ta"))
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["source"] == f"job:{job.pk}" and (body["width"], body["height"]) == (256, 256)
+    assert body["names"] == NAMES and body["skeleton"] == [[a - 1, b - 1] for a, b in SKELETON]
+    [person] = body["people"]  # the heat-map model answers its one figure
+    assert [point["name"] for point in person["keypoints"]] == NAMES
+    assert all(point["visibility"] in (0, 1, 2) for point in person["keypoints"])

@@ -6,9 +6,7 @@ import base64
 import io
 import json
 import re
-import sys
 import time
-import types
 
 import numpy as np
 import pytest
@@ -308,8 +306,8 @@ def test_a_photo_too_large_for_the_workers_memory_is_refused_with_a_reason(
 
 
 # --- a keypoints run instead of MediaPipe --------------------------------------------------------
-# trainer.loops.keypoints is written alongside this view; its predict() is replaced here by one
-# answering the contract's shape, so these tests pin the web side whatever the model does.
+# trainer.loops.keypoints.predict is replaced here by one answering the contract's shape, so these
+# tests pin the web side whatever the model does (tests/integration/test_poses.py runs a real one).
 
 RUN_ANSWER = {
     "width": 512,
@@ -340,15 +338,9 @@ def run_model(monkeypatch, settings, tmp_path):
         calls.append((model_dir, [image.size for image in images]))
         return [dict(RUN_ANSWER) for _ in images]
 
-    try:
-        from trainer.loops import keypoints
-    except ImportError:  # the loop is not there yet: a stand-in module
-        import trainer.loops
+    from trainer.loops import keypoints
 
-        keypoints = types.ModuleType("trainer.loops.keypoints")
-        monkeypatch.setitem(sys.modules, "trainer.loops.keypoints", keypoints)
-        monkeypatch.setattr(trainer.loops, "keypoints", keypoints, raising=False)
-    monkeypatch.setattr(keypoints, "predict", predict, raising=False)
+    monkeypatch.setattr(keypoints, "predict", predict)
     return calls
 
 
@@ -462,12 +454,9 @@ def test_a_run_whose_files_are_unreadable_is_refused_on_the_worker(world, eager,
     def gone(model_dir, images):
         raise FileNotFoundError(model_dir)
 
-    try:
-        from trainer.loops import keypoints
-    except ImportError:
-        keypoints = types.ModuleType("trainer.loops.keypoints")
-        monkeypatch.setitem(sys.modules, "trainer.loops.keypoints", keypoints)
-    monkeypatch.setattr(keypoints, "predict", gone, raising=False)
+    from trainer.loops import keypoints
+
+    monkeypatch.setattr(keypoints, "predict", gone)
     body = assert_api_error(_pose_with(world, "alice", job), 400)
     assert "train the run again" in body["detail"] and "job" in body["errors"]
 
@@ -525,6 +514,7 @@ def test_the_page_offers_only_the_succeeded_keypoints_runs_one_may_see(world, pe
 
 def test_the_select_names_each_run_and_groups_them_by_class(world):
     job = _run(world, "bob", model=False)
+    Job.objects.filter(pk=job.pk).update(metrics={"test_pck": 0.81})
     groups = views.keypoint_runs(world.teacher)
     assert groups == [
         {
@@ -534,5 +524,6 @@ def test_the_select_names_each_run_and_groups_them_by_class(world):
     ]
     label = groups[0]["runs"][0]["label"]
     assert label.startswith(f"#{job.pk} pose_unet") and "keypoints figures v1" in label
+    assert "PCK@0.1 81.0%" in label
     assert world.bob.label() in label  # the teacher sees whose run it is
-    assert views.keypoint_runs(world.bob)[0]["runs"][0]["label"].count("·") == 1
+    assert views.keypoint_runs(world.bob)[0]["runs"][0]["label"].count("·") == 2

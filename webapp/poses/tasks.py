@@ -20,7 +20,6 @@ from webapp.jobs.models import Job, JobStatus
 from webapp.jobs.predict import NoModel, NoWorker, PredictRefused
 
 WAIT_SECONDS = 30  # as Try it: a free worker answers in well under a second
-KEYPOINTS = "keypoints"
 
 
 class RunNotFound(PredictRefused):
@@ -62,7 +61,7 @@ def run_for(user, job_id: int) -> Job:
 
 def check_run(job: Job) -> None:
     """Refuse a run that is not a finished keypoints run with its model (field `job`)."""
-    if kinds.job_kind(job) != KEYPOINTS:
+    if kinds.job_kind(job) != kinds.KEYPOINTS:
         raise PredictRefused(
             _("Run %(id)s is not a keypoints run; pick a keypoints run, or none for MediaPipe.")
             % {"id": job.pk},

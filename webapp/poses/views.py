@@ -11,7 +11,6 @@ from webapp.accounts import permissions
 from webapp.jobs import kinds, spec_check
 from webapp.jobs.models import Job, JobStatus
 from webapp.poses import detect
-from webapp.poses.tasks import KEYPOINTS
 
 MAX_RUNS = 50  # keypoints runs offered in the select, newest first
 # COCO-17's names as the page shows them (the API answers the names themselves).
@@ -59,7 +58,7 @@ def keypoint_runs(user) -> list[dict]:
         seen = permissions.can_view_roster(user, course)
         where |= Q(course=course) if seen else Q(course=course, owner=user)
     jobs = (
-        Job.objects.filter(where, status=JobStatus.SUCCEEDED, dataset__kind=KEYPOINTS)
+        Job.objects.filter(where, status=JobStatus.SUCCEEDED, dataset__kind=kinds.KEYPOINTS)
         .select_related("owner", "course", "dataset")
         .defer("result", "dataset__report")
         .order_by("-finished_at", "-pk")
@@ -74,12 +73,12 @@ def keypoint_runs(user) -> list[dict]:
 
 def _run_label(user, job: Job) -> str:
     """ "#12 pose_unet · stick figures v1 · PCK 81.0% · Alice": enough to tell runs apart."""
-    model = spec_check.model_of(job.spec, KEYPOINTS)
+    model = spec_check.model_of(job.spec, kinds.KEYPOINTS)
     name = model if isinstance(model, str) else _("%(n)s layers") % {"n": len(model or [])}
     parts = [f"#{job.pk} {name}", f"{job.dataset.name} v{job.dataset_version}"]
-    value = kinds.primary_value(KEYPOINTS, job.metrics)
+    value = kinds.primary_value(kinds.KEYPOINTS, job.metrics)
     if value is not None:
-        figure = kinds.primary(KEYPOINTS)
+        figure = kinds.primary(kinds.KEYPOINTS)
         parts.append(f"{figure.label} {figure.text(value)}")
     if job.owner_id != user.pk:
         parts.append(job.owner.label())
