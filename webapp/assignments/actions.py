@@ -7,6 +7,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.text import get_text_list
 from django.utils.translation import gettext as _
 
 from webapp.accounts import permissions
@@ -66,12 +67,13 @@ def check_datasets(course: Course, dataset: Dataset, version: int, hidden: Datas
             field="dataset",
         )
     if not kinds.scored(kinds.dataset_kind(dataset)):
+        scored = get_text_list([kinds.kind_name(k) for k in kinds.ASSIGNMENT_METRICS], _("or"))
         raise AssignmentRefused(
             _(
-                "Assignments score classification and object detection; this dataset is for "
-                "%(kind)s. Choose a dataset of one of those kinds."
+                "Assignments score datasets for %(kinds)s; this dataset is for %(kind)s. Choose "
+                "a dataset of one of those kinds."
             )
-            % {"kind": kinds.kind_name(kinds.dataset_kind(dataset))},
+            % {"kinds": scored, "kind": kinds.kind_name(kinds.dataset_kind(dataset))},
             field="dataset",
         )
     if dataset.status != Status.READY or not dataset.head:

@@ -2,11 +2,12 @@
 
 from django import forms
 from django.conf import settings
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from trainer.kinds import trainable  # torch-free: which kinds the trainer can train
 from webapp.assignments import actions
-from webapp.assignments.models import Assignment
+from webapp.assignments.models import Assignment, Metric
 from webapp.datasets.models import Dataset, Status, Visibility
 from webapp.errors import Refused
 from webapp.jobs import kinds
@@ -57,7 +58,10 @@ class AssignmentForm(forms.ModelForm):
             ),
             "metric": _(
                 "Classification: accuracy or macro-averaged F1. Object detection: mAP@0.5 of "
-                "the boxes found on the hidden test set."
+                "the boxes found on the hidden test set. Segmentation: mIoU, how well the "
+                "painted pixels overlap the true ones, averaged over the classes. Keypoints: "
+                "OKS AP, COCO's average precision of the points found, near enough to the true "
+                "ones for the size of the figure."
             ),
         }
         widgets = {"description": forms.Textarea(attrs={"rows": 8})}
@@ -71,6 +75,9 @@ class AssignmentForm(forms.ModelForm):
             kind__in=[kind for kind in trainable() if kinds.scored(kind)],
         )
         self.fields["hidden_test"].queryset = ready.filter(visibility=Visibility.HIDDEN_TEST)
+        self.fields["metric"].choices = metric_choices(
+            self.instance.metric if self.instance.pk else None
+        )
         self.fields["daily_limit"].min_value = 1
         self.fields["daily_limit"].widget.attrs["min"] = 1
         self.fields["deadline"].help_text = _(
@@ -91,6 +98,22 @@ class AssignmentForm(forms.ModelForm):
         except Refused as exc:
             self.add_error(exc.field, exc.message)
         return data
+
+
+def metric_choices(current: str | None = None) -> list:
+    """The metrics grouped by the kind they score (kinds.ASSIGNMENT_METRICS), for the kinds the
+    trainer trains: a teacher sees which metric fits which dataset. An assignment's own metric
+    stays listed (on its own) should its kind no longer be offered."""
+    trained = trainable()
+    groups: list = [
+        (capfirst(kinds.kind_name(kind)), [(m, Metric(m).label) for m in metrics])
+        for kind, metrics in kinds.ASSIGNMENT_METRICS.items()
+        if kind in trained
+    ]
+    offered = {m for _kind, metrics in groups for m, _label in metrics}
+    if current and current not in offered:
+        groups.append((current, Metric(current).label))
+    return groups
 
 
 class SubmitForm(forms.Form):

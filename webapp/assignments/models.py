@@ -17,6 +17,8 @@ class Metric(models.TextChoices):
     ACCURACY = "accuracy", _("Accuracy")
     MACRO_F1 = "macro_f1", _("Macro-averaged F1")
     MAP50 = "map50", _("mAP@0.5")
+    MIOU = "miou", _("mIoU")
+    OKS_AP = "oks_ap", _("OKS AP")
 
 
 class Assignment(models.Model):

@@ -5,6 +5,7 @@ the test set never changes a score already given without the teacher asking for 
 """
 
 import logging
+from pathlib import Path
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -21,8 +22,9 @@ log = logging.getLogger(__name__)
 
 
 def hidden_objects(dataset, version: int) -> tuple[list, list[str]]:
-    """The images of a detection version as the trainer's manifest items (boxes in the
-    original pixels, categories indexing the class names), and the class names."""
+    """The images of a detection, segmentation or keypoints version as the trainer's manifest
+    items (their annotations in COCO shapes, in the original pixels: boxes, polygons or RLE
+    masks, keypoints; categories indexing the class names), and the class names."""
     from trainer.spec import ManifestItem
     from webapp.jobs.tasks import manifest_annotation
 
@@ -56,9 +58,54 @@ def _score_detection(model_dir: str, hidden, version: int) -> dict:
     return scoring.score_detection_model(model_dir, items, classes).to_dict()
 
 
+def hidden_keypoints(dataset, version: int):
+    """The keypoint set of a version (trainer.spec.KeypointSchema: names, 1-based skeleton; the
+    sigmas are the trainer's defaults) from its first category with keypoints, or None."""
+    from trainer.spec import KeypointSchema
+
+    categories = dataset_queries.categories_at(dataset, version)
+    category = next((c for c in categories if c.keypoints), None)
+    if category is None:
+        return None
+    return KeypointSchema(names=category.keypoints, skeleton=category.skeleton, sigmas=None)
+
+
+def _hidden_data(hidden, version: int, keypoints: bool):
+    """The hidden set as the trainer's DataSpec: class names, items, the keypoint set."""
+    from trainer import scoring
+    from trainer.spec import DataSpec
+
+    items, classes = hidden_objects(hidden, version)
+    if not items:
+        raise scoring.ScoringError("the hidden test set has no images")
+    schema = hidden_keypoints(hidden, version) if keypoints else None
+    return DataSpec(
+        classes=classes, items=items, keypoints=schema, version=f"{hidden.pk}:{version}"
+    )
+
+
+def _score_segmentation(model_dir: str, hidden, version: int) -> dict:
+    from trainer.loops import segmentation
+
+    data = _hidden_data(hidden, version, keypoints=False)
+    return segmentation.score(Path(model_dir), data.items, data.classes, data).to_dict()
+
+
+def _score_keypoints(model_dir: str, hidden, version: int) -> dict:
+    from trainer.loops import keypoints
+
+    data = _hidden_data(hidden, version, keypoints=True)
+    return keypoints.score(Path(model_dir), data.items, data.classes, data).to_dict()
+
+
 # How a run of each kind is scored on a hidden test set: its figures, keyed as the assignment's
-# metrics are (kinds.ASSIGNMENT_METRICS: accuracy and macro_f1, map50).
-SCORERS = {kinds.CLASSIFICATION: _score_classification, kinds.DETECTION: _score_detection}
+# metrics are (kinds.ASSIGNMENT_METRICS: accuracy and macro_f1, map50, miou, oks_ap).
+SCORERS = {
+    kinds.CLASSIFICATION: _score_classification,
+    kinds.DETECTION: _score_detection,
+    kinds.SEGMENTATION: _score_segmentation,
+    kinds.KEYPOINTS: _score_keypoints,
+}
 
 
 def score_on_hidden(kind: str, job_id: int, hidden, version: int) -> dict:
@@ -150,6 +197,10 @@ def score_submission(submission_id: int) -> str:
         figures = score_on_hidden(
             kind, submission.job_id, assignment.hidden_test, submission.hidden_version
         )
+        if figures.get(assignment.metric) is None:  # e.g. OKS AP of a set without keypoints
+            raise scoring.ScoringError(
+                f"the hidden test set gives no {assignment.metric}: it has nothing to score it on"
+            )
     except Exception as exc:  # noqa: BLE001 - the student gets a reason, the log the details
         expected = isinstance(exc, scoring.ScoringError | data.DataError)
         log.log(

@@ -104,7 +104,7 @@ def layouts(kind: str) -> str:
             "plus JPEGImages/); or YOLO (images/, labels/*.txt and data.yaml or classes.txt)."
         )
     if kind == "segmentation":
-        return _("For segmentation Manabi reads COCO JSON files with polygon segmentations.")
+        return _("For segmentation Manabi reads COCO JSON files with polygon or RLE segmentations.")
     return _(
         "For keypoints Manabi reads COCO JSON files with keypoints and categories[].keypoints."
     )
