@@ -2,8 +2,10 @@
 // Events carry a job-wide `seq`; the page keeps the last one, so a reconnect asks only for what
 // it missed, and an event seen twice is dropped. While the job waits, the page polls the API for
 // its queue position; once it has succeeded, the result partial is loaded below the curves.
-// The curves show whichever known figures the epoch events carry (accuracy for classification,
-// mAP and the loss parts for detection), so a new kind needs names here, not a new page.
+// What the curves show is the run's kind's (webapp/jobs/kinds.live_view, in #live-text "kind"):
+// the figures of the first chart (accuracy, mAP, mIoU, PCK), those of the loss chart (the loss
+// and its parts), the figure whose best is shown and the one the test split is read by; a new
+// kind needs no change here.
 import { chartWords, formatValue, lineChart } from "./charts.js";
 
 const script = document.querySelector("script[data-job]");
@@ -14,26 +16,24 @@ const FORBIDDEN = 4403;
 const TRAIN = "#0072b2";
 const VAL = "#d55e00";
 const names = chartWords().metrics; // epoch key → {label, percent}
+const words = JSON.parse(document.getElementById("live-text").textContent);
+const kind = words.kind; // {curves, losses, best, final}
 // The epoch figures each chart may show, in legend order; each keeps its look on every chart.
-const CURVES = {
-  curves: ["train_acc", "val_acc", "val_map50", "val_map"],
-  "loss-curves": ["train_loss", "val_loss", "train_heatmap", "train_size", "train_offset"],
-};
+const CURVES = { curves: kind.curves, "loss-curves": kind.losses };
 const DASHED = [7, 4];
 const DOTTED = [2, 3];
-const LOOK = {
-  train_acc: { color: TRAIN },
-  val_acc: { color: VAL },
-  val_map50: { color: VAL },
-  val_map: { color: "#009e73" },
-  train_loss: { color: TRAIN, dash: DASHED },
-  val_loss: { color: VAL, dash: DASHED },
-  train_heatmap: { color: "#009e73", dash: DOTTED },
-  train_size: { color: "#cc79a7", dash: DOTTED },
-  train_offset: { color: "#e69f00", dash: DOTTED },
-};
-const PRIMARY = ["val_acc", "val_map50"]; // what "best validation" means, by kind
-const words = JSON.parse(document.getElementById("live-text").textContent);
+const OTHERS = ["#009e73", "#cc79a7", "#e69f00", "#56b4e9"];
+// Training in blue, validation in orange; a kind's further figures in the palette's next colours
+// (in the order the chart lists them); losses dashed, their parts dotted.
+const TRAINING = ["train_loss", "train_acc"];
+function look(key, keys) {
+  const plain = (k) => !TRAINING.includes(k) && k !== "val_loss" && k !== kind.best;
+  const others = keys.filter(plain);
+  const colour = TRAINING.includes(key) ? TRAIN : plain(key) ? OTHERS[others.indexOf(key) % OTHERS.length] : VAL;
+  const loss = kind.losses.includes(key);
+  const part = loss && key !== "train_loss" && key !== "val_loss";
+  return { color: colour, ...(loss ? { dash: part ? DOTTED : DASHED } : {}) };
+}
 const fill = (template, values) =>
   template.replace(/%\((\w+)\)s/g, (_, key) => values[key]).replace(/%%/g, "%");
 const percent = (v) => (v == null ? "—" : `${(100 * v).toFixed(1)}%`);
@@ -72,29 +72,18 @@ function drawEpochs() {
   for (const [id, keys] of Object.entries(CURVES)) {
     const figure = document.getElementById(id);
     const shown = keys.filter((key) => rows.some((e) => finite(e[key])));
-    const map = shown.some((key) => key.startsWith("val_map"));
-    if (figure.dataset.mapTitle) {
-      figure.querySelector("figcaption h2").textContent = map ? figure.dataset.mapTitle : figure.dataset.accTitle;
-    }
     lineChart(figure, {
-      series: shown.map((key) => ({ label: names[key]?.label || key, ...LOOK[key], points: rows.map((e) => [e.epoch, e[key]]) })),
+      series: shown.map((key) => ({ label: names[key]?.label || key, ...look(key, shown), points: rows.map((e) => [e.epoch, e[key]]) })),
       percent: shown.length > 0 && shown.every((key) => names[key]?.percent),
       xLabel: say.epochAxis,
-      yLabel: id === "curves" && map ? "mAP" : id === "curves" ? say.accAxis : say.lossAxis,
+      yLabel: id === "curves" ? say.accAxis : say.lossAxis,
       empty: say.noData,
     });
   }
   const all = [...epochs.values()];
-  const primary = PRIMARY.find((key) => all.some((e) => finite(e[key])));
-  if (primary) {
-    text("best-val", formatValue(Math.max(...all.map((e) => (finite(e[primary]) ? e[primary] : -1))), true));
-    if (primary === "val_map50") mapLabels();
+  if (all.some((e) => finite(e[kind.best]))) {
+    text("best-val", formatValue(Math.max(...all.map((e) => (finite(e[kind.best]) ? e[kind.best] : -1))), true));
   }
-}
-
-// A detection job's facts speak of mAP@0.5 where a classification job's speak of accuracy.
-function mapLabels() {
-  for (const element of document.querySelectorAll("[data-map-label]")) element.textContent = element.dataset.mapLabel;
 }
 
 function drawBatches() {
@@ -124,7 +113,7 @@ function epochNote(data) {
   if (finite(data.train_acc)) {
     return fill(words.epoch, { epoch: data.epoch, train: (100 * data.train_acc).toFixed(1), val: data.val_acc == null ? "—" : (100 * data.val_acc).toFixed(1) });
   }
-  const figures = ["val_map50", "val_map", "train_loss", "val_loss"].filter((key) => finite(data[key]))
+  const figures = [...kind.curves, "train_loss", "val_loss"].filter((key) => finite(data[key]))
     .map((key) => `${names[key]?.label || key} ${formatValue(data[key], names[key]?.percent)}`);
   return fill(say.epochLine, { epoch: data.epoch, figures: figures.join(", ") });
 }
@@ -177,7 +166,6 @@ function handle(event) {
     const done = (fold * epochsPerFold + (data.resumed_from || 0)) / (folds * epochsPerFold);
     run = { time: Date.parse(event.time), progress: done };
     if (fold > 0) batchLoss.length = 0;
-    if (data.kind === "detection") mapLabels();
     note(fill(words.started, { parameters: data.parameters, device: data.device }));
     headNotice(data);
     if (folds > 1) note(fill(say.fold, { n: fold }));
@@ -201,7 +189,7 @@ function handle(event) {
     status("succeeded");
     progress(1);
     text("progress", words.finished);
-    if (data.test) text("test-acc", percent(data.test.accuracy ?? data.test.map50));
+    if (data.test) text("test-acc", percent(data.test[kind.final]));
     else if (data.kfold) text("test-acc", percent(data.kfold.mean_accuracy));
     note(words.finished);
     loadResults();

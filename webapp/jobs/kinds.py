@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from django.utils import translation
 from django.utils.functional import Promise
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from pydantic import ValidationError
 
@@ -391,3 +392,27 @@ KIND_NAMES = {
     SEGMENTATION: _("segmentation"),
     KEYPOINTS: _("keypoints (pose)"),
 }
+
+
+# --- the job page: its live curves and facts ---------------------------------------------------
+
+
+def live_view(kind: str) -> dict:
+    """What a job's live page draws for a run of this kind (static/js/job_live.js): the epoch
+    figures of its first chart (higher is better) and of its loss chart, the epoch figure whose
+    best it shows, the evaluation figure the finished event's test split is read by, and the
+    words of its facts and first chart."""
+    kind = kind_or_default(kind)
+    view = VIEWS[kind]
+    epoch = [key for key in trainer_kinds.EPOCH_FIGURES[kind] if key in SERIES]
+    best_key = view.best_of_epochs[1]
+    return {
+        "curves": [key for key in epoch if SERIES[key].higher_is_better],
+        "losses": [key for key in epoch if not SERIES[key].higher_is_better],
+        "best": view.best_of_epochs[0],
+        "final": view.split_figures[0],
+        "axis": str(view.primary.label),
+        "title": capfirst(_("%(metric)s per epoch") % {"metric": view.primary.label}),
+        "best_label": str(figure(kind, best_key).label),
+        "test_label": str(figure(kind, view.primary_keys[0]).label),
+    }

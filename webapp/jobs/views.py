@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from webapp.accounts import permissions
-from webapp.jobs import actions
+from webapp.jobs import actions, kinds
 from webapp.jobs.models import Job
 from webapp.jobs.results import final_figures
 
@@ -54,9 +54,20 @@ def _job_for(request, job_id: int, *, figures_only: bool = False) -> Job:
     return job
 
 
+def _test_figure(job: Job, kind: str) -> float | None:
+    """The run's final test figure of its kind (classification: else its k-fold mean)."""
+    if kinds.kind_or_default(kind) == kinds.CLASSIFICATION:
+        figures = final_figures(job)
+        return figures["test"] if figures["test"] is not None else figures["mean"]
+    value = (job.metrics or {}).get(kinds.VIEWS[kind].primary_keys[0])
+    return value if isinstance(value, int | float) else None
+
+
 @login_required
 def job_detail(request, job_id: int):
     job = _job_for(request, job_id, figures_only=True)
+    kind = kinds.job_kind(job)
+    live = kinds.live_view(kind)
     return render(
         request,
         "jobs/detail.html",
@@ -65,8 +76,10 @@ def job_detail(request, job_id: int):
             "course": job.course,
             "can_cancel": permissions.can_cancel_job(request.user, job),
             "head_notice": head_notice(job),
-            "figures": final_figures(job),
+            "live": live,
+            "test_figure": _test_figure(job, kind),
             "live_text": {
+                "kind": live,
                 "head": {key: str(text) for key, text in HEAD_NOTICES.items()},
                 "started": _("started: %(parameters)s parameters on %(device)s"),
                 "epoch": _("epoch %(epoch)s: training accuracy %(train)s%%, validation %(val)s%%"),

@@ -1,0 +1,154 @@
+// Try it for a segmentation model: static/js/try_it.js posts the photo and hands the answer
+// ({width, height, size: [h, w], classes: [{index, name, share}], masks: {"<channel>": RLE
+// counts}}) to ManabiTry.segmentation, which decodes each class's COCO compressed RLE, paints
+// the classes' colours on a canvas of the mask's size (stretched over the photo by CSS), and
+// lists the classes found with their share of the image. An opacity slider sets how strongly
+// the mask covers the photo.
+import { PALETTE } from "./charts.js";
+
+const MAX_SIDE = 4096; // a mask larger than this is no answer of the trainer's
+const MAX_DIGITS = 7; // 5-bit chunks of one count: 35 bits, far past any image's pixels
+
+/**
+ * The run lengths of COCO compressed RLE counts, as pycocotools' rleFrString reads them: each
+ * number is written in 5-bit chunks, low first, as characters from "0" (a chunk with 0x20 set
+ * continues, 0x10 in the last one makes it negative); from the third on, a number is the
+ * difference from the one two places before. Null when the text is not such counts.
+ */
+export function rleCounts(text) {
+  const counts = [];
+  let p = 0;
+  while (p < text.length) {
+    let x = 0;
+    let k = 0;
+    let more = true;
+    while (more) {
+      const c = text.charCodeAt(p) - 48;
+      if (p >= text.length || k >= MAX_DIGITS || c < 0 || c > 63) return null;
+      x += (c & 0x1f) * 2 ** (5 * k); // no bit operators: they stop at 32 bits
+      more = (c & 0x20) !== 0;
+      p += 1;
+      k += 1;
+      if (!more && c & 0x10) x -= 2 ** (5 * k); // the sign: every bit above set
+    }
+    if (counts.length > 2) x += counts[counts.length - 2];
+    counts.push(x);
+  }
+  return counts;
+}
+
+/**
+ * A (height, width) 0/1 mask in row-major order (a canvas's) from RLE counts text, whose runs
+ * go down the columns (Fortran order) starting with background; null when malformed (a
+ * negative run, or runs that do not cover exactly the mask's pixels).
+ */
+export function decodeRle(text, height, width) {
+  const counts = rleCounts(String(text));
+  if (!counts) return null;
+  const total = height * width;
+  const mask = new Uint8Array(total);
+  let start = 0;
+  let value = 0;
+  for (const run of counts) {
+    if (!Number.isInteger(run) || run < 0 || start + run > total) return null;
+    if (value) {
+      for (let j = start; j < start + run; j += 1) mask[(j % height) * width + Math.floor(j / height)] = 1;
+    }
+    start += run;
+    value ^= 1;
+  }
+  return start === total ? mask : null;
+}
+
+const colour = (channel) => PALETTE[(channel - 1) % PALETTE.length]; // channel i + 1 is class i
+const rgb = (hex) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+
+function setOpacity(form) {
+  const slider = form.querySelector("input[data-try-opacity]");
+  if (!slider) return;
+  const value = Number(slider.value);
+  form.querySelector(".try-opacity-value").textContent = value.toFixed(2);
+  form.querySelector(".try-mask").style.opacity = String(value);
+}
+
+function swatch(hex) {
+  const mark = document.createElement("span");
+  mark.className = "det-swatch";
+  mark.style.setProperty("--swatch", hex);
+  mark.setAttribute("aria-hidden", "true");
+  return mark;
+}
+
+/** Paint the answer's masks on the form's canvas; the pixels each channel got, by channel. */
+function paint(form, answer) {
+  const [height, width] = Array.isArray(answer.size) ? answer.size : [];
+  const canvas = form.querySelector(".try-mask");
+  const painted = {};
+  if (!(Number.isInteger(height) && Number.isInteger(width) && height > 0 && width > 0 && height <= MAX_SIDE && width <= MAX_SIDE)) {
+    canvas.hidden = true;
+    return painted;
+  }
+  canvas.width = width;
+  canvas.height = height;
+  const context = canvas.getContext("2d");
+  const image = context.createImageData(width, height); // (H, W, 4), clear
+  for (const [key, counts] of Object.entries(answer.masks || {})) {
+    const channel = Number(key);
+    const mask = Number.isInteger(channel) && channel > 0 ? decodeRle(counts, height, width) : null;
+    if (!mask) continue; // a malformed class is left out, the others drawn
+    const [r, g, b] = rgb(colour(channel));
+    let pixels = 0;
+    for (let i = 0; i < mask.length; i += 1) {
+      if (!mask[i]) continue;
+      image.data.set([r, g, b, 255], 4 * i);
+      pixels += 1;
+    }
+    painted[channel] = pixels;
+  }
+  context.putImageData(image, 0, 0);
+  canvas.hidden = false;
+  return painted;
+}
+
+/** Draw a segmentation answer: the mask over the photo and the classes found, largest first. */
+function showMasks(form, answer) {
+  const painted = paint(form, answer);
+  const legend = form.querySelector(".try-legend");
+  const found = (answer.classes || [])
+    .filter((c) => Number.isInteger(c.index) && c.index > 0)
+    .sort((a, b) => b.share - a.share);
+  legend.replaceChildren(
+    ...found.map(({ index, name, share }) => {
+      const item = document.createElement("li");
+      item.dataset.channel = String(index);
+      item.dataset.share = String(share);
+      item.dataset.pixels = String(painted[index] ?? 0);
+      item.append(swatch(colour(index)), `${name} ${(100 * share).toFixed(1)}%`);
+      return item;
+    }),
+  );
+  if (!found.length) {
+    const item = document.createElement("li");
+    item.className = "muted";
+    item.textContent = legend.dataset.none;
+    legend.append(item);
+  }
+  setOpacity(form);
+}
+
+// A new photo's mask is not the last one's: clear it as soon as another is chosen or sent.
+function clear(form) {
+  if (!form || !form.querySelector(".try-mask")) return;
+  form.querySelector(".try-mask").hidden = true;
+  form.querySelector(".try-legend").replaceChildren();
+}
+
+document.addEventListener("input", (event) => {
+  if (event.target.matches("input[data-try-opacity]")) setOpacity(event.target.closest("form[data-try]"));
+});
+document.addEventListener("change", (event) => {
+  if (event.target.type === "file") clear(event.target.closest("form[data-try]"));
+});
+
+window.ManabiTry = window.ManabiTry || {};
+window.ManabiTry.segmentation = (form, answer) => showMasks(form, answer);
