@@ -231,8 +231,9 @@ def masks_page(job: Job, split: str, names: list[str], *, page, order: str) -> d
         rows = rows if rows is not None else _read_rows(job.pk, split)
         picked = [rows[p] for p in current.object_list if p < len(rows)]
         drawn = [_drawn_row(row, names) for row in picked]
-        cache.set_many({f"seg-row:{run}:{row['id']}": _masks_of(row) for row in picked})
-        cache.set(key, drawn, CACHE_SECONDS)
+        # The page's masks for its overlays, cached with it: a layer needs no read of the file.
+        masks = {f"seg-row:{run}:{row['id']}": _masks_of(row) for row in picked}
+        cache.set_many({**masks, key: drawn}, CACHE_SECONDS)
     return {
         "page": current,
         "rows": drawn,
