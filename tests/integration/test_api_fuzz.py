@@ -157,6 +157,14 @@ def _config(fuzz: FuzzClass, seconds: int) -> str:
         f"checks.not_a_server_error.expected-statuses = {_toml(['2xx', '3xx', '4xx', '503'])}",
         f"checks.positive_data_acceptance.expected-statuses = {_toml([*ACCEPTED_REFUSALS, '503'])}",
         "",
+        # A multipart form sends nothing for an empty list, so `job: []` (an optional field
+        # made "invalid") reaches the server as no `job` at all, a valid request; schemathesis
+        # tells so for plain fields but not beside a file part. tests/unit/test_poses.py holds
+        # what a bad `job` gets (422 naming it) instead.
+        "[[operations]]",
+        'include-path-regex = "^/api/v1/poses$"',
+        "checks.negative_data_rejection.enabled = false",
+        "",
         "[checks]",
         f"max_response_time = {MAX_RESPONSE_SECONDS}",
         "",
