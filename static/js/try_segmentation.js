@@ -149,6 +149,10 @@ document.addEventListener("input", (event) => {
 document.addEventListener("change", (event) => {
   if (event.target.type === "file") clear(event.target.closest("form[data-try]"));
 });
+document.addEventListener("click", (event) => {
+  const shoot = event.target.closest("[data-camera=shoot]");
+  if (shoot) clear(shoot.closest("form[data-try]"));
+});
 
 window.ManabiTry = window.ManabiTry || {};
 window.ManabiTry.segmentation = (form, answer) => showMasks(form, answer);
