@@ -126,6 +126,8 @@ def model_sizes(spec: JobSpec) -> list[Size] | None:
         return layer_sizes(
             spec.model, channels=channels, size=spec.input_size or 32, classes=classes
         )
+    if spec.model == "unet":
+        return unet_sizes(spec, classes)
     named = NAMED.get(spec.model)
     if named is None:
         return None
@@ -146,6 +148,29 @@ def model_sizes(spec: JobSpec) -> list[Size] | None:
         Size("input_size", 0, channels * size * size),
         Size("input_size", backbone, largest),
         Size("input_size", head, classes),
+    ]
+
+
+def unet_sizes(spec: JobSpec, classes: int) -> list[Size]:
+    """The lecture's U-Net (trainer/models/unet.py) at the spec's width, counted exactly: double
+    convs (two 3×3 convs without bias, each with a BatchNorm) at widths w, 2w, … 16w; 2×2 up-convs
+    back; a 1×1 head to the classes and the background. The largest activation is the top
+    skip's concatenation, 2w channels at the side padded to a multiple of 16."""
+    w = int(getattr(spec, "width", 16))
+    channels, size = spec.channels or 3, spec.input_size or 128
+
+    def double(cin: int, cout: int) -> int:
+        return 9 * cout * (cin + cout) + 4 * cout
+
+    body = double(channels, w) + sum(double(w << i, w << (i + 1)) for i in range(4))
+    body += sum(4 * (w << (i + 1)) * (w << i) + (w << i) + double(2 * (w << i), w << i)
+                for i in range(4))  # fmt: skip
+    outputs = classes + 1  # channel 0 is the background
+    side = -(-size // 16) * 16
+    return [
+        Size("input_size", 0, channels * size * size),
+        Size("input_size", body, max(2 * w, outputs) * side * side),
+        Size("input_size", w * outputs + outputs, outputs),
     ]
 
 
@@ -373,6 +398,55 @@ NAMED: dict[str, Named] = {
         pad=32,
         fixed_values=12_845_056,
         class_fixed_values=401_408,
+    ),
+    # Segmentation: the U-Net is counted at the spec's width (unet_sizes); this entry holds its
+    # defaults. torchvision's models from scratch, measured with torchvision 0.29 at 224×224:
+    # the background's output row counted in `parameters`, a class's rows as `features` (+ its
+    # bias; LR-ASPP has two classifiers: 168 inputs and 2 biases); logits (classes + 1) at the
+    # input's side. Mask R-CNN: 400 regions of 256×14×14 while training, and a 28×28 mask per
+    # class for each of at most 128 positive regions.
+    "unet": Named(128, 3),
+    "deeplabv3_resnet50": Named(
+        512,
+        3,
+        parameters=39_633_729,
+        features=256,
+        values_per_pixel=32.0,
+        class_values_per_pixel=1.0,
+    ),
+    "deeplabv3_mobilenet_v3_large": Named(
+        320,
+        3,
+        parameters=11_020_337,
+        features=256,
+        values_per_pixel=16.0,
+        class_values_per_pixel=1.0,
+    ),
+    "fcn_resnet50": Named(
+        512,
+        3,
+        parameters=32_946_753,
+        features=512,
+        values_per_pixel=32.0,
+        class_values_per_pixel=1.0,
+    ),
+    "lraspp_mobilenet_v3_large": Named(
+        320,
+        3,
+        parameters=3_218_138,
+        features=169,
+        values_per_pixel=16.0,
+        class_values_per_pixel=1.0,
+    ),
+    "maskrcnn_resnet50_fpn": Named(
+        512,
+        3,
+        parameters=45_875_029,
+        features=5_381,
+        values_per_pixel=16.0,
+        pad=32,
+        fixed_values=20_070_400,
+        class_fixed_values=100_352,
     ),
 }
 

@@ -314,6 +314,135 @@ _MODELS: list[ModelEntry] = [
         weights_from="imagenet",
         cpu_note=None,  # about 22 images/s on the 2-core server at 320×320: a CPU will do
     ),
+    # Segmentation: the lecture's U-Net (its parameters at the spec's default width, 16; they
+    # grow with width²), then torchvision's models for GPU workers
+    # (trainer/models/tv_segmentation.py; weights_file is the backbone's ImageNet file). Their
+    # CPU speeds were measured like the detectors', but under a load of 1 to 10 (the ResNet-50
+    # ones at 1: a rough figure; on a quiet machine perhaps 2-3× faster, still far too slow).
+    ModelEntry(
+        "unet",
+        "segmentation",
+        "preset",
+        {
+            "ja": "U-Net（講義版）：縮小して特徴をとらえ、拡大して戻し、スキップ接続で位置を"
+            "取り戻すエンコーダ・デコーダ。CPUでも学習できる",
+            "en": "U-Net (lecture): an encoder–decoder that shrinks the picture to see what is "
+            "there and grows it back, with skip connections for where; trains on a CPU",
+        },
+        1_942_747,
+        128,
+        16,  # four 2×2 pools: 16 leaves a 1×1 map (other sides are padded to a multiple of 16)
+        3,
+        "trainer.models.unet",
+        default=True,
+    ),
+    ModelEntry(
+        "deeplabv3_resnet50",
+        "segmentation",
+        "torchvision",
+        {
+            "ja": "DeepLabV3（ResNet-50）：膨張畳み込みと多重スケールのプーリング（ASPP）で文脈を"
+            "とらえる、3960万パラメータ",
+            "en": "DeepLabV3 (ResNet-50): atrous convolutions and pooling at several scales (ASPP) "
+            "for context, 39.6 M parameters",
+        },
+        39_636_299,
+        512,
+        32,
+        3,
+        "trainer.models.tv_segmentation",
+        weights_file="resnet50-11ad3fa6.pth",
+        weights_from="imagenet",
+        cpu_note=_slow_on_cpu(
+            "under 0.1 images/s (512×512): 1,000 images take hours an epoch",
+            "1秒に0.1枚未満（512×512）：1,000枚で1エポック数時間",
+        ),
+    ),
+    ModelEntry(
+        "deeplabv3_mobilenet_v3_large",
+        "segmentation",
+        "torchvision",
+        {
+            "ja": "DeepLabV3（MobileNetV3-Large）：軽いバックボーンのDeepLabV3、1100万パラメータ",
+            "en": "DeepLabV3 (MobileNetV3-Large): DeepLabV3 on a light backbone, 11.0 M parameters",
+        },
+        11_022_907,
+        320,
+        32,
+        3,
+        "trainer.models.tv_segmentation",
+        weights_file="mobilenet_v3_large-5c1a4163.pth",
+        weights_from="imagenet",
+        cpu_note=_slow_on_cpu(
+            "about 5 images/s (320×320): 1,000 images take 3 minutes an epoch",
+            "1秒に約5枚（320×320）：1,000枚で1エポック3分",
+        ),
+    ),
+    ModelEntry(
+        "fcn_resnet50",
+        "segmentation",
+        "torchvision",
+        {
+            "ja": "FCN（ResNet-50）：全結合層を畳み込みに置き換えた最初の領域分割ネットワーク、"
+            "3300万パラメータ",
+            "en": "FCN (ResNet-50): the first segmentation network, fully convolutional, "
+            "33.0 M parameters",
+        },
+        32_951_883,
+        512,
+        32,
+        3,
+        "trainer.models.tv_segmentation",
+        weights_file="resnet50-11ad3fa6.pth",
+        weights_from="imagenet",
+        cpu_note=_slow_on_cpu(
+            "about 0.1 images/s (512×512): 1,000 images take 2 hours an epoch",
+            "1秒に約0.1枚（512×512）：1,000枚で1エポック2時間",
+        ),
+    ),
+    ModelEntry(
+        "lraspp_mobilenet_v3_large",
+        "segmentation",
+        "torchvision",
+        {
+            "ja": "LR-ASPP（MobileNetV3-Large）：スマホ向けの軽い領域分割、320万パラメータ",
+            "en": "LR-ASPP (MobileNetV3-Large): light segmentation built for phones, "
+            "3.2 M parameters",
+        },
+        3_219_838,
+        320,
+        32,
+        3,
+        "trainer.models.tv_segmentation",
+        weights_file="mobilenet_v3_large-5c1a4163.pth",
+        weights_from="imagenet",
+        cpu_note=_slow_on_cpu(
+            "about 9 images/s (320×320): 1,000 images take 2 minutes an epoch",
+            "1秒に約9枚（320×320）：1,000枚で1エポック2分",
+        ),
+    ),
+    ModelEntry(
+        "maskrcnn_resnet50_fpn",
+        "segmentation",
+        "torchvision",
+        {
+            "ja": "Mask R-CNN（ResNet-50-FPN v2）：物体を1つずつ見つけて枠とマスクを出す"
+            "インスタンスセグメンテーション、4590万パラメータ",
+            "en": "Mask R-CNN (ResNet-50-FPN v2): instance segmentation, a box and a mask for each "
+            "object, 45.9 M parameters",
+        },
+        45_928_849,
+        512,
+        32,
+        3,
+        "trainer.models.tv_segmentation",
+        weights_file="resnet50-11ad3fa6.pth",
+        weights_from="imagenet",
+        cpu_note=_slow_on_cpu(
+            "under 0.1 images/s (512×512): 1,000 images take hours an epoch",
+            "1秒に0.1枚未満（512×512）：1,000枚で1エポック数時間",
+        ),
+    ),
     # Keypoints (pose): a small U-Net of heat maps (trainer/models/pose_net.py; for keypoints,
     # REFERENCE_CLASSES counts keypoints: one heat map each), then torchvision's Keypoint R-CNN
     # for GPU workers (trainer/models/tv_keypoints.py; weights_file is the backbone's ImageNet

@@ -10,6 +10,7 @@ replace the head) works the same way for all of them.
 
 import importlib
 from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
@@ -71,9 +72,17 @@ def get_info(name: str) -> ModelEntry:
 
 
 def build(
-    name: str, *, num_classes: int, in_channels: int, input_size: int, pretrained: bool = False
+    name: str,
+    *,
+    num_classes: int,
+    in_channels: int,
+    input_size: int,
+    pretrained: bool = False,
+    **options: Any,
 ) -> nn.Module:
-    """A fresh model giving (B, num_classes) logits for (B, in_channels, input_size, input_size)."""
+    """A fresh model giving (B, num_classes) logits for (B, in_channels, input_size, input_size).
+
+    `options` are the builder's own settings (a U-Net's `width`), passed on as they are."""
     info = get_info(name)
     if num_classes < 1 or in_channels < 1:
         raise ValueError(
@@ -89,7 +98,9 @@ def build(
         raise ValueError(f"{name} has no ImageNet weights; train it from scratch")
     extra = {"pretrained": True} if pretrained else {}
     builder = _BUILDERS[name]
-    return builder(num_classes=num_classes, in_channels=in_channels, input_size=input_size, **extra)
+    return builder(
+        num_classes=num_classes, in_channels=in_channels, input_size=input_size, **extra, **options
+    )
 
 
 def _head_name(model: nn.Module) -> str:
