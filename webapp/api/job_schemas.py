@@ -253,15 +253,57 @@ class DetectedBox(Schema):
     class_: str = Field(alias="class")
 
 
+class MaskClass(Schema):
+    index: int = Field(
+        description="The class's channel: its index in the model card's classes + 1."
+    )
+    name: str
+    share: float = Field(description="The share of the image's pixels given this class.")
+
+
+class PredictedPoint(Schema):
+    name: str
+    x: float = Field(description="In the image's own pixels.")
+    y: float
+    score: float
+
+
+class PredictedPerson(Schema):
+    score: float
+    box: list[float] = Field(description="[x, y, width, height] in the image's own pixels.")
+    keypoints: list[PredictedPoint] = Field(description="One per name, in the order of `names`.")
+
+
 class PredictOut(Schema):
+    """What the run's model sees in the image, in its kind's shape (docs/architecture.md,
+    "Try it answers"); the fields of the other kinds are absent."""
+
     top: list[TopClass] | None = Field(
         None, description="Classification: the five likeliest classes."
     )
     boxes: list[DetectedBox] | None = Field(
         None, description="Detection: the boxes found, the most confident first (at most 100)."
     )
-    width: int | None = Field(None, description="Detection: the image's width in pixels.")
-    height: int | None = Field(None, description="Detection: the image's height in pixels.")
+    width: int | None = Field(None, description="The image's width in pixels (not classification).")
+    height: int | None = Field(None, description="The image's height in pixels.")
+    size: list[int] | None = Field(
+        None, description="Segmentation: the masks' [height, width] (stretched over the image)."
+    )
+    classes: list[MaskClass] | None = Field(
+        None, description="Segmentation: the classes found (not the background)."
+    )
+    masks: dict[str, str] | None = Field(
+        None,
+        description="Segmentation: per class channel (as a string), its mask as COCO compressed "
+        "RLE counts (pycocotools' format, column-major) at `size`.",
+    )
+    names: list[str] | None = Field(None, description="Keypoints: the keypoints' names.")
+    skeleton: list[list[int]] | None = Field(
+        None, description="Keypoints: the skeleton's edges as 0-based index pairs into `names`."
+    )
+    people: list[PredictedPerson] | None = Field(
+        None, description="Keypoints: the figures found (the default model finds one)."
+    )
     seconds: float
 
 

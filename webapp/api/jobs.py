@@ -193,6 +193,8 @@ def job_artifact(request, job_id: Id, name: ArtifactName):
     exclude_none=True,
 )
 def predict_job(request, job_id: Id, image: File[UploadedFile]):
-    """What the job's model sees in an uploaded image (multipart field `image`): the top-5
-    classes of a classifier, or the boxes of a detector with their classes and scores."""
+    """What the job's model sees in an uploaded image (multipart field `image`), in its kind's
+    shape: a classifier's top-5 classes, a detector's boxes with their classes and scores, a
+    segmenter's masks (COCO RLE) with the classes found, a pose network's people with their
+    named keypoints and the skeleton."""
     return predict.predict(_job(request, job_id), image)

@@ -42,6 +42,11 @@ ERROR_TYPES = {
     "poor_localisation": _("poor localisation"),
 }
 ORDERS = ("severe", "mild")  # most severe first (the default), least severe first
+# What a row of the per-image predictions file holds (the results page says it by the download).
+PREDICTIONS_NOTE = _(
+    "One JSON row per image: the predicted boxes [x, y, width, height] in the image's "
+    "pixels with their scores and classes, the true boxes, and the errors."
+)
 
 
 class PredictionsUnreadable(ValueError):

@@ -48,6 +48,12 @@ LEVELS = (
 )
 ORDERS = {"worst": _("worst first"), "best": _("best first")}
 PROBLEMS = ("missing", "too_large", "malformed")
+# What a row of the per-image predictions file holds (the results page says it by the download).
+PREDICTIONS_NOTE = _(
+    "One JSON row per image: PCK, OKS and mean error, the true keypoints [x, y, "
+    "visibility] and the predicted ones [x, y, score] in the image's pixels, and each "
+    "keypoint's error."
+)
 
 
 class PredictionsUnreadable(ValueError):

@@ -397,6 +397,11 @@ KIND_NAMES = {
 # --- the job page: its live curves and facts ---------------------------------------------------
 
 
+def sentence(text: str) -> str:
+    """The text with a capital first letter, unless it starts with a name like mIoU or mAP."""
+    return text if text[1:2].isupper() else capfirst(text)
+
+
 def live_view(kind: str) -> dict:
     """What a job's live page draws for a run of this kind (static/js/job_live.js): the epoch
     figures of its first chart (higher is better) and of its loss chart, the epoch figure whose
@@ -412,7 +417,7 @@ def live_view(kind: str) -> dict:
         "best": view.best_of_epochs[0],
         "final": view.split_figures[0],
         "axis": str(view.primary.label),
-        "title": capfirst(_("%(metric)s per epoch") % {"metric": view.primary.label}),
+        "title": sentence(_("%(metric)s per epoch") % {"metric": view.primary.label}),
         "best_label": str(figure(kind, best_key).label),
         "test_label": str(figure(kind, view.primary_keys[0]).label),
     }

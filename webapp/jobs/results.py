@@ -299,11 +299,13 @@ def _box_format(card: dict) -> str:
     return str(boxes.get("format") or "")[:200] if isinstance(boxes, dict) else ""
 
 
-def _files_and_card(job: Job) -> dict:
-    """Every kind's downloads beyond the model: per-image predictions, the formats not
-    exported (and why), what the model card says about classes and outputs."""
+def _files_and_card(job: Job, module: ModuleType) -> dict:
+    """Every kind's downloads beyond the model: per-image predictions (and what a row of them
+    holds: the kind module's PREDICTIONS_NOTE), the formats not exported (and why), what the
+    model card says about classes and outputs."""
     card = _card(job.pk)
     return {
+        "predictions_note": getattr(module, "PREDICTIONS_NOTE", ""),
         "predictions": [
             {"name": name, "size": path.stat().st_size}
             for name in PREDICTIONS.values()
@@ -326,7 +328,7 @@ def result_context(job: Job, user, request=None) -> dict:
     return {
         **result_summary(job),
         **(module.context(job, user, request) if module is not None else {}),
-        **(_files_and_card(job) if module is not None else {}),
+        **(_files_and_card(job, module) if module is not None else {}),
         "kind": kind,
         "result_template": f"jobs/results/{kind}.html",
         "job": job,

@@ -58,6 +58,11 @@ MISSED = "#f0e442"
 # "P".."o" continue a number, "0".."O" end one. pycocotools' C reader trusts the text and reads
 # past its end when the last character continues a number, so counts are matched first.
 RLE_COUNTS = re.compile(r"(?:[P-o]{0,6}[0-O])+")
+# What a row of the per-image predictions file holds (the results page says it by the download).
+PREDICTIONS_NOTE = _(
+    "One JSON row per image: its IoU, Dice and pixel accuracy, and the true and predicted"
+    " mask of each class as COCO RLE at the mask's size."
+)
 
 
 def _figure(value) -> float | None:

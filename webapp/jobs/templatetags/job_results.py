@@ -36,7 +36,6 @@ def chart_series() -> list[dict]:
     """Every epoch figure a chart may draw, in the reader's language: its key, its name, whether
     it is a share (drawn as %) and a chart title (webapp/jobs/kinds.SERIES: one list for every
     kind, so a new kind's figures are named where its view is)."""
-    from django.utils.text import capfirst
     from django.utils.translation import gettext as _
 
     from webapp.jobs import kinds
@@ -46,7 +45,7 @@ def chart_series() -> list[dict]:
             "key": key,
             "label": str(series.label),
             "percent": series.format == kinds.PERCENT,
-            "title": capfirst(_("%(metric)s per epoch") % {"metric": series.label}),
+            "title": kinds.sentence(_("%(metric)s per epoch") % {"metric": series.label}),
         }
         for key, series in kinds.SERIES.items()
     ]
