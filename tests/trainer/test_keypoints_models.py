@@ -107,3 +107,34 @@ def test_keypoint_rcnn_trains_finds_people_and_exports(tmp_path):
     onnx.checker.check_model(str(tmp_path / "model.onnx"))
     scripted = torch.jit.load(str(tmp_path / "model.torchscript.pt"))
     assert "keypoints" in scripted(torch.zeros(1, 3, 64, 64))[0]
+
+
+@pytest.mark.slow
+def test_keypoint_rcnn_runs_through_the_same_driver(tmp_path):
+    from PIL import Image
+
+    from trainer import driver, events
+    from trainer.events import ListReporter
+    from trainer.keypoints.figures import write_figures
+    from trainer.loops import keypoints as loop
+
+    data = write_figures(tmp_path / "figures", 6, size=64, splits=(0.34, 0.33))
+    spec = load_spec(
+        {"kind": "keypoints", "model": "keypointrcnn_resnet50_fpn", "data": data,
+         "input_size": 64, "batch_size": 2, "epochs": 1, "device": "cpu",
+         "augmentation": {"hflip": True}},
+        local_files=True,
+    )  # fmt: skip
+    reporter = ListReporter()
+    result = driver.run(spec, tmp_path / "out", reporter)
+    (epoch,) = reporter.of_kind("epoch")
+    figures = events.EpochEvent.model_validate(epoch).figures()
+    assert figures["val_loss"] is None and figures["train_loss"] > 0  # no loss in eval mode
+    assert 0 <= figures["val_pck"] <= 1
+    events.FinishedEvent.model_validate(reporter.of_kind("finished")[0])
+    assert result["test"]["loss"] is None and result["test"]["images"] == 2
+    rows = json.loads((tmp_path / "out" / driver.TEST_PREDICTIONS).read_text())
+    assert len(rows) == 2 and all(len(row["truth"]) == 9 for row in rows)
+    photo = Image.open(f"{data['root']}/{data['items'][0]['path']}")
+    (answer,) = loop.predict(tmp_path / "out", [photo])
+    assert answer["names"] == NAMES and isinstance(answer["people"], list)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainer.models import WeightsUnavailable
@@ -141,6 +142,33 @@ class TorchvisionKeypoints(TorchvisionDetector):
         return {"torchscript": export_torchscript, "onnx": export_onnx}
 
 
+class ContiguousPredictor(nn.Module):
+    """torchvision's KeypointRCNNPredictor (the same tensors under the same names: a 4×4
+    transposed conv to stride 2, then ×2 bilinear: 56×56 maps for 14×14 regions), its heat
+    maps made contiguous: in a channels_last model (the loop's, and the driver's on a GPU)
+    torchvision's keypoint loss could not `.view` them flat."""
+
+    def __init__(self, in_channels: int, num_keypoints: int) -> None:
+        super().__init__()
+        self.kps_score_lowres = nn.ConvTranspose2d(
+            in_channels, num_keypoints, 4, stride=2, padding=1
+        )
+        nn.init.kaiming_normal_(self.kps_score_lowres.weight, mode="fan_out", nonlinearity="relu")
+        nn.init.constant_(self.kps_score_lowres.bias, 0)
+        self.up_scale = 2
+        self.out_channels = num_keypoints
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.kps_score_lowres(x)  # (R, K, 28, 28) for R regions
+        return F.interpolate(
+            x,
+            scale_factor=float(self.up_scale),
+            mode="bilinear",
+            align_corners=False,
+            recompute_scale_factor=False,
+        ).contiguous()  # (R, K, 56, 56)
+
+
 def _find_weights(source: str) -> Any:
     """The weights enum member whose file is in the cache; WeightsUnavailable if none is."""
     from torchvision.models import detection
@@ -191,6 +219,9 @@ def keypointrcnn_resnet50_fpn(
         model = detection.keypointrcnn_resnet50_fpn(**kwargs)
     if source == "coco" and num_classes != COCO_KEYPOINTS:
         model.roi_heads.keypoint_predictor = KeypointRCNNPredictor(512, num_classes)
+    predictor = ContiguousPredictor(512, num_classes)  # the same tensors, the same names
+    predictor.load_state_dict(model.roi_heads.keypoint_predictor.state_dict())
+    model.roi_heads.keypoint_predictor = predictor
     model.transform = GeneralizedRCNNTransform(
         min_size=input_size,
         max_size=input_size,
