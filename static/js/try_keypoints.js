@@ -1,12 +1,14 @@
 // Try it for a keypoints run: ManabiTry.keypoints(form, answer, preview) draws the people the
 // model found as SVG skeletons over the photo sent (the SVG's units are the photo's pixels) and
-// lists each person's keypoints with their scores; a plain message when it found nobody.
+// lists each person's keypoints with their scores; a plain message when it found nobody. The
+// form's part is templates/jobs/try/keypoints.html (its words are in .try-kp's data attributes).
 // static/js/try_it.js posts the photo and calls it with the JSON answer:
 // {width, height, names, skeleton: [[a, b], ...] (0-based), people: [{score, box, keypoints: [{name, x, y, score}]}]}.
 import { PALETTE } from "./charts.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const PEOPLE_DRAWN = 20; // bounded, whatever the answer holds
+const KEYPOINTS_DRAWN = 133; // trainer.limits.MAX_KEYPOINTS
 const fill = (template, values) => template.replace(/%\((\w+)\)s/g, (_, key) => values[key]);
 const finite = (value) => typeof value === "number" && Number.isFinite(value);
 const fixed = (value, digits) => (finite(value) ? value.toFixed(digits) : "—");
@@ -17,32 +19,10 @@ function element(name, attributes = {}) {
   return node;
 }
 
-// The preview inside a positioned box with the overlay over it (made once per form).
-function overlay(preview) {
-  const existing = preview.parentElement?.querySelector(":scope > svg.try-overlay");
-  if (existing) { // the form already holds an overlay over its preview
-    preview.parentElement.classList.add("try-pose");
-    return existing;
-  }
-  let host = preview.closest(".try-pose");
-  if (!host) {
-    host = document.createElement("div");
-    host.className = "try-pose";
-    preview.before(host);
-    host.append(preview);
-  }
-  let svg = host.querySelector("svg.try-overlay");
-  if (!svg) {
-    svg = element("svg", { class: "try-overlay", role: "img" });
-    host.append(svg);
-  }
-  return svg;
-}
-
 // One person's skeleton: lines between the keypoints the skeleton joins, then the points.
 function skeleton(person, index, pairs, radius) {
   const colour = PALETTE[index % PALETTE.length];
-  const points = person.keypoints || [];
+  const points = (person.keypoints || []).slice(0, KEYPOINTS_DRAWN);
   const group = element("g", { class: "try-person" });
   const path = pairs
     .filter(([a, b]) => points[a] && points[b] && finite(points[a].x) && finite(points[b].x))
@@ -63,17 +43,19 @@ function skeleton(person, index, pairs, radius) {
   return group;
 }
 
+// One person's keypoints as a list under a summary line (the first person's open).
 function listed(area, person, index) {
-  const block = document.createElement("div");
+  const block = document.createElement("details");
   block.className = "try-person-list";
-  const head = document.createElement("p");
+  block.open = index === 0;
+  const head = document.createElement("summary");
   const swatch = document.createElement("span");
   swatch.className = "det-swatch";
   swatch.style.setProperty("--swatch", PALETTE[index % PALETTE.length]);
   swatch.setAttribute("aria-hidden", "true");
   head.append(swatch, fill(area.dataset.person, { n: index + 1, score: fixed(person.score, 2) }));
   const list = document.createElement("ol");
-  for (const point of person.keypoints || []) {
+  for (const point of (person.keypoints || []).slice(0, KEYPOINTS_DRAWN)) {
     const item = document.createElement("li");
     item.textContent = fill(area.dataset.point, {
       name: point.name,
@@ -87,33 +69,17 @@ function listed(area, person, index) {
   return block;
 }
 
-function answerArea(form) {
-  let area = form.querySelector(".try-kp");
-  if (!area) { // a form without the kind's template: the words are English, the figures right
-    area = document.createElement("div");
-    area.className = "try-kp small";
-    Object.assign(area.dataset, {
-      none: "The model found no person in this image.", found: "%(n)s people found", foundOne: "1 person found",
-      person: "Person %(n)s · score %(score)s", point: "%(name)s (%(x)s, %(y)s) · score %(score)s", drawing: "Skeletons",
-    });
-    area.innerHTML = '<p class="try-kp-count" aria-live="polite"></p><div class="try-people"></div>';
-    (form.querySelector(".try-answer") || form).prepend(area);
-  }
-  return area;
-}
-
 function keypoints(form, answer, preview) {
-  const area = answerArea(form);
+  const area = form.querySelector(".try-kp");
   const people = (Array.isArray(answer.people) ? answer.people : []).slice(0, PEOPLE_DRAWN);
   const pairs = (Array.isArray(answer.skeleton) ? answer.skeleton : []).filter(
     (pair) => Array.isArray(pair) && pair.length === 2 && pair.every(Number.isInteger),
   );
   const width = finite(answer.width) && answer.width > 0 ? answer.width : preview.naturalWidth || 1;
   const height = finite(answer.height) && answer.height > 0 ? answer.height : preview.naturalHeight || 1;
-  const svg = overlay(preview);
+  const svg = preview.parentElement.querySelector("svg.try-overlay"); // over the preview
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.setAttribute("preserveAspectRatio", "none");
-  svg.setAttribute("aria-label", area.dataset.drawing);
   const shown = preview.clientWidth || width;
   const radius = (4 * width) / shown; // 4 CSS pixels at the drawn size
   svg.replaceChildren(...people.map((person, i) => skeleton(person, i, pairs, radius)));

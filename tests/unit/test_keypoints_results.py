@@ -105,7 +105,7 @@ def _oks(html: str) -> list[float]:
 
 
 def _rows(html: str) -> int:
-    return len(re.findall(r'<tr data-image="', html))
+    return len(re.findall(r'<li class="kp-card" data-image="', html))
 
 
 def test_summary_has_the_figures_the_table_and_the_cards_skeleton(world, figures):
@@ -192,10 +192,8 @@ def test_skeletons_are_drawn_over_the_images_worst_first(world, figures):
     assert _rows(html) == SIZE
     oks = _oks(html)
     assert oks == sorted(oks) and len(oks) == SIZE  # worst (lowest OKS) first
-    first = html[
-        html.index('<tr data-image="') : html.index("</tr>", html.index('<tr data-image="'))
-    ]
-    image = re.search(r'<tr data-image="(\d+)"', first).group(1)
+    first = html.split('<li class="kp-card"')[1]
+    image = re.search(r'data-image="(\d+)"', first).group(1)
     assert f'/datasets/{figures.pk}/items/{image}/image"' in first  # the permission-checked view
     assert 'class="kp-truth"' in first and 'class="kp-true-bone"' in first
     points = re.findall(r'class="kp-point kp-(good|fair|poor|none)"', first)
@@ -282,7 +280,7 @@ def test_malformed_predictions_never_fail_the_page(world, figures, content):
     default_storage.save(name, io.BytesIO(content))
     html = _result(world, job)
     assert 'id="result-pck"' in html
-    assert ('id="skeletons-missing"' in html) or ('id="kp-table"' in html)
+    assert ('id="skeletons-missing"' in html) or ('id="kp-grid"' in html)
     for htmx in (False, True):
         response = _images(world, job, htmx=htmx)
         assert response.status_code == 200
@@ -304,7 +302,7 @@ def test_who_sees_a_keypoints_runs_images(world, figures):
             response = _images(world, job, persona, query)
             assert response.status_code == PAGE[persona], (persona, query)
             if PAGE[persona] == 200:
-                assert 'id="kp-table"' in response.content.decode()
+                assert 'id="kp-grid"' in response.content.decode()
 
 
 def test_the_images_page_is_only_for_succeeded_keypoints_runs(world, figures):
