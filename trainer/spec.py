@@ -537,9 +537,8 @@ class KeypointsSpec(_NoClassificationSettings):
 
     def _kind_problems(self) -> list[tuple[str, str]]:
         problems = super()._kind_problems()
-        if self.data.items and not any(
-            a.keypoints for item in self.data.items for a in item.annotations
-        ):
+        objects = [a for item in self.data.items for a in item.annotations]
+        if objects and not any(a.keypoints for a in objects):
             problems.append(("data.items", "no image has keypoints: place some points first"))
         return problems
 

@@ -383,3 +383,20 @@ def test_a_kinds_own_settings_are_on_its_page_only_with_its_schemas_bounds(world
         _form(width="65", model_source="preset", preset="unet"), {}, "segmentation"
     )
     assert form.errors["width"] == setting.range_message()
+
+
+def test_a_keypoints_dataset_needs_named_keypoints_and_its_set_sizes_the_check(world):
+    people = _dataset(world, "keypoints", ("person",))
+    _spec, problems = _validate(world, people, {})
+    assert list(problems) == ["dataset"] and "keypoint names" in problems["dataset"]
+    Category.objects.filter(dataset=people).update(
+        keypoints=["head", "neck", "hip"], skeleton=[[1, 2], [2, 3], [3, 9]]
+    )
+    spec, problems = _validate(world, people, {"epochs": 1, "sigma": 1.5})
+    assert problems == {} and spec["model"] == "pose_unet"
+    schema = spec_check.keypoint_schema(Category.objects.filter(dataset=people))
+    assert schema == {"names": ["head", "neck", "hip"], "skeleton": [[1, 2], [2, 3]]}  # in range
+    data = spec_check.placeholder_data(1, "keypoints", schema)
+    assert data["items"][0]["annotations"][0]["keypoints"] == [0, 0, 2] * 3
+    _spec, problems = _validate(world, people, {"sigma": 9})
+    assert "spec.sigma" in problems

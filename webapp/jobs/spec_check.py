@@ -119,8 +119,15 @@ def validate_job(user: User, dataset: Dataset, spec) -> tuple[dict, dict[str, st
     source = source_problem(user, spec)
     if source:
         problems["spec.transfer.source"] = source
-    classes = len(queries.categories_at(dataset))  # the head's size; the names come later
-    checked = {**spec, "data": placeholder_data(classes, kind)}
+    categories = queries.categories_at(dataset)  # the head's size; the names come later
+    keypoints = keypoint_schema(categories) if kind == kinds.KEYPOINTS else None
+    if kind == kinds.KEYPOINTS and keypoints is None:
+        problems["dataset"] = _(
+            "This dataset names no keypoints: its category needs keypoint names (COCO's "
+            "categories[].keypoints) before a pose network can learn them."
+        )
+        return spec, problems
+    checked = {**spec, "data": placeholder_data(len(categories), kind, keypoints)}
     for key, message in trainer_problems(checked).items():
         problems.setdefault(f"spec.{key}", message)
     for key, message in catalog_problems(spec).items():
@@ -209,13 +216,37 @@ def summary_problem(model, input_size: int | None, channels: int | None, classes
     return next(iter(problems.items()), None)
 
 
-def placeholder_data(classes: int, kind: str = "classification") -> dict:
-    """Data of `classes` classes for checking a spec of `kind` before its items exist."""
+def placeholder_data(
+    classes: int, kind: str = "classification", keypoints: dict | None = None
+) -> dict:
+    """Data of `classes` classes for checking a spec of `kind` before its items exist (a
+    keypoint set's points, where the kind has them: they size a pose network)."""
     names = [str(i) for i in range(max(1, classes))]
     if kind == "classification":
         return {"classes": names, "items": [{"path": "x.png", "label": 0}]}
-    box = {"category": 0, "bbox": [0, 0, 1, 1]}  # one object: the annotations' shape
-    return {"classes": names, "items": [{"path": "x.png", "annotations": [box]}]}
+    box: dict = {"category": 0, "bbox": [0, 0, 1, 1]}  # one object: the annotations' shape
+    data: dict = {"classes": names, "items": [{"path": "x.png", "annotations": [box]}]}
+    if keypoints is not None:
+        box["keypoints"] = [0, 0, 2] * len(keypoints["names"])
+        data["keypoints"] = keypoints
+    return data
+
+
+def keypoint_schema(categories) -> dict | None:
+    """The keypoint set of a version's categories (trainer.spec.KeypointSchema): the names and
+    skeleton of the first category that has keypoints; None when none has."""
+    for category in categories:
+        names = [str(name) for name in (category.keypoints or [])]
+        if names:
+            count = len(names)
+            pairs = [p for p in (category.skeleton or []) if isinstance(p, list) and len(p) == 2]
+            skeleton = [
+                [a, b]
+                for a, b in pairs
+                if type(a) is int and type(b) is int and 1 <= a <= count and 1 <= b <= count
+            ]
+            return {"names": names, "skeleton": skeleton}
+    return None
 
 
 def trainer_problems(spec: dict) -> dict[str, str]:

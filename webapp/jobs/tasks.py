@@ -265,27 +265,10 @@ def build_spec(job: Job) -> dict:
         "items": items,
         "version": f"{dataset.pk}:{job.dataset_version}",
     }
-    schema = keypoint_schema(categories)
+    schema = spec_check.keypoint_schema(categories)
     if schema is not None:
         data["keypoints"] = schema
     return {**spec, "data": data}
-
-
-def keypoint_schema(categories) -> dict | None:
-    """The keypoint set of a version's categories (trainer.spec.KeypointSchema): the names and
-    skeleton of the first category that has keypoints; None when none has."""
-    for category in categories:
-        names = [str(name) for name in (category.keypoints or [])]
-        if names:
-            count = len(names)
-            pairs = [p for p in (category.skeleton or []) if isinstance(p, list) and len(p) == 2]
-            skeleton = [
-                [a, b]
-                for a, b in pairs
-                if type(a) is int and type(b) is int and 1 <= a <= count and 1 <= b <= count
-            ]
-            return {"names": names, "skeleton": skeleton}
-    return None
 
 
 def job_kind_of(dataset) -> str:
