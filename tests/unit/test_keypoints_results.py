@@ -161,10 +161,16 @@ def test_skeleton_pairs_are_read_defensively(pairs, base, expected):
     assert keypoints_results.edges(pairs, 3, base) == expected
 
 
-def test_a_card_with_a_bare_list_of_names_is_read_too():
-    card = {"keypoints": ["a", "b", "c"], "skeleton": [[1, 2], [2, 3]]}
-    assert keypoints_results.card_schema(card) == (["a", "b", "c"], [[0, 1], [1, 2]])
+def test_the_cards_keypoints_part_is_read_defensively():
+    names = ["a", "b", "c"]
+    trainer_card = {"keypoints": {"names": names, "skeleton": [[1, 3]], "edges": [[0, 2]]}}
+    assert keypoints_results.card_schema(trainer_card) == (names, [[0, 2]])
+    only_skeleton = {"keypoints": {"names": names, "skeleton": [[1, 2], [2, 3]]}}
+    assert keypoints_results.card_schema(only_skeleton) == (names, [[0, 1], [1, 2]])
+    bare = {"keypoints": names, "skeleton": [[1, 2], [2, 3]]}
+    assert keypoints_results.card_schema(bare) == (names, [[0, 1], [1, 2]])
     assert keypoints_results.card_schema({"keypoints": 3}) == ([], [])
+    assert keypoints_results.card_schema({"keypoints": {"names": "abc", "edges": 5}}) == ([], [])
 
 
 def test_result_shows_pck_oks_per_keypoint_bars_and_the_skeleton(world, figures):

@@ -132,14 +132,16 @@ def read_card(job_id: int) -> dict:
 
 
 def card_schema(card: dict) -> tuple[list[str], list[list[int]]]:
-    """Names and 0-based skeleton from the card's "keypoints" part: {"names", "skeleton"
-    (1-based, as the dataset's schema), "sigmas"}; a bare list of names with a top-level
+    """Names and 0-based skeleton from the card's "keypoints" part, as trainer.loops.keypoints
+    writes it: {"names", "skeleton" (1-based, as COCO), "edges" (the same, 0-based), ...}; the
+    0-based edges when they are there, else the skeleton. A bare list of names with a top-level
     "skeleton" is read too."""
     part = card.get("keypoints")
     if isinstance(part, dict):
         names = _names(part.get("names"))
-        base = part.get("skeleton_base")
-        return names, edges(part.get("skeleton"), len(names), base if base in (0, 1) else None)
+        if isinstance(part.get("edges"), list):
+            return names, edges(part["edges"], len(names), base=0)
+        return names, edges(part.get("skeleton"), len(names))
     names = _names(part)
     return names, edges(card.get("skeleton"), len(names))
 
