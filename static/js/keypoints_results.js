@@ -1,10 +1,10 @@
 // A keypoints run's results: the PCK bars per keypoint (charts.js), and the truth toggle kept
-// across pages of the images table. The toggle itself hides the true skeletons by CSS
+// across pages of the evaluated images. The toggle itself hides the true skeletons by CSS
 // (#skeletons:has(...)); this only remembers it. The panel arrives with the result partial
 // (and its pages replace each other through htmx), so everything is set up again after a swap.
 import { bars } from "./charts.js";
 
-let showTruth = true; // the toggle's state, kept across pages of the table
+let showTruth = true; // the toggle's state, kept across pages of images
 
 document.addEventListener("change", (event) => {
   if (event.target.matches("input[data-truth-toggle]")) showTruth = event.target.checked;
