@@ -154,7 +154,7 @@ class ContiguousPredictor(nn.Module):
             in_channels, num_keypoints, 4, stride=2, padding=1
         )
         nn.init.kaiming_normal_(self.kps_score_lowres.weight, mode="fan_out", nonlinearity="relu")
-        nn.init.constant_(self.kps_score_lowres.bias, 0)
+        nn.init.constant_(self.kps_score_lowres.bias, 0)  # type: ignore[arg-type]  # it has one
         self.up_scale = 2
         self.out_channels = num_keypoints
 
