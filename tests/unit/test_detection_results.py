@@ -131,6 +131,23 @@ def test_a_missing_predictions_file_leaves_the_figures(world, shapes):
     assert 'id="detections-missing"' in html and 'id="result-map50"' in html
 
 
+def test_malformed_rows_of_the_predictions_file_are_drawn_as_far_as_they_go(world, shapes):
+    from django.core.files.base import ContentFile
+
+    job = fake_detection_job(shapes)
+    name = detection_results.predictions_name(job.pk, "test")
+    rows = [
+        {"id": 1, "truth": [1, 2], "boxes": 5, "errors": "x"},  # keypoints' or junk shapes
+        {"id": 2, "truth": {"boxes": "no", "labels": None}, "scores": {}},
+        "not a row",
+    ]
+    default_storage.delete(name)
+    default_storage.save(name, ContentFile(json.dumps(rows).encode()))
+    response = world.client("alice").get(f"/jobs/{job.pk}/detections/")
+    assert response.status_code == 200
+    assert 'id="result-map50"' in _result(world, job)
+
+
 def test_downloads_list_the_model_card_missing_exports_and_the_predictions(world, shapes):
     job = fake_detection_job(shapes)
     html = _result(world, job)

@@ -151,9 +151,14 @@ def _read_rows(job_id: int, split: str) -> list[dict]:
     return [row for row in rows if isinstance(row, dict)]
 
 
+def _list(value) -> list:
+    """A row's list, or none when the file holds something else there (never a 500)."""
+    return value if isinstance(value, list) else []
+
+
 def _errors_of(row: dict) -> list[dict]:
     return [
-        e for e in row.get("errors") or [] if isinstance(e, dict) and e.get("type") in ERROR_TYPES
+        e for e in _list(row.get("errors")) if isinstance(e, dict) and e.get("type") in ERROR_TYPES
     ]
 
 
@@ -185,7 +190,11 @@ def _drawn_row(row: dict, names: list[str]) -> dict:
     width, height = max(_number(row.get("width"), 1), 1), max(_number(row.get("height"), 1), 1)
     scale = DISPLAY_WIDTH / width  # user units → CSS pixels at the drawn size
     predicted = []
-    boxes, scores, labels = row.get("boxes") or [], row.get("scores") or [], row.get("labels") or []
+    boxes, scores, labels = (
+        _list(row.get("boxes")),
+        _list(row.get("scores")),
+        _list(row.get("labels")),
+    )
     for box, score, label in list(zip(boxes, scores, labels, strict=False))[:BOXES_DRAWN]:
         if (xywh := _box(box)) is None:
             continue
@@ -197,11 +206,11 @@ def _drawn_row(row: dict, names: list[str]) -> dict:
                 "colour": colour(label),
             }
         )
-    truth = row.get("truth") or {}
+    truth = row.get("truth") if isinstance(row.get("truth"), dict) else {}
     truths = []
-    for box, label in list(zip(truth.get("boxes") or [], truth.get("labels") or [], strict=False))[
-        :TRUTHS_DRAWN
-    ]:
+    for box, label in list(
+        zip(_list(truth.get("boxes")), _list(truth.get("labels")), strict=False)
+    )[:TRUTHS_DRAWN]:
         if (xywh := _box(box)) is not None:
             truths.append({"box": xywh, "name": _name(names, label), "colour": colour(label)})
     errors = _errors_of(row)
