@@ -97,8 +97,13 @@ def load_model(model_dir: str | Path, card: dict[str, Any]) -> nn.Module:
     architecture = card.get("spec", {}).get("model")
     # What a kind's builder needs beyond the class count (a U-Net's width; a pose network's
     # heat maps, one per keypoint): the card's "build", whole numbers only.
-    build = card.get("build") if isinstance(card.get("build"), dict) else {}
-    extra = {k: v for k, v in build.items() if k in BUILD_KEYS and type(v) is int}
+    build = card.get("build")
+    extra = {
+        k: v
+        for k, v in (build.items() if isinstance(build, dict) else ())
+        if k in BUILD_KEYS and type(v) is int
+    }
+    classes = extra.pop("num_classes", count)  # a pose network's: its keypoints
     model: nn.Module
     try:
         if isinstance(architecture, list):
@@ -108,7 +113,10 @@ def load_model(model_dir: str | Path, card: dict[str, Any]) -> nn.Module:
         elif isinstance(architecture, str):
             model = registry.build(
                 architecture,
-                **{"num_classes": count, "in_channels": channels, "input_size": size, **extra},
+                num_classes=classes,
+                in_channels=channels,
+                input_size=size,
+                **extra,  # type: ignore[arg-type]  # whole numbers for the builder's options
             )
         else:
             raise ModelUnavailable(f"{CARD} names no model")

@@ -85,7 +85,9 @@ def class_figures(matrix: Tensor, names: Sequence[str]) -> dict[str, Any]:
     true = m[:n].sum(dim=1)  # (n,) pixels of each class in the truth
     found = m[:, :n].sum(dim=0)  # (n,) pixels predicted as each class
     union = true + found - hits
-    per_class, ious, dices = [], [], []
+    per_class: list[dict] = []
+    ious: list[float] = []
+    dices: list[float] = []
     for c, name in enumerate(names):
         occurs = bool(union[c] > 0)
         iou = float(hits[c] / union[c]) if occurs else None
@@ -99,7 +101,7 @@ def class_figures(matrix: Tensor, names: Sequence[str]) -> dict[str, Any]:
                 "background": c == 0,
             }
         )
-        if c > 0 and occurs:
+        if c > 0 and iou is not None and dice is not None:  # a foreground class that occurs
             ious.append(iou)
             dices.append(dice)
     total = float(m.sum())
