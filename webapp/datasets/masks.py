@@ -11,11 +11,10 @@ that the runs add up to height × width and writes past its buffer when they do 
 imports pycocotools; drawing an outline imports OpenCV, only when an RLE is drawn.
 """
 
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 from django.utils.translation import gettext as _
-from typing_extensions import TypeIs
 
 from trainer import limits
 
@@ -31,7 +30,7 @@ class MaskError(ValueError):
     """A segmentation that is not a valid COCO polygon list or RLE; the message says why."""
 
 
-def is_rle(segmentation: object) -> TypeIs[dict[str, Any]]:
+def is_rle(segmentation: object) -> TypeGuard[dict[str, Any]]:
     """True for an RLE dict (whatever its validity), False for polygons or nothing."""
     return isinstance(segmentation, dict)
 
