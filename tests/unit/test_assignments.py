@@ -605,7 +605,7 @@ def test_a_run_of_another_kind_is_refused_with_a_clear_message(world):
 def test_a_detection_submission_is_scored_by_the_trainers_detection_scorer(
     world, settings, monkeypatch
 ):
-    from trainer import scoring as trainer_scoring
+    from trainer.loops import detection as detection_loop
 
     assignment = _detection_assignment(world)
     add_boxes(
@@ -619,17 +619,18 @@ def test_a_detection_submission_is_scored_by_the_trainers_detection_scorer(
         def to_dict(self):
             return {"map50": 0.625, "map": 0.41, "images": 3, "objects": 3}
 
-    def fake_score(model_dir, items, classes, **options):
-        seen.update(model_dir=model_dir, items=items, classes=classes)
+    def fake_score(model_dir, items, classes, keypoints=None):
+        seen.update(model_dir=model_dir, items=items, classes=classes, keypoints=keypoints)
         return FakeScore()
 
-    monkeypatch.setattr(trainer_scoring, "score_detection_model", fake_score)
+    monkeypatch.setattr(detection_loop, "score", fake_score)  # trainer.inference calls it
     job = make_job(world, assignment.dataset, spec={"kind": "detection", "epochs": 1})
     submission = actions.submit(world.alice, assignment, job)
     assert scoring.score_submission(submission.pk) == "scored"
     submission.refresh_from_db()
     assert submission.score == 0.625 and submission.details["map"] == 0.41
-    assert seen["model_dir"].endswith(f"jobs/{job.pk}") and seen["classes"] == SHAPES
+    assert str(seen["model_dir"]).endswith(f"jobs/{job.pk}") and seen["classes"] == SHAPES
+    assert seen["keypoints"] is None
     objects = [[(a.category, a.bbox) for a in item.annotations] for item in seen["items"]]
     assert objects == [[(0, [1, 2, 10, 12])], [(1, [0, 0, 8, 8]), (0, [4, 4, 20, 20])], []]
     assert all(item.path.endswith(".png") and item.label is None for item in seen["items"])

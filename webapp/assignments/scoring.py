@@ -44,73 +44,43 @@ def hidden_objects(dataset, version: int) -> tuple[list, list[str]]:
     return items, [c.name for c in categories]
 
 
-def _score_classification(model_dir: str, hidden, version: int) -> dict:
-    from trainer import scoring
-
-    paths, labels, classes = hidden_items(hidden, version)
-    return scoring.score_model(model_dir, paths, labels, classes).to_dict()
-
-
-def _score_detection(model_dir: str, hidden, version: int) -> dict:
-    from trainer import scoring
-
-    items, classes = hidden_objects(hidden, version)
-    return scoring.score_detection_model(model_dir, items, classes).to_dict()
-
-
 def hidden_keypoints(dataset, version: int):
     """The keypoint set of a version (trainer.spec.KeypointSchema: names, 1-based skeleton; the
     sigmas are the trainer's defaults) from its first category with keypoints, or None."""
     from trainer.spec import KeypointSchema
+    from webapp.jobs.spec_check import keypoint_schema
 
-    categories = dataset_queries.categories_at(dataset, version)
-    category = next((c for c in categories if c.keypoints), None)
-    if category is None:
-        return None
-    return KeypointSchema(names=category.keypoints, skeleton=category.skeleton, sigmas=None)
+    schema = keypoint_schema(dataset_queries.categories_at(dataset, version))
+    return None if schema is None else KeypointSchema(**schema)
 
 
-def _hidden_data(hidden, version: int, keypoints: bool):
-    """The hidden set as the trainer's DataSpec: class names, items, the keypoint set."""
-    from trainer import scoring
-    from trainer.spec import DataSpec
+def hidden_labels(dataset, version: int) -> tuple[list, list[str]]:
+    """The labelled images of a classification version as manifest items, and the class names."""
+    from trainer.spec import ManifestItem
 
-    items, classes = hidden_objects(hidden, version)
-    if not items:
-        raise scoring.ScoringError("the hidden test set has no images")
-    schema = hidden_keypoints(hidden, version) if keypoints else None
-    return DataSpec(
-        classes=classes, items=items, keypoints=schema, version=f"{hidden.pk}:{version}"
-    )
-
-
-def _score_segmentation(model_dir: str, hidden, version: int) -> dict:
-    from trainer.loops import segmentation
-
-    data = _hidden_data(hidden, version, keypoints=False)
-    return segmentation.score(Path(model_dir), data.items, data.classes, data).to_dict()
-
-
-def _score_keypoints(model_dir: str, hidden, version: int) -> dict:
-    from trainer.loops import keypoints
-
-    data = _hidden_data(hidden, version, keypoints=True)
-    return keypoints.score(Path(model_dir), data.items, data.classes, data).to_dict()
-
-
-# How a run of each kind is scored on a hidden test set: its figures, keyed as the assignment's
-# metrics are (kinds.ASSIGNMENT_METRICS: accuracy and macro_f1, map50, miou, oks_ap).
-SCORERS = {
-    kinds.CLASSIFICATION: _score_classification,
-    kinds.DETECTION: _score_detection,
-    kinds.SEGMENTATION: _score_segmentation,
-    kinds.KEYPOINTS: _score_keypoints,
-}
+    paths, labels, classes = hidden_items(dataset, version)
+    items = [
+        ManifestItem(path=path, label=label, split="test")
+        for path, label in zip(paths, labels, strict=True)
+    ]
+    return items, classes
 
 
 def score_on_hidden(kind: str, job_id: int, hidden, version: int) -> dict:
-    """A run's figures on a hidden test set, by its kind's scorer (on a worker: torch)."""
-    return SCORERS[kind](default_storage.path(f"jobs/{job_id}"), hidden, version)
+    """A run's figures on a hidden test set, by its kind's loop (`trainer.inference.score`, on a
+    worker: torch), keyed as the assignment's metrics are (kinds.ASSIGNMENT_METRICS: accuracy
+    and macro_f1, map50, miou, oks_ap)."""
+    from trainer import inference, scoring
+
+    if kind == kinds.CLASSIFICATION:
+        items, classes = hidden_labels(hidden, version)
+    else:
+        items, classes = hidden_objects(hidden, version)
+    if not items:
+        raise scoring.ScoringError("the hidden test set has no images")
+    keypoints = hidden_keypoints(hidden, version) if kind == kinds.KEYPOINTS else None
+    model_dir = Path(default_storage.path(f"jobs/{job_id}"))
+    return inference.score(kind, model_dir, items, classes, keypoints).to_dict()
 
 
 def hidden_items(dataset, version: int) -> tuple[list[str], list[int], list[str]]:
