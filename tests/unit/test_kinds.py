@@ -359,3 +359,21 @@ def test_the_openapi_schema_documents_each_kinds_metrics():
     shared = metrics["properties"]["val_loss"]["description"]
     assert shared.startswith("classification, segmentation, keypoints: "), shared
     assert "map50" in metrics["description"] and metrics["additionalProperties"] is True
+
+
+@pytest.mark.parametrize("kind", trainer_kinds.KINDS)
+def test_the_job_page_charts_every_epoch_figure_of_the_kind_once(kind):
+    live = kinds.live_view(kind)
+    epoch = set(trainer_kinds.EPOCH_FIGURES[kind])
+    assert set(live["curves"]) | set(live["losses"]) == epoch  # every figure on one chart
+    assert not set(live["curves"]) & set(live["losses"])
+    assert all(key.endswith("loss") or key.startswith("train_") for key in live["losses"])
+    assert live["best"] in live["curves"] and live["best"] == kinds.VIEWS[kind].best_of_epochs[0]
+    assert live["final"] == kinds.VIEWS[kind].split_figures[0]
+
+
+def test_the_job_pages_words_name_the_kinds_figure():
+    assert kinds.live_view("segmentation")["title"] == "mIoU per epoch"  # not "MIoU"
+    assert kinds.live_view("classification")["title"] == "Accuracy per epoch"
+    assert kinds.live_view("keypoints")["best_label"] == "Best validation PCK@0.1"
+    assert kinds.live_view("detection")["test_label"] == "Test mAP@0.5"
