@@ -53,7 +53,11 @@ def test_polygons_rle_and_boxes_become_one_class_map_at_the_input_size(tmp_path)
 def test_a_bad_rle_names_the_image(tmp_path):
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "x.png")
     bad = {"category": 0, "segmentation": {"size": [4, 4], "counts": [1, 2]}}
-    data = {"classes": ["a"], "root": str(tmp_path), "items": [{"path": "x.png", "annotations": [bad]}]}
+    data = {
+        "classes": ["a"],
+        "root": str(tmp_path),
+        "items": [{"path": "x.png", "annotations": [bad]}],
+    }
     with pytest.raises(segmentation.data.DataError, match="x.png.*run lengths"):
         load_split(_spec(data).data.items, str(tmp_path), 8, 3)
 
@@ -242,8 +246,9 @@ def test_transfer_keeps_the_output_rows_only_for_the_same_classes(trained, shape
 
 @pytest.mark.slow
 def test_the_unet_learns_shapes(tmp_path):
-    data = shapes.write_shapes(tmp_path, 160, size=64, splits=(0.75, 0.0))
-    spec = _spec(data, input_size=64, epochs=12, batch_size=16, schedule="onecycle", lr=0.01,
+    # The benchmark's recipe (benchmarks/segmentation.py) on fewer, smaller pictures.
+    data = shapes.write_shapes(tmp_path, 300, size=64, splits=(0.8, 0.0))
+    spec = _spec(data, input_size=64, epochs=12, batch_size=8, schedule="onecycle", lr=3e-3,
                  width=16)  # fmt: skip
     result = driver.run(spec, tmp_path / "out", ListReporter())
-    assert result["test"]["miou"] >= 0.6, result["test"]
+    assert result["test"]["miou"] >= 0.7, result["test"]

@@ -111,7 +111,9 @@ def _square(x1, y1, x2, y2, size=32):
 
 
 def test_segm_ap_is_one_for_the_true_masks_and_drops_for_poor_ones():
-    truth = [[{"rle": _square(2, 2, 12, 12), "label": 0}, {"rle": _square(16, 16, 30, 30), "label": 1}]]
+    truth = [
+        [{"rle": _square(2, 2, 12, 12), "label": 0}, {"rle": _square(16, 16, 30, 30), "label": 1}]
+    ]
     perfect = [[{**one, "score": 0.9} for one in truth[0]]]
     ap, ap50 = segm_ap(truth, perfect, ["a", "b"])
     assert ap == pytest.approx(1.0) and ap50 == pytest.approx(1.0)
