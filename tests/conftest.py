@@ -130,3 +130,12 @@ def celery_worker_process(django_db_setup, django_db_blocker):
 def pytest_collection_modifyitems(config, items):
     """Run browser tests last: fast failures first, and Playwright's event loop after the rest."""
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+def pytest_configure(config):
+    # pycocotools 2.0.11 decodes masks through numpy's pre-2.0 `__array__` protocol: one
+    # DeprecationWarning per mask decoded (tens of thousands in a run), none of them ours.
+    config.addinivalue_line(
+        "filterwarnings",
+        "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning",
+    )
