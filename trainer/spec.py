@@ -114,9 +114,12 @@ class KeypointSchema(_Settings):
     names: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
         min_length=1, max_length=limits.MAX_KEYPOINTS
     )
-    skeleton: list[Annotated[list[int], Field(min_length=2, max_length=2)]] = Field(
-        [], max_length=limits.MAX_KEYPOINTS * 4
-    )
+    skeleton: list[
+        Annotated[
+            list[Annotated[int, Field(ge=1, le=limits.MAX_KEYPOINTS)]],
+            Field(min_length=2, max_length=2),
+        ]
+    ] = Field([], max_length=limits.MAX_KEYPOINTS * 4)
     sigmas: list[Annotated[float, Field(gt=0, le=10)]] | None = None
 
     @model_validator(mode="after")
@@ -466,6 +469,10 @@ class JobSpec(_Settings):
             "data_version": self.data.version,
         }
 
+    def build_options(self) -> dict[str, Any]:
+        """The builder's own settings for this spec's model beyond its sizes (a U-Net's width)."""
+        return {}
+
 
 class ClassificationSpec(JobSpec):
     """One class per image: cross-entropy, accuracy, a confusion matrix; k folds if asked."""
@@ -524,6 +531,9 @@ class SegmentationSpec(_NoClassificationSettings):
     # loss = cross-entropy + dice_weight × (1 − soft Dice): Dice leaves "all background" early.
     dice_weight: Fraction = 0.5
     early_stopping: SegmentationEarlyStopping | None = None  # type: ignore[assignment]
+
+    def build_options(self) -> dict[str, Any]:
+        return {"width": self.width} if self.model == "unet" else {}
 
 
 class KeypointsSpec(_NoClassificationSettings):
@@ -774,6 +784,7 @@ def _source_mismatch(registry: Any, spec: JobSpec, info: Any, source: str) -> st
             num_classes=count,
             in_channels=spec.channels or info.default_channels,
             input_size=size,
+            **spec.build_options(),
         ).state_dict()
         for count in (classes, classes + 1)
     ]

@@ -235,10 +235,9 @@ def test_transfer_keeps_the_output_rows_only_for_the_same_classes(trained, shape
         (["a", "b", "c"], "new"),
     ):
         data = {**shapes_data, "classes": classes}
-        # check_registry=False: the spec's architecture check builds a U-Net of the default
-        # width (16), and this source has width 8.
+        # The spec's architecture check builds the U-Net at the spec's width (8, the source's).
         transfer = {"source": source, "mode": "fine_tuning"}
-        spec = _spec(data, check_registry=False, epochs=1, transfer=transfer)
+        spec = _spec(data, epochs=1, transfer=transfer)
         reporter = ListReporter()
         driver.run(spec, tmp_path / head, reporter)
         assert _kinds(reporter, "started")[0]["head"] == head
@@ -246,9 +245,12 @@ def test_transfer_keeps_the_output_rows_only_for_the_same_classes(trained, shape
 
 @pytest.mark.slow
 def test_the_unet_learns_shapes(tmp_path):
-    # The benchmark's recipe (benchmarks/segmentation.py) on fewer, smaller pictures.
-    data = shapes.write_shapes(tmp_path, 300, size=64, splits=(0.8, 0.0))
-    spec = _spec(data, input_size=64, epochs=12, batch_size=8, schedule="onecycle", lr=3e-3,
-                 width=16)  # fmt: skip
-    result = driver.run(spec, tmp_path / "out", ListReporter())
-    assert result["test"]["miou"] >= 0.7, result["test"]
+    # Learning, not a target (the benchmark measures that): a small U-Net on few small
+    # pictures ends far better than it began.
+    data = shapes.write_shapes(tmp_path, 320, size=32, splits=(0.8, 0.0))
+    spec = _spec(data, input_size=32, epochs=15, batch_size=8, schedule="onecycle", lr=3e-3,
+                 width=8)  # fmt: skip
+    reporter = ListReporter()
+    result = driver.run(spec, tmp_path / "out", reporter)
+    first = reporter.of_kind("epoch")[0]["val_miou"] or 0.0
+    assert result["test"]["miou"] >= max(0.4, first + 0.15), (first, result["test"])

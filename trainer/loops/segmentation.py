@@ -92,11 +92,6 @@ def _manifest_items(spec: JobSpec) -> list:
     return load_manifest(spec.data.manifest, classes=spec.data.classes)
 
 
-def _build_options(spec: JobSpec) -> dict[str, Any]:
-    """The builder's own settings: the U-Net's width (others have none)."""
-    return {"width": cast(SegmentationSpec, spec).width} if spec.model == "unet" else {}
-
-
 def build_model(p: Prepared) -> nn.Module:
     """The segmenter of the spec, with the transfer source and mode applied."""
     spec, transfer = p.spec, p.spec.transfer
@@ -107,7 +102,7 @@ def build_model(p: Prepared) -> nn.Module:
         in_channels=p.channels,
         input_size=p.size,
         pretrained=use_source and transfer.source == "imagenet",
-        **_build_options(spec),
+        **spec.build_options(),
     )
     if use_source and transfer.source == "imagenet":
         p.extra["head"] = heads.HeadPlan("new", heads.CLASSES_DIFFER).event_fields()
@@ -258,7 +253,7 @@ def export(p: Prepared, model: nn.Module, out: Path, result: dict) -> None:
     model.eval()
     example = torch.zeros(1, p.channels, p.size, p.size)
     card = model_card(p, model, result)
-    card["build"] = _build_options(p.spec)  # what trainer.scoring.load_model rebuilds it with
+    card["build"] = p.spec.build_options()  # what trainer.scoring.load_model rebuilds it with
     instance = hasattr(model, "segment")
     card["masks"] = {
         "channels": ["background", *p.classes],  # output channel i is channels[i]
