@@ -5,7 +5,6 @@ the test set never changes a score already given without the teacher asking for 
 """
 
 import logging
-from pathlib import Path
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -79,8 +78,9 @@ def score_on_hidden(kind: str, job_id: int, hidden, version: int) -> dict:
     if not items:
         raise scoring.ScoringError("the hidden test set has no images")
     keypoints = hidden_keypoints(hidden, version) if kind == kinds.KEYPOINTS else None
-    model_dir = Path(default_storage.path(f"jobs/{job_id}"))
-    return inference.score(kind, model_dir, items, classes, keypoints).to_dict()
+    from webapp.jobs.predict import model_dir  # one place says where a run's model is
+
+    return inference.score(kind, model_dir(job_id), items, classes, keypoints).to_dict()
 
 
 def hidden_items(dataset, version: int) -> tuple[list[str], list[int], list[str]]:
