@@ -42,6 +42,8 @@ INSTALLED_APPS = [
     "webapp.assignments",
     "webapp.faces",
     "webapp.poses",
+    "webapp.studio",
+    "webapp.labelling",
 ]
 
 MIDDLEWARE = [

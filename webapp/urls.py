@@ -59,6 +59,8 @@ urlpatterns = [
     path("", include("webapp.assignments.urls")),
     path("", include("webapp.faces.urls")),
     path("", include("webapp.poses.urls")),
+    path("", include("webapp.studio.urls")),
+    path("", include("webapp.labelling.urls")),
     path("api/v1/", api.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

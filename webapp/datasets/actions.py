@@ -308,6 +308,7 @@ def _rewrite_items(items, number: int, change_item, change_annotation=None) -> i
         copy = Item(
             dataset_id=row.dataset_id,
             image_id=row.image_id,
+            uid=row.uid,
             original_path=row.original_path,
             split=row.split,
             fold=row.fold,
@@ -320,7 +321,7 @@ def _rewrite_items(items, number: int, change_item, change_annotation=None) -> i
     annotations = []
     for row, copy in zip(rows, copies, strict=True):
         for annotation in row.annotations.all():
-            annotation.pk = None
+            annotation.pk = None  # uid and revision stay: the same annotation, a new version
             annotation.item = copy
             if change_annotation:
                 change_annotation(annotation)

@@ -5,6 +5,7 @@ whatever the archive size. Good images are kept when others are refused; every r
 reported with its path and a reason.
 """
 
+import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -206,6 +207,7 @@ class Ingest:
                     (
                         self.dataset.pk,
                         stored[facts["sha256"]],
+                        uuid.uuid4().hex,  # both databases read 32 hex digits as a UUID
                         record.path[:1024],
                         "train",
                         -1,
@@ -290,6 +292,7 @@ STORED_IMAGE_FIELDS = (
 ITEM_FIELDS = (
     "dataset_id",
     "image_id",
+    "uid",
     "original_path",
     "split",
     "fold",

@@ -2,7 +2,10 @@
 
 Versioning: Category and Item rows carry the version range they belong to
 (`valid_from` ≤ v < `valid_to`, open-ended while `valid_to` is null). An edit closes the rows it
-changes and writes new ones, so every earlier version stays readable exactly as it was.
+changes and writes new ones, so every earlier version stays readable exactly as it was. An item and
+an annotation keep their `uid` across those copies: it is what the annotation studio, its drafts
+and their conflicts speak of. Studio edits collect in a person's `Draft` (one `DraftChange` per
+annotation touched) and become one new version when committed (`webapp/datasets/drafts.py`).
 """
 
 import uuid
@@ -163,6 +166,7 @@ class Item(models.Model):
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="items")
     image = models.ForeignKey(StoredImage, on_delete=models.PROTECT, related_name="items")
+    uid = models.UUIDField(default=uuid.uuid4, editable=False)  # the same in every version
     original_path = models.CharField(max_length=1024)  # the uploader's name: data only
     split = models.CharField(max_length=5, choices=Split.choices, default=Split.TRAIN)
     fold = models.SmallIntegerField(default=-1)  # k-fold index, -1 when not assigned
@@ -175,6 +179,7 @@ class Item(models.Model):
         indexes = [
             models.Index(fields=["dataset", "valid_to", "split", "id"]),
             models.Index(fields=["dataset", "valid_to", "category_index", "id"]),
+            models.Index(fields=["dataset", "uid"]),
         ]
 
     def __str__(self) -> str:
@@ -185,6 +190,8 @@ class Annotation(models.Model):
     """A COCO-shaped annotation of an item: a box, polygons, keypoints (or just a label)."""
 
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotations")
+    uid = models.UUIDField(default=uuid.uuid4, editable=False)  # the same in every version
+    revision = models.PositiveIntegerField(default=1)  # +1 at each commit that changes it
     category_index = models.IntegerField()
     bbox = models.JSONField(null=True, blank=True)  # [x, y, w, h]
     segmentation = models.JSONField(null=True, blank=True)  # [[x1, y1, x2, y2, ...], ...]
@@ -193,10 +200,60 @@ class Annotation(models.Model):
     iscrowd = models.BooleanField(default=False)
 
     class Meta:
-        indexes = [models.Index(fields=["category_index"])]
+        indexes = [models.Index(fields=["category_index"]), models.Index(fields=["uid"])]
 
     def __str__(self) -> str:
         return f"annotation {self.pk} of item {self.item_id}"
+
+
+class Draft(models.Model):
+    """One person's uncommitted studio edits of a dataset, on top of version `base`."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="drafts")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="drafts"
+    )
+    base = models.PositiveIntegerField()  # the head when the draft began
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "user"], name="one_draft_per_person")
+        ]
+
+    def __str__(self) -> str:
+        return f"draft of {self.dataset_id} by {self.user_id}"
+
+
+class Op(models.TextChoices):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    LABEL = "label"  # an image's class (classification); uid is the item's uid
+    CATEGORY = "category"  # a class added while labelling; uid is made up for it
+
+
+class DraftChange(models.Model):
+    """The latest state of one annotation (or label, or new class) in a draft: each saved
+    delta replaces its row, so a draft holds one row per thing touched, never a history."""
+
+    draft = models.ForeignKey(Draft, on_delete=models.CASCADE, related_name="changes")
+    item_uid = models.UUIDField(null=True, blank=True)  # null for a new class
+    uid = models.UUIDField()
+    op = models.CharField(max_length=10, choices=Op.choices)
+    data = models.JSONField(default=dict, blank=True)  # the annotation's fields, as the API's
+    base_revision = models.PositiveIntegerField(default=0)  # what it changes; 0 = new
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["draft", "uid"], name="one_change_per_thing")
+        ]
+        indexes = [models.Index(fields=["draft", "item_uid"])]
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.uid}"
 
 
 class Upload(models.Model):

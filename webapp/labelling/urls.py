@@ -1,0 +1,3 @@
+"""Labelling assignments' pages."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""The annotation studio's pages (its JSON API is in webapp/api/studio.py)."""
+
+urlpatterns: list = []
