@@ -1,6 +1,17 @@
 """Assemble the API: one router per resource."""
 
-from webapp.api import assignments, auth, courses, datasets, faces, jobs, models, poses
+from webapp.api import (
+    assignments,
+    assist,
+    auth,
+    courses,
+    datasets,
+    faces,
+    jobs,
+    models,
+    poses,
+    studio,
+)
 from webapp.api.base import api
 
 api.add_router("", auth.router)
@@ -11,3 +22,5 @@ api.add_router("", jobs.router)
 api.add_router("", assignments.router)
 api.add_router("", faces.router)
 api.add_router("", poses.router)
+api.add_router("", studio.router)
+api.add_router("", assist.router)  # model-assisted labelling: /assist, /draft/accept, /draft/reject

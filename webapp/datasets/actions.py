@@ -472,3 +472,60 @@ def resplit(dataset: Dataset, user: User, split_settings: splits.SplitSettings) 
         write_assignment(splits.assign(strata, split_settings))
 
     return new_version(dataset, user, "New split", change, split_settings)
+
+
+def set_keypoints(dataset: Dataset, user: User, index: int, names: list[str], skeleton) -> Category:
+    """Give a class new keypoint names and skeleton (a new version). Points are kept by name:
+    a renamed point is a new one, a removed one goes, an added one starts absent (0, 0, 0)."""
+    if not permissions.can_edit_dataset(user, dataset):
+        raise NotFound(_("There is no such dataset."), field="dataset")
+    if dataset.kind != Kind.KEYPOINTS:
+        raise DatasetError(_("Keypoint names are for keypoint datasets."), field="keypoints")
+    names = [name.strip()[:60] for name in names]
+    if any(not name for name in names) or len(set(names)) != len(names):
+        raise DatasetError(_("Give every keypoint a different name."), field="keypoints")
+    pairs = []
+    for pair in skeleton:
+        a, b = int(pair[0]), int(pair[1])
+        if not (1 <= a <= len(names) and 1 <= b <= len(names)) or a == b:
+            raise DatasetError(
+                _("A skeleton pair joins two different points, numbered 1 to %(n)s.")
+                % {"n": len(names)},
+                field="skeleton",
+            )
+        pairs.append([a, b])
+    holder: dict = {}
+
+    def change(number: int) -> None:
+        category = _current_category(dataset, index)
+        old = list(category.keypoints or [])
+        category.valid_to = number
+        category.save(update_fields=["valid_to"])
+        holder["category"] = Category.objects.create(
+            dataset=dataset,
+            index=index,
+            name=category.name,
+            keypoints=names,
+            skeleton=pairs,
+            valid_from=number,
+        )
+        if old == names:
+            return
+        where = [old.index(name) if name in old else None for name in names]
+
+        def remap(annotation: Annotation) -> None:
+            points = annotation.keypoints
+            if annotation.category_index != index or not points:
+                return
+            annotation.keypoints = [
+                value
+                for at in where
+                for value in (points[3 * at : 3 * at + 3] if at is not None else [0, 0, 0])
+            ]
+            annotation.revision += 1
+
+        affected = _current_items(dataset).filter(annotations__category_index=index).distinct()
+        _rewrite_items(affected, number, lambda item: None, remap)
+
+    new_version(dataset, user, f"Keypoints of {index} changed", change)
+    return holder["category"]
