@@ -1,3 +1,9 @@
 """The annotation studio's pages (its JSON API is in webapp/api/studio.py)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from webapp.studio import grid
+
+urlpatterns: list = [
+    path("datasets/<id:dataset_id>/studio/", grid.studio_home, name="studio_home"),
+]
