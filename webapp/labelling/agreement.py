@@ -153,9 +153,10 @@ def _extent(annotation: Annotation) -> float:
 
 def oks(first: Annotation, second: Annotation, sigmas: Sequence[float]) -> float:
     """COCO's object keypoint similarity between two people's annotations of one figure (σ per
-    keypoint; DEFAULT_SIGMA for those `sigmas` does not reach), made symmetric: area = the mean of their two box areas; a keypoint labelled (v > 0) by both adds
-    exp(−d² / (2 · area · (2σ)²)), one labelled by only one of them adds 0, one labelled by
-    neither is left out; the mean of the terms (1.0 when neither labelled any keypoint)."""
+    keypoint; DEFAULT_SIGMA for those `sigmas` does not reach), made symmetric: area = the mean
+    of their two box areas; a keypoint labelled (v > 0) by both adds exp(−d² / (2 · area ·
+    (2σ)²)), one labelled by only one of them adds 0, one labelled by neither is left out; the
+    mean of the terms (1.0 when neither labelled any keypoint)."""
     a, b = first.get("keypoints") or [], second.get("keypoints") or []
     area = (_extent(first) + _extent(second)) / 2
     count = max(len(a), len(b)) // 3

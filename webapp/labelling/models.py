@@ -27,6 +27,8 @@ class LabellingAssignment(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     deadline = models.DateTimeField(_("deadline"), null=True, blank=True)
     published_version = models.PositiveIntegerField(null=True, blank=True)
+    # How the images were chosen: {"mode": "all" | "random" | "unlabelled", "count", "seed"}.
+    selection = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -57,3 +59,31 @@ class LabellingTask(models.Model):
 
     def __str__(self) -> str:
         return f"{self.item_uid} for {self.student_id}"
+
+
+class LabellingResolution(models.Model):
+    """The teacher's decision for one image: one student's version of it (a copy of their label
+    or annotations as they were when chosen), or none (the image stays as the dataset has it)."""
+
+    assignment = models.ForeignKey(
+        LabellingAssignment, on_delete=models.CASCADE, related_name="resolutions"
+    )
+    item_uid = models.UUIDField()
+    chosen = models.ForeignKey(  # null: none of the students' versions
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    data = models.JSONField(default=dict, blank=True)  # {"label": c} or {"annotations": [...]}
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["assignment", "item_uid"], name="one_resolution_per_image"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item_uid} resolved"
