@@ -13,23 +13,29 @@ async function send(url, method, csrf, body = undefined) {
 }
 
 export function wireDraft({ config, studio, saver, say, reload }) {
-  const words = studio.words;
   const changes = document.getElementById("studio-changes");
-  const result = document.getElementById("studio-commit-result");
   const commitDialog = document.getElementById("studio-commit");
   const discardDialog = document.getElementById("studio-discard");
-  const error = document.getElementById("studio-commit-error");
-  const conflicts = document.getElementById("studio-commit-conflicts");
   const count = (n) => {
     if (changes) changes.textContent = String(n);
   };
-  if (!commitDialog) return { count };
+  if (!discardDialog) return { count };
 
   const refresh = async () => {
     const { status, answer } = await send(config.urls.draft, "GET", config.csrf);
     count(status === 200 ? answer.changes ?? 0 : 0);
   };
 
+  if (commitDialog) wireCommit({ config, studio, saver, say, reload, refresh, commitDialog });
+  wireDiscard({ config, studio, saver, say, reload, count, discardDialog });
+  return { count };
+}
+
+function wireCommit({ config, studio, saver, say, reload, refresh, commitDialog }) {
+  const words = studio.words;
+  const result = document.getElementById("studio-commit-result");
+  const error = document.getElementById("studio-commit-error");
+  const conflicts = document.getElementById("studio-commit-conflicts");
   document.getElementById("studio-commit-open").addEventListener("click", () => {
     error.textContent = "";
     conflicts.replaceChildren();
@@ -58,7 +64,7 @@ export function wireDraft({ config, studio, saver, say, reload }) {
       if (status === 201) {
         commitDialog.close();
         commitDialog.querySelector("textarea").value = "";
-        result.textContent = words["committed"].replace("%(version)s", answer.version);
+        result.textContent = words["committed"].replace("%(n)s", answer.version);
         result.dataset.version = answer.version;
         say(result.textContent);
         studio.history.clear();
@@ -82,6 +88,10 @@ export function wireDraft({ config, studio, saver, say, reload }) {
     }
   });
 
+}
+
+function wireDiscard({ config, studio, saver, say, reload, count, discardDialog }) {
+  const words = studio.words;
   document.getElementById("studio-discard-open").addEventListener("click", () => discardDialog.showModal());
   discardDialog.querySelector("[data-close]").addEventListener("click", () => discardDialog.close());
   discardDialog.querySelector("form").addEventListener("submit", async (event) => {
@@ -95,6 +105,4 @@ export function wireDraft({ config, studio, saver, say, reload }) {
     say(words["discarded"]);
     await reload();
   });
-
-  return { count };
 }

@@ -112,14 +112,12 @@ async function boot() {
       body: JSON.stringify({ uid: conflict.uid, keep }),
     }).catch(() => null);
     if (!response?.ok) return say(words["resolve-failed"]);
-    const answer = await response.json().catch(() => ({}));
     if (conflict.item === studio.item?.uid) {
-      const shown = answer.annotation !== undefined ? answer.annotation : keep === "theirs" ? conflict.theirs : null;
-      if (keep === "theirs") studio.replace(conflict.uid, shown);
-      else if (shown) studio.replace(conflict.uid, shown);
+      if (keep === "theirs") studio.replace(conflict.uid, conflict.theirs);
       else {
+        // Mine now stands on their revision (or, where they deleted it, comes back as new).
         const mine = studio.annotations.get(conflict.uid);
-        if (mine && conflict.theirs) studio.replace(conflict.uid, { ...mine, revision: conflict.theirs.revision });
+        if (mine) studio.replace(conflict.uid, { ...mine, revision: conflict.theirs?.revision ?? 0 });
       }
     }
     queue.forget(conflict.item);
