@@ -72,7 +72,7 @@ def choose_images(dataset: Dataset, mode: str, count: int | None, seed: int) -> 
             else _("The dataset has no images."),
             field="mode",
         )
-    if mode == "all" and count is None:
+    if mode in ("all", "unlabelled") and count is None:
         if len(uids) > MAX_IMAGES:
             raise LabellingRefused(
                 _(

@@ -130,8 +130,7 @@ def labelling_new(request, course_id: int):
         else:
             messages.success(
                 request,
-                _("The images were handed out: %(n)s images to label.")
-                % {"n": assignment.tasks.count()},
+                _("Handed out %(n)s images.") % {"n": assignment.selection["images"]},
             )
             return redirect("labelling_detail", assignment_id=assignment.pk)
     return render(request, "labelling/form.html", {"course": course, "form": form})
