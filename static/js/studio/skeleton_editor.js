@@ -1,0 +1,139 @@
+// The keypoint-schema editor (templates/studio/_skeleton.html), for who may edit the dataset:
+// rename, add and remove a class's keypoints and edit its skeleton's lines, then
+// PUT /api/v1/datasets/{id}/categories/{index}/keypoints {keypoints, skeleton}, which makes a
+// new version at once; the page then reloads to draw every skeleton with the new names.
+
+const config = JSON.parse(document.getElementById("studio-config").textContent);
+const form = document.getElementById("kp-editor-form");
+const word = (key) => form.dataset[key] || "";
+const names = document.getElementById("kp-editor-names");
+const pairs = document.getElementById("kp-editor-pairs");
+const chooser = document.getElementById("kp-editor-class");
+const error = document.getElementById("kp-editor-error");
+const status = document.getElementById("kp-editor-status");
+const MAX_POINTS = 100;
+
+let model = { index: 0, names: [], pairs: [] }; // pairs are 1-based, as in COCO
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "text") node.textContent = value;
+    else if (key === "class") node.className = value;
+    else node.setAttribute(key, value);
+  }
+  node.append(...children);
+  return node;
+}
+
+function load(index) {
+  const category = config.categories.find((c) => c.index === index) || config.categories[0];
+  model = {
+    index: category ? category.index : 0,
+    names: [...((category && category.keypoints) || [])],
+    pairs: ((category && category.skeleton) || []).map((pair) => [...pair]),
+  };
+  render();
+}
+
+function pointChooser(value, label) {
+  const select = el("select", { "aria-label": label });
+  model.names.forEach((name, k) => {
+    const option = el("option", { value: String(k + 1), text: `${k + 1}. ${name}` });
+    if (k + 1 === value) option.selected = true;
+    select.append(option);
+  });
+  return select;
+}
+
+function render() {
+  names.replaceChildren(
+    ...model.names.map((name, k) => {
+      const input = el("input", {
+        type: "text",
+        maxlength: "60",
+        value: name,
+        "aria-label": `${word("wordName")} ${k + 1}`,
+      });
+      input.addEventListener("input", () => {
+        model.names[k] = input.value;
+      });
+      input.addEventListener("change", renderPairs); // the lines' choices show the new name
+      const remove = el("button", { type: "button", class: "btn small", "aria-label": `${word("wordRemovePoint")} ${k + 1}`, text: "×" });
+      remove.addEventListener("click", () => removePoint(k));
+      return el("li", { class: "kp-editor-row" }, el("span", { class: "kp-number", text: `${k + 1}.` }), input, remove);
+    }),
+  );
+  document.getElementById("kp-editor-add-name").disabled = model.names.length >= MAX_POINTS;
+  renderPairs();
+}
+
+function renderPairs() {
+  pairs.replaceChildren(
+    ...model.pairs.map((pair, i) => {
+      const from = pointChooser(pair[0], `${word("wordFrom")} (${i + 1})`);
+      const to = pointChooser(pair[1], `${word("wordTo")} (${i + 1})`);
+      from.addEventListener("change", () => (pair[0] = Number(from.value)));
+      to.addEventListener("change", () => (pair[1] = Number(to.value)));
+      const remove = el("button", { type: "button", class: "btn small", "aria-label": `${word("wordRemoveLine")} (${i + 1})`, text: "×" });
+      remove.addEventListener("click", () => {
+        model.pairs.splice(i, 1);
+        renderPairs();
+      });
+      return el("li", { class: "kp-editor-row" }, from, el("span", { text: "–", "aria-hidden": "true" }), to, remove);
+    }),
+  );
+  document.getElementById("kp-editor-add-pair").disabled = model.names.length < 2;
+}
+
+/** Remove point k: its lines go, and the lines' numbers above it move down by one. */
+function removePoint(k) {
+  model.names.splice(k, 1);
+  model.pairs = model.pairs
+    .filter((pair) => !pair.includes(k + 1))
+    .map((pair) => pair.map((v) => (v > k + 1 ? v - 1 : v)));
+  render();
+}
+
+document.getElementById("kp-editor-add-name").addEventListener("click", () => {
+  model.names.push("");
+  render();
+  names.querySelector("li:last-child input").focus();
+});
+
+document.getElementById("kp-editor-add-pair").addEventListener("click", () => {
+  model.pairs.push([1, Math.min(2, model.names.length)]);
+  renderPairs();
+});
+
+chooser.addEventListener("change", () => load(Number(chooser.value)));
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  error.textContent = "";
+  status.textContent = "";
+  const save = document.getElementById("studio-save");
+  if (save && save.dataset.state && !["saved", "readonly"].includes(save.dataset.state)) {
+    error.textContent = word("wordUnsaved"); // changes still on their way were made with the old names
+    return;
+  }
+  const body = { keypoints: model.names.map((name) => name.trim()), skeleton: model.pairs };
+  const response = await fetch(`${form.dataset.url}${model.index}/keypoints`, {
+    method: "PUT",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRFToken": config.csrf },
+    body: JSON.stringify(body),
+  }).catch(() => null);
+  if (!response || !response.ok) {
+    const answer = response ? await response.json().catch(() => null) : null;
+    const fields = answer && answer.errors ? Object.values(answer.errors).join(" ") : "";
+    error.textContent = (answer && answer.detail) || word("wordFailed");
+    if (fields && !error.textContent.includes(fields)) error.textContent += ` ${fields}`;
+    return;
+  }
+  status.textContent = word("wordSaved");
+  setTimeout(() => location.reload(), 600);
+});
+
+chooser.replaceChildren(...config.categories.map((c) => el("option", { value: String(c.index), text: c.name })));
+load(config.categories.length ? config.categories[0].index : 0);

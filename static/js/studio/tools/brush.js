@@ -1,0 +1,471 @@
+// The brush and the eraser: paint a class's mask at the image's own resolution, stored as COCO
+// compressed RLE, `segmentation: {"size": [h, w], "counts": "..."}`, with its bbox. There is one
+// mask annotation per class: a stroke goes into the selected mask, else into the mask of the
+// current class, else it starts one. `[` and `]` (or the slider) set the size, `e` switches
+// between brush and eraser (the right button erases too), `h` fills the holes of the mask
+// (what the background cannot reach from the image's border becomes mask).
+//
+// A mask is a Uint8Array in COCO's column-major order (rle.js). The mask being painted has a
+// canvas as large as the image, shown as one Konva.Image; a stroke changes only the pixels it
+// covers, in the mask and in that canvas (fast at 4000×3000). Other masks are drawn from a
+// canvas cut to their bbox. A stroke is one change (one undo step, one delta) on pointerup.
+
+import { decodeMask, encodeWithBox, runsBox, stringToRuns } from "../rle.js";
+import { newUid } from "../studio.js";
+
+const OPACITY = 0.45;
+const OPACITY_SELECTED = 0.6;
+const MAX_SIZE = 500; // image pixels
+
+const cache = new Map(); // uid → entry {uid, counts, colour, mask, h, w, canvas, x, y, full}
+const state = {
+  mode: "paint", // or "erase"
+  size: 0, // brush diameter in image pixels; 0 until an image sets a default
+  stroke: null, // {entry, value, last, category, node (a new mask's overlay image)}
+  ring: null, // the brush's outline on the overlay
+  controls: null, // the side panel's slider, buttons and output
+  studio: null,
+};
+
+const konva = () => window.Konva;
+
+export function isMask(annotation) {
+  const s = annotation && annotation.segmentation;
+  return Boolean(s && !annotation.keypoints && !Array.isArray(s) && typeof s.counts === "string");
+}
+
+function rgb(colour) {
+  return konva().Util.colorToRGBA(colour) || { r: 0, g: 114, b: 178 };
+}
+
+/** Colour a rectangle of an entry's canvas from its mask (canvas coordinates offset by x, y). */
+function paint(entry, x0, y0, x1, y1) {
+  const { mask, h, canvas } = entry;
+  const rw = x1 - x0 + 1;
+  const rh = y1 - y0 + 1;
+  if (rw <= 0 || rh <= 0 || !canvas) return;
+  const ctx = canvas.getContext("2d");
+  const pixels = ctx.createImageData(rw, rh);
+  const data = pixels.data;
+  const { r, g, b } = rgb(entry.colour);
+  for (let x = x0; x <= x1; x += 1) {
+    const column = x * h;
+    let o = (x - x0) * 4;
+    for (let y = y0; y <= y1; y += 1, o += rw * 4) {
+      if (mask[column + y]) {
+        data[o] = r;
+        data[o + 1] = g;
+        data[o + 2] = b;
+        data[o + 3] = 255;
+      }
+    }
+  }
+  ctx.putImageData(pixels, x0 - entry.x, y0 - entry.y);
+}
+
+/** Give an entry its canvas: the whole image (full) or cut to the mask's bbox. */
+function makeCanvas(entry, full) {
+  let box;
+  if (full) box = [0, 0, entry.w, entry.h];
+  else {
+    const found = runsBox(stringToRuns(entry.counts) || [], entry.h);
+    box = found ? found.bbox : null;
+  }
+  entry.full = full;
+  if (!box) {
+    entry.canvas = null;
+    return;
+  }
+  const [x, y, w, h] = box;
+  entry.canvas = document.createElement("canvas");
+  entry.canvas.width = w;
+  entry.canvas.height = h;
+  entry.x = x;
+  entry.y = y;
+  paint(entry, x, y, x + w - 1, y + h - 1);
+}
+
+/** The cached entry of a mask annotation, decoded again only when its counts changed. */
+function entryFor(studio, annotation) {
+  const { uid, segmentation } = annotation;
+  const [h, w] = segmentation.size;
+  const colour = studio.color(annotation.category);
+  let entry = cache.get(uid);
+  if (entry && entry.counts === segmentation.counts && entry.h === h && entry.w === w) {
+    if (entry.colour !== colour) {
+      entry.colour = colour;
+      makeCanvas(entry, entry.full);
+    }
+    return entry;
+  }
+  const mask = decodeMask(segmentation.counts, h, w);
+  if (!mask) return null;
+  entry = { uid, counts: segmentation.counts, colour, mask, h, w, canvas: null, x: 0, y: 0, full: false };
+  makeCanvas(entry, false);
+  cache.set(uid, entry);
+  return entry;
+}
+
+function forget(studio) {
+  for (const uid of cache.keys()) if (!studio.annotations.has(uid)) cache.delete(uid);
+}
+
+/** The mask a stroke goes into: the selected one, else the current class's; null: a new one. */
+function target(studio) {
+  const selected = studio.selected && studio.annotations.get(studio.selected);
+  if (selected && isMask(selected)) return selected;
+  let found = null;
+  for (const annotation of studio.annotations.values()) {
+    if (isMask(annotation) && annotation.category === studio.category && !annotation.proposal) found = annotation;
+  }
+  return found;
+}
+
+/** Only one mask keeps a canvas as large as the image: the one being painted. */
+function makeFull(studio, entry) {
+  for (const other of cache.values()) {
+    if (other !== entry && other.full) {
+      makeCanvas(other, false);
+      if (studio.annotations.has(other.uid)) studio.redraw(other.uid);
+    }
+  }
+  if (!entry.full) {
+    makeCanvas(entry, true);
+    if (entry.uid && studio.annotations.has(entry.uid)) studio.redraw(entry.uid);
+  }
+}
+
+/** Set (value 1) or clear (0) the pixels whose centres lie within r of the segment a–b. */
+function stamp(entry, a, b, r, value) {
+  const { mask, h, w } = entry;
+  const x0 = Math.max(0, Math.floor(Math.min(a.x, b.x) - r));
+  const x1 = Math.min(w - 1, Math.ceil(Math.max(a.x, b.x) + r));
+  const y0 = Math.max(0, Math.floor(Math.min(a.y, b.y) - r));
+  const y1 = Math.min(h - 1, Math.ceil(Math.max(a.y, b.y) + r));
+  if (x1 < x0 || y1 < y0) return;
+  const dx = b.x - a.x;
+  const dy = b.y - a.y;
+  const length2 = dx * dx + dy * dy;
+  const r2 = r * r;
+  for (let x = x0; x <= x1; x += 1) {
+    const cx = x + 0.5;
+    const column = x * h;
+    for (let y = y0; y <= y1; y += 1) {
+      const cy = y + 0.5;
+      const t = length2 ? Math.min(1, Math.max(0, ((cx - a.x) * dx + (cy - a.y) * dy) / length2)) : 0;
+      const ex = a.x + t * dx - cx;
+      const ey = a.y + t * dy - cy;
+      if (ex * ex + ey * ey <= r2) mask[column + y] = value;
+    }
+  }
+  if (value === 0) {
+    // cleared pixels must become transparent: wipe the rectangle, then colour what is left
+    entry.canvas.getContext("2d").clearRect(x0 - entry.x, y0 - entry.y, x1 - x0 + 1, y1 - y0 + 1);
+  }
+  paint(entry, x0, y0, x1, y1);
+}
+
+/** Fill a mask's holes: what the background cannot reach from the border becomes mask. */
+export function fillHoles(mask, h, w) {
+  const out = mask.slice(); // 1 mask, 0 not yet reached, 2 background reached from the border
+  const queue = new Int32Array(h * w);
+  let head = 0;
+  let tail = 0;
+  const push = (i) => {
+    if (out[i] === 0) {
+      out[i] = 2;
+      queue[tail] = i;
+      tail += 1;
+    }
+  };
+  for (let x = 0; x < w; x += 1) {
+    push(x * h);
+    push(x * h + h - 1);
+  }
+  for (let y = 0; y < h; y += 1) {
+    push(y);
+    push((w - 1) * h + y);
+  }
+  while (head < tail) {
+    const i = queue[head];
+    head += 1;
+    const y = i % h;
+    if (y > 0) push(i - 1);
+    if (y < h - 1) push(i + 1);
+    if (i >= h) push(i - h);
+    if (i + h < h * w) push(i + h);
+  }
+  let filled = 0;
+  for (let i = 0; i < out.length; i += 1) {
+    if (out[i] === 0) filled += 1;
+    out[i] = out[i] === 2 ? 0 : 1;
+  }
+  return { mask: out, filled };
+}
+
+function segmentationOf(entry) {
+  const { counts, bbox } = encodeWithBox(entry.mask, entry.h);
+  return { segmentation: { size: [entry.h, entry.w], counts }, bbox, counts };
+}
+
+/** Store an entry's mask as the annotation's (or a new one); an emptied mask goes. */
+function commit(studio, entry, category) {
+  const { segmentation, bbox, counts } = segmentationOf(entry);
+  entry.counts = counts;
+  if (!entry.uid) {
+    if (!bbox) return;
+    entry.uid = newUid(); // cached before it is drawn: the canvas painted so far is used as it is
+    cache.set(entry.uid, entry);
+    studio.add({ uid: entry.uid, category, segmentation, bbox, keypoints: null, iscrowd: false });
+    return;
+  }
+  if (!bbox) {
+    cache.delete(entry.uid);
+    studio.remove(entry.uid);
+    return;
+  }
+  studio.update(entry.uid, { segmentation, bbox });
+}
+
+// --- the brush's size, mode and controls ----------------------------------------------------
+
+function defaultSize(studio) {
+  const side = Math.min(studio.image.width || 64, studio.image.height || 64);
+  return Math.max(1, Math.min(MAX_SIZE, Math.round(side / 16)));
+}
+
+function maxSize(studio) {
+  const side = Math.min(studio.image.width || 64, studio.image.height || 64);
+  return Math.max(8, Math.min(MAX_SIZE, Math.round(side / 2)));
+}
+
+function setSize(studio, size) {
+  state.size = Math.max(1, Math.min(maxSize(studio), Math.round(size)));
+  showControls(studio);
+  showRing(studio, null);
+}
+
+function setMode(studio, mode) {
+  state.mode = mode;
+  showControls(studio);
+  showRing(studio, null);
+}
+
+function showControls(studio) {
+  const c = state.controls;
+  if (!c) return;
+  c.panel.hidden = false;
+  c.size.max = String(maxSize(studio));
+  c.size.value = String(state.size);
+  c.output.textContent = String(state.size);
+  for (const button of c.modes) button.setAttribute("aria-pressed", String(button.dataset.brushMode === state.mode));
+}
+
+function bindControls(studio) {
+  const panel = document.querySelector("[data-brush-controls]");
+  if (!panel) return null;
+  const controls = {
+    panel,
+    size: panel.querySelector("[data-brush-size]"),
+    output: panel.querySelector("[data-brush-size-value]"),
+    modes: [...panel.querySelectorAll("[data-brush-mode]")],
+    fill: panel.querySelector("[data-brush-fill]"),
+  };
+  if (!panel.dataset.bound) {
+    // the page keeps one studio: listeners are added once and reach it through state.studio
+    panel.dataset.bound = "1";
+    controls.size.addEventListener("input", () => setSize(state.studio, Number(controls.size.value)));
+    for (const button of controls.modes) {
+      button.addEventListener("click", () => setMode(state.studio, button.dataset.brushMode));
+    }
+    controls.fill.addEventListener("click", () => fillSelected(state.studio));
+  }
+  return controls;
+}
+
+function showRing(studio, point) {
+  if (!state.ring) return;
+  if (point) state.ring.position(point);
+  state.ring.radius(state.size / 2);
+  state.ring.dash(state.mode === "erase" ? [4, 3] : []);
+  if (point) state.ring.visible(true);
+  studio.overlay.batchDraw();
+}
+
+function fillSelected(studio) {
+  const annotation = studio && target(studio);
+  if (!annotation) return false;
+  const entry = entryFor(studio, annotation);
+  if (!entry) return false;
+  const { mask, filled } = fillHoles(entry.mask, entry.h, entry.w);
+  if (!filled) return true;
+  entry.mask = mask;
+  makeCanvas(entry, entry.full);
+  commit(studio, entry, annotation.category);
+  return true;
+}
+
+function endStroke(studio, keep) {
+  const stroke = state.stroke;
+  state.stroke = null;
+  if (!stroke) return;
+  if (stroke.node) stroke.node.destroy();
+  if (keep) commit(studio, stroke.entry, stroke.category);
+  else if (stroke.entry.uid) {
+    cache.delete(stroke.entry.uid); // painted pixels not kept: decode the stored mask again
+    studio.redraw(stroke.entry.uid);
+  }
+  studio.overlay.batchDraw();
+}
+
+export default {
+  name: "brush",
+  key: "m",
+  words: "tool-brush",
+  cursor: "crosshair",
+  shortcuts: [
+    { key: "e", words: "brush-eraser" },
+    { key: "[", words: "brush-smaller" },
+    { key: "]", words: "brush-larger" },
+    { key: "h", words: "fill-holes" },
+  ],
+
+  draws: isMask,
+
+  hit(studio, annotation, point) {
+    const entry = entryFor(studio, annotation);
+    if (!entry) return false;
+    const x = Math.floor(point.x);
+    const y = Math.floor(point.y);
+    return x >= 0 && y >= 0 && x < entry.w && y < entry.h && entry.mask[x * entry.h + y] === 1;
+  },
+
+  render(studio, annotation, group) {
+    studio.layer.imageSmoothingEnabled(false); // a mask's pixels stay squares when zoomed in
+    const entry = entryFor(studio, annotation);
+    if (!entry || !entry.canvas) return;
+    const K = konva();
+    const selected = studio.selected === annotation.uid;
+    group.add(
+      new K.Image({
+        image: entry.canvas,
+        x: entry.x,
+        y: entry.y,
+        width: entry.canvas.width,
+        height: entry.canvas.height,
+        opacity: selected ? OPACITY_SELECTED : OPACITY,
+        listening: false,
+      }),
+    );
+    if (selected && annotation.bbox) {
+      const [x, y, width, height] = annotation.bbox;
+      group.add(
+        new K.Rect({
+          x,
+          y,
+          width,
+          height,
+          stroke: entry.colour,
+          strokeWidth: 1,
+          dash: [4, 4],
+          strokeScaleEnabled: false,
+          listening: false,
+          perfectDrawEnabled: false,
+        }),
+      );
+    }
+  },
+
+  activate(studio) {
+    state.studio = studio;
+    if (!state.size || state.size > maxSize(studio)) state.size = defaultSize(studio);
+    state.controls = bindControls(studio);
+    showControls(studio);
+    forget(studio);
+    state.ring = new (konva().Circle)({
+      radius: state.size / 2,
+      stroke: "#ffffff",
+      strokeWidth: 1.5,
+      shadowColor: "#000000",
+      shadowBlur: 2,
+      shadowOpacity: 0.9,
+      strokeScaleEnabled: false,
+      listening: false,
+      visible: false,
+    });
+    studio.overlay.add(state.ring);
+  },
+
+  deactivate(studio) {
+    endStroke(studio, true);
+    if (state.ring) state.ring.destroy();
+    state.ring = null;
+    if (state.controls) state.controls.panel.hidden = true;
+    studio.overlay.batchDraw();
+  },
+
+  pointerdown(studio, point, event) {
+    const rightButton = event.pointerType !== "touch" && (event.button === 2 || event.button === 5);
+    if (event.pointerType === "mouse" && event.button !== 0 && event.button !== 2) return;
+    const erase = state.mode === "erase" || rightButton; // 5: a pen's eraser end
+    const annotation = target(studio);
+    if (!annotation && erase) return;
+    let entry;
+    let node = null;
+    const category = annotation ? annotation.category : studio.category;
+    if (annotation) {
+      entry = entryFor(studio, annotation);
+      if (!entry) return;
+    } else {
+      const { width: w, height: h } = studio.image;
+      entry = { uid: null, counts: "", colour: studio.color(category), mask: new Uint8Array(w * h), h, w };
+      entry.x = 0;
+      entry.y = 0;
+    }
+    makeFull(studio, entry);
+    if (!annotation) {
+      node = new (konva().Image)({ image: entry.canvas, width: entry.w, height: entry.h, opacity: OPACITY, listening: false });
+      studio.overlay.add(node);
+      node.moveToBottom();
+    }
+    state.stroke = { entry, value: erase ? 0 : 1, last: point, category, node };
+    stamp(entry, point, point, state.size / 2, state.stroke.value);
+    studio.layer.batchDraw();
+    showRing(studio, point);
+  },
+
+  pointermove(studio, point) {
+    const stroke = state.stroke;
+    if (stroke) {
+      stamp(stroke.entry, stroke.last, point, state.size / 2, stroke.value);
+      stroke.last = point;
+      studio.layer.batchDraw();
+    }
+    showRing(studio, point);
+  },
+
+  pointerup(studio) {
+    endStroke(studio, true);
+  },
+
+  pointerleave(studio) {
+    if (state.ring) state.ring.visible(false);
+    studio.overlay.batchDraw();
+  },
+
+  /** A second finger came down: the stroke its first finger began was a pinch. */
+  cancel(studio) {
+    endStroke(studio, false);
+  },
+
+  keydown(studio, event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) return false;
+    const step = Math.max(1, Math.round(state.size * 0.2));
+    if (event.key === "[") setSize(studio, state.size - step);
+    else if (event.key === "]") setSize(studio, state.size + step);
+    else if (event.key === "e" || event.key === "E") setMode(studio, state.mode === "erase" ? "paint" : "erase");
+    else if (event.key === "h" || event.key === "H") fillSelected(studio);
+    else return false;
+    return true;
+  },
+};
