@@ -225,10 +225,12 @@ def _fuzz_both(url: str, classes: dict[str, FuzzClass], seconds: int) -> dict[st
 def server(settings):
     settings.PASSWORD_HASHERS = global_settings.PASSWORD_HASHERS  # what daphne checks with
     # The fuzzer signs in with made-up names hundreds of times from this one address; the
-    # address lock would then refuse its own sign-in when it fetches a new token.
+    # address lock would then refuse its own sign-in when it fetches a new token. Neither may
+    # the account lock refuse the personas' own sign-in, whatever the fuzzer did before.
     proc, url = live.start_daphne(
         live.ROOT / "test-artifacts" / "logs" / "daphne-fuzz.log",
         LOGIN_FAILURES_PER_ADDRESS="1000000",
+        LOGIN_FAILURES_PER_ACCOUNT="1000000",
     )
     yield url
     live.stop(proc)
@@ -288,8 +290,29 @@ def test_fuzzed_requests_get_documented_answers_never_a_server_error(server, wor
         log = REPORTS / f"schemathesis-{persona}.log"
         assert result["operations"] > 0, (persona, result)
         assert not result["failures"] and not result["errors"], (
-            f"{persona}: {result}; see {log}\n{_errors_of(log)}"
+            f"{persona}: {result}; see {log}\n{_sign_in(server, classes[persona].username)}\n"
+            f"{_errors_of(log)}"
         )
+
+
+def _sign_in(url: str, username: str) -> str:
+    """What the token endpoint answers the persona now: why the fuzzer's sign-in failed."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(  # noqa: S310 - our own loopback server
+        f"{url}/api/v1/auth/token",
+        data=json.dumps({"username": username, "password": PASSWORD}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - loopback
+            return f"sign-in as {username} now: {answer.status}"
+    except urllib.error.HTTPError as refused:
+        return f"sign-in as {username} now: {refused.code} {refused.read()[:300]!r}"
+    except OSError as failed:
+        return f"sign-in as {username} now: {failed!r}"
 
 
 def test_daphne_leaves_a_multipart_body_it_cannot_parse_to_django(server):

@@ -4,6 +4,7 @@ queries and bodies, page URLs with such numbers, and workers that run out of mem
 import json
 import uuid
 from unittest import mock
+from unittest.mock import ANY
 
 import pytest
 from django.test import Client
@@ -338,3 +339,21 @@ def test_a_query_of_too_many_parameters_answers_400_with_the_error_shape(world, 
     crowd = "&".join(f"p{i}=1" for i in range(1100))
     response = Client().get(f"/api/v1/datasets/{dataset.pk}/items?{crowd}", **world.bearer("alice"))
     assert_api_error(response, 400)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "field"),
+    [
+        ("/api/v1/courses", {"name": "Deep\x00learning"}, 422, "name"),
+        ("/api/v1/auth/token", {"username": "a\x00", "password": "x"}, 422, "username"),
+        ("/api/v1/datasets?course=1&x=a\x00b", None, 400, "x"),
+    ],
+)
+def test_a_nul_character_anywhere_is_refused_with_its_field(world, path, body, status, field):
+    """PostgreSQL cannot store NUL; it once made `POST /courses` answer 500 there."""
+    client = world.client("teacher")
+    if body is None:
+        answer = client.get(path)
+    else:
+        answer = client.post(path, body, content_type="application/json")
+    assert assert_api_error(answer, status)["errors"] == {field: ANY}

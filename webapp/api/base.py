@@ -74,15 +74,28 @@ def errors(*statuses: int) -> dict[int, type[ErrorOut]]:
     return dict.fromkeys(sorted(set(statuses)), ErrorOut)
 
 
+def _refuse_nul(field: str) -> None:
+    message = "Text may not contain the NUL character (\\0)."
+    raise Refused(message, field=field)
+
+
 class JsonObjectParser(Parser):
     """Every JSON body of this API is an object: `[]`, `"x"` or `5` is refused (400), where a
-    schema whose fields are all optional would take it for "change nothing"."""
+    schema whose fields are all optional would take it for "change nothing". No query or form
+    text may hold a NUL character: PostgreSQL cannot store one, and it never belongs in a name."""
 
     def parse_body(self, request: HttpRequest) -> dict:
         data = json.loads(request.body)
         if not isinstance(data, dict):
             raise ValueError("the request body is not a JSON object")
-        return data
+        return data  # a NUL in it is refused by `schemas.Body`, naming the field
+
+    def parse_querydict(self, data, list_fields, request: HttpRequest) -> dict:
+        for key, values in data.lists():
+            texts = [value for value in values if isinstance(value, str)]  # files stay unread
+            if "\x00" in key or any("\x00" in value for value in texts):
+                _refuse_nul(key.replace("\x00", ""))
+        return super().parse_querydict(data, list_fields, request)
 
 
 api = NinjaAPI(

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from ninja import Schema
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from webapp.accounts.actions import LIMIT_MAX
 
@@ -19,11 +19,29 @@ Count = Annotated[int, Field(ge=0, le=MAX_ID)]
 Role = Literal["teacher", "ta", "student"]
 
 
+def _holds_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(inner) for key, inner in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(inner) for inner in value)
+    return False
+
+
 class Body(Schema):
     """A JSON request body: each value has the JSON type the schema says (`"5"` is no number and
-    `true` no 1), as the OpenAPI schema promises; path and query strings stay lax."""
+    `true` no 1), as the OpenAPI schema promises; path and query strings stay lax. No text may
+    hold a NUL character (PostgreSQL cannot store one; it once made a class name answer 500)."""
 
     model_config = ConfigDict(strict=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value):
+        if _holds_nul(value):
+            raise ValueError("Text may not contain the NUL character (\\0).")
+        return value
 
 
 class ErrorOut(Schema):

@@ -7,14 +7,14 @@ draft into one new version. See webapp/datasets/drafts.py for the rules and conf
 from typing import Literal
 
 from django.http import Http404
-from django.utils.translation import gettext as _
 from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
-from webapp.api.base import READ, WRITE, error, errors
+from webapp.api.base import READ, WRITE, errors
 from webapp.api.dataset_schemas import Offset
 from webapp.api.schemas import Id
 from webapp.api.studio_schemas import (
+    CategoryIndex,
     CategoryOut,
     ChangesIn,
     ChangesOut,
@@ -148,12 +148,10 @@ def resolve_conflict(request, dataset_id: Id, payload: ResolveIn):
     "/datasets/{dataset_id}/categories/{index}/keypoints",
     response={200: CategoryOut, **errors(*WRITE, 404)},
 )
-def set_keypoints(request, dataset_id: Id, index: int, payload: KeypointsIn):
+def set_keypoints(request, dataset_id: Id, index: CategoryIndex, payload: KeypointsIn):
     """Rename, add or remove a class's keypoints and its skeleton (1-based pairs): a new
     version at once; existing skeletons keep their points by name."""
     dataset = _dataset(request, dataset_id)
-    if not 0 <= index <= 2**31 - 1:
-        return error(_("There is no such class."), 404, {"index": _("There is no such class.")})
     category = actions.set_keypoints(
         dataset, request.user, index, payload.keypoints, payload.skeleton
     )
