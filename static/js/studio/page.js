@@ -203,7 +203,6 @@ async function boot() {
     const uid = await queue.uidAt(queue.index + step);
     if (!uid) return say(words[step > 0 ? "queue-end" : "queue-start"]);
     queue.index += step;
-    updatePosition();
     await show(uid, { push: true });
   }
 
