@@ -1,7 +1,7 @@
 """The words the studio's scripts show, translated on the server (`studio.words[key]` in JS).
 
-One dict per part: the canvas core, and one per tool (a tool's `words` and its shortcuts'
-keys). Placeholders are `%(name)s`, filled in by the scripts.
+One dict per part: the canvas core, and the tools' names and the box tool's keys here; the
+shape tools' words in shape_words.py. Placeholders are `%(name)s`, filled in by the scripts.
 """
 
 from django.utils.translation import gettext as _

@@ -9,16 +9,16 @@ import { handleKey, handleKeyUp, openSheet } from "./shortcuts.js";
 import { Studio } from "./studio.js";
 import { wireDraft } from "./draftbar.js";
 import box from "./tools/box.js";
+import brush from "./tools/brush.js";
+import keypoints from "./tools/keypoints.js";
+import polygon from "./tools/polygon.js";
 
-// Tools by their module name. The polygon, brush and keypoints modules are written alongside;
-// until each lands its import is tried and a missing one is left out.
-const optional = (name) =>
-  import(`./tools/${name}.js`).then((module) => module.default).catch(() => null);
+// The tools of each kind, in the toolbar's order (the first is active at the start).
 const KIND_TOOLS = {
   classification: [],
-  detection: ["box"],
-  segmentation: ["polygon", "brush", "box"],
-  keypoints: ["keypoints", "box"],
+  detection: [box],
+  segmentation: [polygon, brush, box],
+  keypoints: [keypoints, box],
 };
 
 const config = JSON.parse(document.getElementById("studio-config").textContent);
@@ -63,9 +63,7 @@ async function boot() {
   const studio = new Studio({ container, words, categories: config.categories, editable: config.editable, saver });
   window.manabiStudio = studio;
 
-  const names = KIND_TOOLS[config.kind] || ["box"];
-  const loaded = await Promise.all(names.map((name) => (name === "box" ? box : optional(name))));
-  loaded.filter(Boolean).forEach((tool) => studio.register(tool));
+  (KIND_TOOLS[config.kind] || [box]).forEach((tool) => studio.register(tool));
 
   const toolButtons = document.querySelectorAll("[data-tool]");
   toolButtons.forEach((button) => {
@@ -237,6 +235,8 @@ async function boot() {
   document.addEventListener("keyup", (event) => handleKeyUp(studio, event));
 
   if (saver?.pending().length) await Promise.race([saver.flush(), new Promise((r) => setTimeout(r, 1500))]);
+  // Read the image again from the server (after a model's proposals were written, say).
+  studio.reload = () => show(studio.item.uid, { fresh: true });
   history.replaceState({ uid: config.item }, "", location.href);
   await show(config.item);
   queue.locate(config.item, config.position).then(() => {
