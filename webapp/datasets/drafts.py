@@ -523,8 +523,12 @@ class _Batch:
                     with contextlib.suppress(ValueError, TypeError, AttributeError):
                         into.add(str(uuid.UUID(str(change.get(key)))))
         self.items = _head_items(dataset, item_keys)
+        # Only the annotations the changes name (an image may hold thousands).
         self.heads = {
-            str(a.uid): a for rows in _head_annotations(self.items).values() for a in rows
+            str(a.uid): a
+            for a in Annotation.objects.filter(
+                item_id__in=[item.pk for item in self.items.values()], uid__in=list(uids)
+            )
         }
         self.rows = {str(r.uid): r for r in draft.changes.filter(uid__in=list(uids | item_keys))}
         self.categories = {c["index"]: c for c in categories(dataset, draft)}
