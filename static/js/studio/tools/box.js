@@ -177,6 +177,26 @@ const box = {
     );
   },
 
+  /** Every plain box at once: one path per class colour, only those in view. */
+  paint(context, studio, annotations) {
+    const view = studio.visibleRect();
+    const byColour = new Map();
+    for (const annotation of annotations) {
+      const [x, y, w, h] = annotation.bbox;
+      if (x > view.right || y > view.bottom || x + w < view.x || y + h < view.y) continue;
+      const colour = studio.color(annotation.category);
+      if (!byColour.has(colour)) byColour.set(colour, []);
+      byColour.get(colour).push(annotation.bbox);
+    }
+    context.lineWidth = 2 / studio.scale;
+    for (const [colour, boxes] of byColour) {
+      context.beginPath();
+      for (const [x, y, w, h] of boxes) context.rect(x, y, w, h);
+      context.strokeStyle = colour;
+      context.stroke();
+    }
+  },
+
   activate(studio) {
     ui = { gesture: null, cross: null, drawing: null, handles: null, off: [] };
     const refresh = (uid) => {
