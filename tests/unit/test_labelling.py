@@ -234,7 +234,8 @@ def test_agreement_of_two_students_labels(world):
     figures = queries.figures(dataset.kind, states)
     assert figures["cohen"] == pytest.approx(0.5)
     assert figures["fleiss"] == pytest.approx(0.466667, abs=1e-6)
-    assert figures["compared"] == 4 and figures["disagree"] == 1 and figures["agreed"] == 3
+    assert figures["images"] == 4 and figures["compared"] == 4
+    assert figures["disagree"] == 1 and figures["agreed"] == 3
     assert states[b].status == queries.DISAGREE and states[b].agreement == 0.0
     assert states[a].status == queries.AGREED and states[a].publishable == {"label": 0}
 
@@ -453,6 +454,10 @@ def test_publish_writes_one_version_with_the_resolved_labels(world):
     assert labels_at(1) == {a: 0, b: None, c: None, d: None}  # the earlier version as it was
     # The students' drafts are theirs: nothing of them was lost.
     assert drafts.labels_of(drafts.draft_of(dataset, world.alice), [b]) == {b: 0}
+    # Publishing again with nothing changed makes no empty version.
+    with pytest.raises(actions.LabellingRefused):
+        actions.publish(assignment, world.teacher)
+    assert Dataset.objects.get(pk=dataset.pk).head == 2
 
 
 def test_none_of_them_leaves_the_image_as_it_is_and_disagreements_wait(world):
@@ -499,6 +504,10 @@ def test_publish_of_boxes_makes_the_image_the_chosen_version(world):
     )
     before = Annotation.objects.get(item__dataset=dataset, item__valid_from=1)
     assert before.bbox == [10, 10, 20, 20] and before.category_index == 0
+    # The same again is nothing new: refused, no version 3.
+    with pytest.raises(actions.LabellingRefused):
+        actions.publish(assignment, world.teacher)
+    assert Dataset.objects.get(pk=dataset.pk).head == version.number
 
 
 def test_publish_is_refused_while_the_teacher_has_own_studio_edits(world):

@@ -267,10 +267,14 @@ def _changes_for(state, data: dict, heads: list[dict], remap: dict[int, int]) ->
     """The deltas that make the image in the publisher's draft what `data` says."""
     item = str(state.item.uid)
     if "label" in data:
-        label = data["label"]
-        return [{"op": "label", "item": item, "category": remap.get(label, label)}]
+        label = remap.get(data["label"], data["label"])
+        if label == state.item.category_index:
+            return []  # the dataset has it already (published before, or the pool's label)
+        return [{"op": "label", "item": item, "category": label}]
     mine = {a["uid"]: a for a in heads}
     chosen = data["annotations"]
+    if _same(mine, chosen, remap):
+        return []
     keep = {a["uid"] for a in chosen}
     changes = [
         {"op": "delete", "item": item, "uid": uid, "revision": a["revision"]}
@@ -295,6 +299,34 @@ def _changes_for(state, data: dict, heads: list[dict], remap: dict[int, int]) ->
             uid = annotation["uid"] if not annotation.get("revision") else str(uuid.uuid4())
             changes.append({"op": "create", "item": item, "uid": uid, "data": fields})
     return changes
+
+
+SHAPE = ("bbox", "segmentation", "keypoints", "iscrowd")
+
+
+def _same(heads: dict[str, dict], chosen: list[dict], remap: dict[int, int]) -> bool:
+    """Whether the image's annotations already are the chosen ones (same ids, classes, shapes)."""
+    if set(heads) != {a["uid"] for a in chosen}:
+        return False
+    for annotation in chosen:
+        head = heads[annotation["uid"]]
+        category = remap.get(annotation["category"], annotation["category"])
+        if head["category"] != category or any(
+            _plain(head.get(k)) != _plain(annotation.get(k)) for k in SHAPE
+        ):
+            return False
+    return True
+
+
+def _plain(value):
+    """Numbers compared as floats (a box stored [10, 10, 20, 20] is [10.0, 10.0, 20.0, 20.0])."""
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return bool(value)
+    if isinstance(value, int | float):
+        return float(value)
+    return value
 
 
 @transaction.atomic
@@ -331,6 +363,10 @@ def publish(assignment: LabellingAssignment, user: User) -> Version:
         for state, data in chosen
         for change in _changes_for(state, data, heads.get(state.uid, []), remap)
     ]
+    if not changes:
+        raise LabellingRefused(
+            _("The dataset already holds every agreed and resolved image: nothing to publish.")
+        )
     for start in range(0, len(changes), drafts.MAX_CHANGES):
         answer = drafts.apply(dataset, user, changes[start : start + drafts.MAX_CHANGES])
         if answer["refused"] or answer["conflicts"]:
@@ -339,9 +375,10 @@ def publish(assignment: LabellingAssignment, user: User) -> Version:
                 _("The dataset refused an image's labels (%(why)s); nothing was published.")
                 % {"why": first["detail"]}
             )
+    written = len({change["item"] for change in changes if "item" in change})
     message = _("Labelling assignment “%(title)s”: %(n)s images") % {
         "title": assignment.title,
-        "n": len(chosen),
+        "n": written,
     }
     version = drafts.commit(dataset, user, message)
     assignment.published_version = version.number

@@ -242,13 +242,19 @@ def image_agreement(versions: Sequence[Any], pairwise: Callable[[Any, Any], floa
 def label_summary(labels_by_image: dict[Any, dict[int, Hashable]]) -> dict:
     """Figures for the images whose students all labelled them: {image: {student: label}}.
 
-    Returns {"images": n, "observed": mean P_i, "fleiss": κ | None, "cohen": κ | None (only
+    Returns {"kappa_images": n, "observed": mean P_i, "fleiss": κ | None, "cohen": κ | None (only
     when the same two students labelled every image counted), "raters": n per image | None}.
     Images with another number of labels than the most common one are left out of kappa.
     """
     rows = {image: labels for image, labels in labels_by_image.items() if len(labels) >= 2}
     if not rows:
-        return {"images": 0, "observed": None, "fleiss": None, "cohen": None, "raters": None}
+        return {
+            "kappa_images": 0,
+            "observed": None,
+            "fleiss": None,
+            "cohen": None,
+            "raters": None,
+        }
     raters = Counter(len(labels) for labels in rows.values()).most_common(1)[0][0]
     rows = {image: labels for image, labels in rows.items() if len(labels) == raters}
     ratings = [list(labels.values()) for labels in rows.values()]
@@ -262,7 +268,7 @@ def label_summary(labels_by_image: dict[Any, dict[int, Hashable]]) -> dict:
             [labels[second] for labels in rows.values()],
         )
     return {
-        "images": len(rows),
+        "kappa_images": len(rows),
         "observed": observed,
         "fleiss": fleiss_kappa(fleiss_table(ratings)),
         "cohen": cohen,

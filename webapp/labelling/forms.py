@@ -37,7 +37,7 @@ class LabellingForm(forms.Form):
         help_text=_("A dataset of this class you may edit; the published labels go into it."),
     )
     mode = forms.ChoiceField(
-        label=_("Images"),
+        label=_("Which images"),
         choices=[
             ("all", _("All images (or the first N)")),
             ("random", _("N images at random")),

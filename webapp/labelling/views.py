@@ -35,7 +35,7 @@ FILTERS = ("all", queries.DISAGREE, queries.WAITING, queries.AGREED, queries.RES
 
 def status_words() -> dict[str, str]:
     return {
-        queries.WAITING: _("Waiting"),
+        queries.WAITING: _("Waiting for answers"),
         queries.AGREED: _("Agreed"),
         queries.DISAGREE: _("Disagreement"),
         queries.RESOLVED: _("Resolved"),
