@@ -58,7 +58,7 @@ def test_cohen_and_fleiss_of_two_students_on_four_images():
     summary = agreement.label_summary(
         {f"img{i}": {1: a, 2: b} for i, (a, b) in enumerate(zip(alice, bob, strict=True))}
     )
-    assert summary["images"] == 4 and summary["raters"] == 2
+    assert summary["kappa_images"] == 4 and summary["raters"] == 2
     assert summary["cohen"] == pytest.approx(0.5)
     assert summary["fleiss"] == pytest.approx(0.466667, abs=1e-6)
     assert summary["observed"] == pytest.approx(0.75)
