@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from tests.browser.conftest import shot
 from tests.browser.test_classes import sign_in
 from tests.conftest import add_member, make_course, make_user
-from webapp.datasets import ingest, samples
+from webapp.datasets import drafts, ingest, samples
 from webapp.datasets import tasks as dataset_tasks
 from webapp.datasets.models import Annotation, Dataset, Version
 
@@ -129,6 +129,23 @@ def test_student_draws_boxes_undoes_saves_offline_and_commits(live_url, new_page
     page.keyboard.press("Escape")
     expect(page.locator("#studio-keys")).to_be_hidden()
 
+    # Zoom about the cursor (the image point under it stays put), pan with space + drag, fit.
+    count = page.evaluate("window.manabiStudio.annotations.size")
+    fitted = page.evaluate("window.manabiStudio.scale")
+    page.mouse.move(*_screen(page, 16, 48))
+    page.mouse.wheel(0, -400)
+    page.wait_for_function(f"window.manabiStudio.scale > {fitted * 1.5}")
+    under = page.evaluate("() => window.manabiStudio.view.toImage(window.manabiStudio.view.last)")
+    assert _close([under["x"], under["y"]], [16, 48], 0.2)
+    x = page.evaluate("window.manabiStudio.stage.x()")
+    page.keyboard.down(" ")
+    _drag(page, (16, 48), (26, 48))
+    page.keyboard.up(" ")
+    assert page.evaluate("window.manabiStudio.stage.x()") > x + 20
+    assert page.evaluate("window.manabiStudio.annotations.size") == count  # no box drawn
+    page.keyboard.press("0")
+    assert abs(page.evaluate("window.manabiStudio.scale") - fitted) < 1e-6
+
     # Saved: the server has both boxes, and a reload shows them again.
     served = {a["uid"]: a for a in _server_view(page)["annotations"]}
     assert _close(served[first]["bbox"], [0, 0, 20, 18])
@@ -188,3 +205,73 @@ def test_student_draws_boxes_undoes_saves_offline_and_commits(live_url, new_page
     expect(ja.locator("#studio-canvas")).to_have_attribute("aria-label", "画像キャンバス")
     ja.locator(f"#studio-objects li[data-uid='{second}'] button").click()
     shot(ja, "studio-canvas-ja")
+
+
+def test_proposals_are_accepted_and_rejected_and_a_conflict_is_settled(live_url, new_page):
+    teacher = make_user("canvasp", teacher=True, display_name="Sato Sensei")
+    course = make_course(teacher, "深層学習")
+    student = make_user("canvasq")
+    add_member(course, student)
+    dataset = _small_shapes(student, course)
+    item = dataset.items.order_by("id").first()
+    theirs = Annotation.objects.filter(item=item).order_by("id").first()
+    uid, item_uid = str(theirs.uid), str(item.uid)
+    drafts.write_proposals(
+        dataset,
+        student,
+        7,
+        [
+            {"item": item_uid, "category": 0, "bbox": [2, 40, 12, 12], "score": 0.87},
+            {"item": item_uid, "category": 1, "bbox": [44, 2, 10, 10], "score": 0.31},
+        ],
+    )
+    moved = [theirs.bbox[0] + 2, theirs.bbox[1], theirs.bbox[2], theirs.bbox[3]]
+    change = {"op": "update", "item": item_uid, "uid": uid, "revision": theirs.revision}
+    change["data"] = {"category": theirs.category_index, "bbox": moved}
+    drafts.apply(dataset, teacher, [change])  # the teacher is editing the same image
+
+    page = new_page("en")
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    sign_in(page, live_url, "canvasq")
+    page.goto(f"{live_url}/datasets/{dataset.pk}/studio/{item_uid}/")
+    expect(page.locator(READY)).to_have_count(1)
+    expect(page.locator("#studio-others")).to_have_text("Also editing this image: Sato Sensei")
+    proposals = page.locator("#studio-objects li.proposal")
+    expect(proposals).to_have_count(2)
+    expect(proposals.first).to_contain_text("proposal, score 0.87")
+    strong, weak = (
+        proposals.first.get_attribute("data-uid"),
+        proposals.last.get_attribute("data-uid"),
+    )
+    dashed = "(uid) => window.manabiStudio._groups.get(uid).find('Rect')[0].dash()"
+    assert page.evaluate(dashed, strong) == [6, 4]
+
+    proposals.first.locator("button").click()
+    page.locator("#studio-canvas").focus()
+    page.keyboard.press("Enter")  # accept the strong one
+    assert _annotation(page, strong)["proposal"] is None
+    page.locator(f"#studio-objects li[data-uid='{weak}'] button").click()
+    page.locator("#studio-canvas").focus()
+    page.keyboard.press("Delete")  # reject the weak one
+    assert _annotation(page, weak) is None
+    expect(page.locator(SAVED)).to_have_count(1)
+    served = {a["uid"]: a for a in _server_view(page)["annotations"]}
+    assert served[strong]["proposal"] is None and weak not in served
+
+    # The teacher commits first; the student's later move of the same box is a conflict.
+    drafts.commit(dataset, teacher, "Moved a box")
+    page.locator(f"#studio-objects li[data-uid='{uid}'] button").click()
+    page.locator("#studio-canvas").focus()
+    page.keyboard.press("ArrowDown")
+    expect(page.locator("#studio-save[data-state=conflict]")).to_have_count(1)
+    conflict = page.locator(f"#studio-conflicts li[data-uid='{uid}']")
+    expect(conflict).to_contain_text("was changed by")
+    shot(page, "studio-conflict-en")
+    conflict.locator("[data-keep=theirs]").click()
+    expect(conflict).to_have_count(0)
+    expect(page.locator(SAVED)).to_have_count(1)
+    assert _close(_annotation(page, uid)["bbox"], moved)
+    served = {a["uid"]: a for a in _server_view(page)["annotations"]}
+    assert _close(served[uid]["bbox"], moved) and served[uid]["revision"] == theirs.revision + 1
+    assert errors == []

@@ -47,7 +47,7 @@ def core_words() -> dict[str, str]:
         "save-conflict": _("Conflict: choose which version to keep"),
         "save-error": _("Not saved — sign in again or reload the page"),
         "save-readonly": _("Read only"),
-        "others-editing": _("%(names)s also editing this image."),
+        "others-editing": _("Also editing this image: %(names)s"),
         "conflict-someone": _("someone else"),
         "conflict-changed": _("%(what)s was changed by %(who)s after you started."),
         "conflict-deleted": _("%(what)s was deleted by %(who)s after you started."),

@@ -65,6 +65,7 @@ export class Autosave {
     if (both === undefined) this.queue.push({ change, key, sending: false });
     else if (both === null) this.queue.splice(at, 1);
     else this.queue[at].change = both;
+    if (this.state === "offline") this._store(); // a closed tab or a crash loses nothing either
     this._setState(this.state === "offline" || this.state === "conflict" ? this.state : "saving");
     this._schedule(this.idleMs);
   }

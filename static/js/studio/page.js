@@ -131,12 +131,14 @@ async function boot() {
   });
   panel.renderClasses();
   panel.saveState(saver ? (saver.pending().length ? "saving" : "saved") : "readonly");
+  const selection = document.getElementById("studio-selection");
   studio.on("select", (uid) => {
     const annotation = uid && studio.annotations.get(uid);
     if (annotation) {
       studio.category = annotation.category;
       panel.currentClass();
     }
+    selection.textContent = annotation ? panel.describe(annotation) : ""; // for screen readers
   });
 
   const draft = wireDraft({ config, studio, saver, say, reload: () => show(studio.item.uid, { fresh: true }) });

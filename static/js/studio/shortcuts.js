@@ -28,7 +28,10 @@ const FOCUS_KEYS = new Set(["Enter", " ", "Tab", "ArrowLeft", "ArrowRight", "Arr
 export function handleKey(studio, event, actions) {
   const target = event.target;
   if (TYPING.has(target.tagName) || target.isContentEditable || target.closest?.("dialog")) return;
-  const onCanvas = target === studio.container || target === document.body || studio.container.contains(target);
+  // The canvas, the page itself, and the list of objects (whose buttons have no use for them).
+  const onCanvas =
+    target === studio.container || target === document.body || studio.container.contains(target) ||
+    (Boolean(target.closest?.("[data-studio-keys]")) && !["Enter", " ", "Tab"].includes(event.key));
   if (FOCUS_KEYS.has(event.key) && !onCanvas) return;
   const mod = event.ctrlKey || event.metaKey;
   const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
@@ -122,7 +125,9 @@ export function fillSheet(dialog, studio) {
   };
   section(studio.words["keys-studio"], STUDIO_KEYS);
   for (const tool of studio.tools) {
-    if (tool.shortcuts?.length) section(studio.words[tool.words], tool.shortcuts);
+    const keys = tool.shortcuts || [];
+    const own = keys.some((k) => k.key === tool.key) ? [] : [{ key: tool.key, words: tool.words }];
+    section(studio.words[tool.words], [...own, ...keys]);
   }
 }
 
