@@ -191,6 +191,35 @@ def test_artifacts_and_card(trained, shapes_data):
     assert torch.allclose(traced(x), model(x), atol=1e-4)
 
 
+def test_each_pixels_confidence_is_its_class_probability_or_its_objects_score():
+    from trainer.segmentation.inference import maps_and_confidence
+
+    class Semantic(torch.nn.Module):
+        def forward(self, x):  # (B, 3 classes, 2, 2) logits: each class 2 at one pixel
+            logits = torch.zeros(x.shape[0], 3, 2, 2)
+            logits[:, 0, 0, 0] = logits[:, 1, 0, 1] = logits[:, 2, 1, 0] = 2.0
+            return logits
+
+    maps, sure = maps_and_confidence(Semantic(), torch.zeros(1, 3, 2, 2))
+    p = float(torch.tensor([2.0, 0.0, 0.0]).softmax(0)[0])
+    assert maps[0].tolist() == [[0, 1], [2, 0]]
+    assert torch.allclose(sure[0], torch.tensor([[p, p], [p, 1 / 3]]))
+
+    class Instance(torch.nn.Module):
+        def segment(self, x, score_threshold, max_detections):
+            masks = torch.zeros(2, 4, 4)
+            masks[0, :, :2] = 1  # the surer object: the left half
+            masks[1, :2, :] = 1  # the top half, under the first where they overlap
+            return [
+                {"masks": masks, "scores": torch.tensor([0.9, 0.6]), "labels": torch.tensor([0, 1])}
+            ]
+
+    maps, sure = maps_and_confidence(Instance(), torch.zeros(1, 3, 4, 4))
+    assert maps[0].tolist() == [[1, 1, 2, 2], [1, 1, 2, 2], [1, 1, 0, 0], [1, 1, 0, 0]]
+    expected = [[0.9, 0.9, 0.6, 0.6], [0.9, 0.9, 0.6, 0.6], [0.9, 0.9, 1, 1], [0.9, 0.9, 1, 1]]
+    assert torch.allclose(sure[0], torch.tensor(expected))
+
+
 def test_try_it_and_scoring_use_the_saved_model(trained, shapes_data):
     out, _, result = trained
     first = shapes_data["items"][0]
@@ -200,6 +229,7 @@ def test_try_it_and_scoring_use_the_saved_model(trained, shapes_data):
     assert set(answer["masks"]) == {str(c["index"]) for c in answer["classes"]}
     assert all(c["name"] == shapes_data["classes"][c["index"] - 1] for c in answer["classes"])
     assert sum(c["share"] for c in answer["classes"]) <= 1
+    assert all(0 < c["score"] <= 1 for c in answer["classes"])  # mean confidence over its pixels
     test = [item for item in _spec(shapes_data).data.items if item.split == "test"]
     # The hidden set names its classes in another order: matched by name.
     reordered = list(reversed(shapes_data["classes"]))

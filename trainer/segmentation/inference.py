@@ -46,6 +46,26 @@ def class_maps(model: nn.Module, x: Tensor) -> Tensor:
     return model(x).argmax(dim=1)  # (B, classes + 1, S, S) → (B, S, S)
 
 
+@torch.no_grad()
+def maps_and_confidence(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+    """A normalised batch (B, C, S, S) → class maps (B, S, S) int64 and, per pixel, how sure the
+    model is of its class (B, S, S) float: the softmax probability of a semantic model, the
+    score of the object painted there for an instance model (1 on its background)."""
+    segment = getattr(model, "segment", None)
+    if segment is None:
+        confidence, maps = model(x).softmax(dim=1).max(dim=1)  # (B, classes + 1, S, S) → (B, S, S)
+        return maps, confidence
+    found = segment(x, score_threshold=0.05, max_detections=100)
+    maps = torch.stack([paint(one, x.shape[-1]) for one in found])  # (B, S, S)
+    confidence = torch.ones(maps.shape, dtype=torch.float32, device=maps.device)
+    for b, objects in enumerate(found):
+        for k in objects["scores"].argsort().tolist():  # painted in the same order as `paint`
+            score = float(objects["scores"][k])
+            if score >= INSTANCE_SCORE:
+                confidence[b][objects["masks"][k] >= MASK_THRESHOLD] = score
+    return maps, confidence
+
+
 def _normalise(card: dict[str, Any]) -> data.Normalise:
     return data.Normalise(card["input"]["mean"], card["input"]["std"], torch.device("cpu"))
 
@@ -54,8 +74,8 @@ def segment_images(
     model: nn.Module, card: dict[str, Any], images: Sequence[Image.Image]
 ) -> list[dict[str, Any]]:
     """Try it: per image {"width", "height", "size": [h, w] of the masks, "classes": [{"index"
-    (channel), "name", "share" of the pixels}] for the classes present, "masks": {"<channel>":
-    COCO RLE counts}}."""
+    (channel), "name", "share" of the pixels, "score": the model's mean confidence over them}]
+    for the classes present, "masks": {"<channel>": COCO RLE counts}}."""
     from trainer.segmentation_metrics import regions
 
     size, channels = int(card["input"]["size"][0]), int(card["input"]["channels"])
@@ -63,11 +83,13 @@ def segment_images(
         return []
     decoded = [decode_image(image, size, channels) for image in images]
     batch = torch.from_numpy(np.stack([pixels for pixels, _ in decoded]))  # (B, C, S, S) uint8
-    maps = class_maps(model, _normalise(card)(batch)).numpy()  # (B, S, S)
+    found, confidence = maps_and_confidence(model, _normalise(card)(batch))  # (B, S, S) each
+    maps, sures = found.numpy(), confidence.numpy()
     names = list(card["classes"])
     answers = []
-    for (_, (width, height)), one in zip(decoded, maps, strict=True):
+    for (_, (width, height)), one, sure in zip(decoded, maps, sures, strict=True):
         counts = np.bincount(one.reshape(-1), minlength=len(names) + 1)
+        sums = np.bincount(one.reshape(-1), weights=sure.reshape(-1), minlength=len(names) + 1)
         answers.append(
             {
                 "width": width,
@@ -78,6 +100,7 @@ def segment_images(
                         "index": c,
                         "name": names[c - 1],
                         "share": round(float(counts[c]) / one.size, 4),
+                        "score": round(float(sums[c] / counts[c]), 4),
                     }
                     for c in range(1, len(names) + 1)
                     if counts[c]
