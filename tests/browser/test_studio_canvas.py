@@ -155,6 +155,13 @@ def test_student_draws_boxes_undoes_saves_offline_and_commits(live_url, new_page
     assert _close(_annotation(page, second)["bbox"], [35, 36, 23, 20])
     assert _annotation(page, first) is not None
 
+    # Tab on the canvas walks the objects in their order.
+    page.locator("#studio-canvas").focus()
+    page.keyboard.press("Tab")
+    assert _selected(page) == page.evaluate("[...window.manabiStudio.annotations.keys()][0]")
+    page.keyboard.press("Escape")
+    assert _selected(page) is None
+
     # Offline: the change waits (kept in localStorage) and goes when the network is back.
     page.context.set_offline(True)
     page.locator(f"#studio-objects li[data-uid='{first}'] button").click()
@@ -182,7 +189,15 @@ def test_student_draws_boxes_undoes_saves_offline_and_commits(live_url, new_page
     expect(page.locator("#studio-position")).to_have_text(f"1 / {IMAGES}")
     assert _close(_annotation(page, second)["bbox"], [35, 36, 23, 20])
 
-    # Commit a version: it holds the boxes.
+    # A new class from the side panel: chosen at once, for the selected box too.
+    page.locator(f"#studio-objects li[data-uid='{second}'] button").click()
+    page.locator("#studio-new-class").fill("hexagon")
+    page.locator("#studio-add-class button").click()
+    expect(page.locator(".class-button[aria-pressed=true]")).to_contain_text("hexagon")
+    assert _annotation(page, second)["category"] == len(names)
+    expect(page.locator(SAVED)).to_have_count(1)
+
+    # Commit a version: it holds the boxes and the new class.
     page.locator("#studio-commit-open").click()
     page.locator("#studio-commit-message").fill("Two more boxes")
     page.locator("#studio-commit button[type=submit]").click()
@@ -195,7 +210,8 @@ def test_student_draws_boxes_undoes_saves_offline_and_commits(live_url, new_page
     }
     assert _close(committed[first].bbox, [1, 0, 20, 18])
     assert _close(committed[second].bbox, [35, 36, 23, 20])
-    assert committed[second].category_index == other
+    assert committed[second].category_index == len(names)
+    assert dataset.categories.get(index=len(names), valid_to=None).name == "hexagon"
     assert errors == []
 
     ja = new_page("ja")

@@ -141,7 +141,13 @@ async function boot() {
     selection.textContent = annotation ? panel.describe(annotation) : ""; // for screen readers
   });
 
-  const draft = wireDraft({ config, studio, saver, say, reload: () => show(studio.item.uid, { fresh: true }) });
+  // After a commit, a discard or a model's proposals, every image read ahead is out of date
+  // (revisions, proposals): read them again.
+  const reload = () => {
+    queue.forget();
+    return show(studio.item.uid, { fresh: true });
+  };
+  const draft = wireDraft({ config, studio, saver, say, reload });
 
   function onAnswer(answer) {
     if (answer.refused?.length) {
@@ -237,8 +243,7 @@ async function boot() {
   document.addEventListener("keyup", (event) => handleKeyUp(studio, event));
 
   if (saver?.pending().length) await Promise.race([saver.flush(), new Promise((r) => setTimeout(r, 1500))]);
-  // Read the image again from the server (after a model's proposals were written, say).
-  studio.reload = () => show(studio.item.uid, { fresh: true });
+  studio.reload = reload;
   history.replaceState({ uid: config.item }, "", location.href);
   await show(config.item);
   queue.locate(config.item, config.position).then(() => {

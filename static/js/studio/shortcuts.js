@@ -62,6 +62,7 @@ export function handleKey(studio, event, actions) {
   }
   if (key === "Escape") return studio.selected ? done(studio.select(null)) : undefined;
   if (key === "Tab") {
+    if (target !== studio.container) return; // elsewhere Tab moves the focus, as always
     const uids = [...studio.annotations.keys()];
     if (!uids.length) return;
     const at = uids.indexOf(studio.selected);
