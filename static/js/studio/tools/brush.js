@@ -10,14 +10,20 @@
 // covers, in the mask and in that canvas (fast at 4000×3000). Other masks are drawn from a
 // canvas cut to their bbox. A stroke is one change (one undo step, one delta) on pointerup.
 
-import { decodeMask, encodeWithBox, runsBox, stringToRuns } from "../rle.js";
+import { decodeMask, encodeWithBox, maskToRuns, runsBox } from "../rle.js";
 import { newUid } from "../studio.js";
 
 const OPACITY = 0.45;
 const OPACITY_SELECTED = 0.6;
 const MAX_SIZE = 500; // image pixels
 
-const cache = new Map(); // uid → entry {uid, counts, colour, mask, h, w, canvas, x, y, full}
+// uid → entry {uid, counts, colour, mask, h, w, box, canvas, x, y, full, node}: box [x0, y0, x1,
+// y1] holds every pixel of the mask (null: none), the canvas's top left is (x, y) in the image,
+// node is the Konva.Image last drawn from it (a stroke widens its crop as it goes).
+const cache = new Map();
+// A transparent canvas as large as the image, made while the brush waits: the first stroke of a
+// new mask then does not wait for the browser to allocate 48 MB (4000×3000).
+let spare = null;
 const state = {
   mode: "paint", // or "erase"
   size: 0, // brush diameter in image pixels; 0 until an image sets a default
@@ -63,26 +69,74 @@ function paint(entry, x0, y0, x1, y1) {
   ctx.putImageData(pixels, x0 - entry.x, y0 - entry.y);
 }
 
-/** Give an entry its canvas: the whole image (full) or cut to the mask's bbox. */
+/** [x0, y0, x1, y1] around a mask's pixels; null when it has none. */
+function boxOf(mask, h) {
+  const found = runsBox(maskToRuns(mask), h);
+  if (!found) return null;
+  const [x, y, w, hh] = found.bbox;
+  return [x, y, x + w - 1, y + hh - 1];
+}
+
+/**
+ * Give an entry its canvas: as large as the image (full: the mask being painted) or cut to the
+ * mask's box. Only the box is coloured: the rest of a new canvas is transparent already.
+ */
 function makeCanvas(entry, full) {
-  let box;
-  if (full) box = [0, 0, entry.w, entry.h];
-  else {
-    const found = runsBox(stringToRuns(entry.counts) || [], entry.h);
-    box = found ? found.bbox : null;
-  }
   entry.full = full;
-  if (!box) {
+  entry.node = null;
+  const box = entry.box;
+  if (!full && !box) {
     entry.canvas = null;
     return;
   }
-  const [x, y, w, h] = box;
-  entry.canvas = document.createElement("canvas");
-  entry.canvas.width = w;
-  entry.canvas.height = h;
-  entry.x = x;
-  entry.y = y;
-  paint(entry, x, y, x + w - 1, y + h - 1);
+  const old = entry.canvas;
+  entry.canvas = full ? takeSpare(entry.w, entry.h) : document.createElement("canvas");
+  if (!full) {
+    entry.canvas.width = box[2] - box[0] + 1;
+    entry.canvas.height = box[3] - box[1] + 1;
+  }
+  if (!full && old && old.width === entry.w && old.height === entry.h && !spare) {
+    old.getContext("2d").clearRect(0, 0, old.width, old.height); // the next full canvas
+    spare = old;
+  }
+  entry.x = full ? 0 : box[0];
+  entry.y = full ? 0 : box[1];
+  if (box) paint(entry, ...box);
+}
+
+function takeSpare(w, h) {
+  let canvas = spare;
+  spare = null;
+  if (!canvas || canvas.width !== w || canvas.height !== h) {
+    canvas = document.createElement("canvas"); // setting the size again would clear it anew
+    canvas.width = w;
+    canvas.height = h;
+  }
+  return canvas;
+}
+
+function prepareSpare(studio) {
+  const { width: w, height: h } = studio.image;
+  if (!w || !h || (spare && spare.width === w && spare.height === h)) return;
+  spare = document.createElement("canvas");
+  spare.width = w;
+  spare.height = h;
+  spare.getContext("2d").putImageData(new ImageData(1, 1), 0, 0); // the backing store, now
+}
+
+/** Widen an entry's box by a rectangle a stroke touched, and the crop of the image showing it. */
+function grow(entry, x0, y0, x1, y1) {
+  const b = entry.box;
+  entry.box = b ? [Math.min(b[0], x0), Math.min(b[1], y0), Math.max(b[2], x1), Math.max(b[3], y1)] : [x0, y0, x1, y1];
+  if (entry.node) entry.node.setAttrs(imageAttrs(entry));
+}
+
+/** Where a Konva.Image shows an entry: its box only, cut from the canvas (cheap to draw). */
+function imageAttrs(entry) {
+  const [x0, y0, x1, y1] = entry.box;
+  const width = x1 - x0 + 1;
+  const height = y1 - y0 + 1;
+  return { x: x0, y: y0, width, height, crop: { x: x0 - entry.x, y: y0 - entry.y, width, height } };
 }
 
 /** The cached entry of a mask annotation, decoded again only when its counts changed. */
@@ -100,7 +154,7 @@ function entryFor(studio, annotation) {
   }
   const mask = decodeMask(segmentation.counts, h, w);
   if (!mask) return null;
-  entry = { uid, counts: segmentation.counts, colour, mask, h, w, canvas: null, x: 0, y: 0, full: false };
+  entry = { uid, counts: segmentation.counts, colour, mask, h, w, box: boxOf(mask, h), full: false };
   makeCanvas(entry, false);
   cache.set(uid, entry);
   return entry;
@@ -143,6 +197,7 @@ function stamp(entry, a, b, r, value) {
   const y0 = Math.max(0, Math.floor(Math.min(a.y, b.y) - r));
   const y1 = Math.min(h - 1, Math.ceil(Math.max(a.y, b.y) + r));
   if (x1 < x0 || y1 < y0) return;
+  if (value === 1) grow(entry, x0, y0, x1, y1);
   const dx = b.x - a.x;
   const dy = b.y - a.y;
   const length2 = dx * dx + dy * dy;
@@ -165,40 +220,52 @@ function stamp(entry, a, b, r, value) {
   paint(entry, x0, y0, x1, y1);
 }
 
-/** Fill a mask's holes: what the background cannot reach from the border becomes mask. */
-export function fillHoles(mask, h, w) {
-  const out = mask.slice(); // 1 mask, 0 not yet reached, 2 background reached from the border
-  const queue = new Int32Array(h * w);
-  let head = 0;
+/**
+ * Fill a mask's holes: the background that cannot be reached from the image's border becomes
+ * mask (4-connected, as scipy's binary_fill_holes). Only the mask's box, one pixel wider, is
+ * searched: everything outside it is background joined to the border. Returns {mask, filled}.
+ */
+export function fillHoles(mask, h, w, box = boxOf(mask, h)) {
+  const out = mask.slice(); // 1 mask, 0 not reached (yet), 2 background reached
+  if (!box) return { mask: out, filled: 0 };
+  const x0 = Math.max(0, box[0] - 1);
+  const y0 = Math.max(0, box[1] - 1);
+  const x1 = Math.min(w - 1, box[2] + 1);
+  const y1 = Math.min(h - 1, box[3] + 1);
+  const queue = new Int32Array((x1 - x0 + 1) * (y1 - y0 + 1));
   let tail = 0;
-  const push = (i) => {
-    if (out[i] === 0) {
-      out[i] = 2;
-      queue[tail] = i;
-      tail += 1;
+  for (let x = x0; x <= x1; x += 1) {
+    for (let y = y0; y <= y1; y += 1) {
+      const i = x * h + y;
+      if ((x === x0 || x === x1 || y === y0 || y === y1) && out[i] === 0) {
+        out[i] = 2;
+        queue[tail] = i;
+        tail += 1;
+      }
     }
-  };
-  for (let x = 0; x < w; x += 1) {
-    push(x * h);
-    push(x * h + h - 1);
   }
-  for (let y = 0; y < h; y += 1) {
-    push(y);
-    push((w - 1) * h + y);
-  }
-  while (head < tail) {
+  for (let head = 0; head < tail; head += 1) {
     const i = queue[head];
-    head += 1;
     const y = i % h;
-    if (y > 0) push(i - 1);
-    if (y < h - 1) push(i + 1);
-    if (i >= h) push(i - h);
-    if (i + h < h * w) push(i + h);
+    const x = (i - y) / h;
+    // the four neighbours inside the searched rectangle: above, below, left, right
+    const next = [y > y0 ? i - 1 : -1, y < y1 ? i + 1 : -1, x > x0 ? i - h : -1, x < x1 ? i + h : -1];
+    for (const j of next) {
+      if (j >= 0 && out[j] === 0) {
+        out[j] = 2;
+        queue[tail] = j;
+        tail += 1;
+      }
+    }
   }
   let filled = 0;
-  for (let i = 0; i < out.length; i += 1) {
-    if (out[i] === 0) filled += 1;
-    out[i] = out[i] === 2 ? 0 : 1;
+  for (let x = x0; x <= x1; x += 1) {
+    for (let i = x * h + y0, end = x * h + y1; i <= end; i += 1) {
+      if (out[i] === 0) {
+        out[i] = 1;
+        filled += 1;
+      } else if (out[i] === 2) out[i] = 0;
+    }
   }
   return { mask: out, filled };
 }
@@ -208,10 +275,18 @@ function segmentationOf(entry) {
   return { segmentation: { size: [entry.h, entry.w], counts }, bbox, counts };
 }
 
+/** The exact box again after a stroke (erasing may have shrunk it). */
+function setBox(entry, bbox) {
+  const before = entry.box;
+  entry.box = bbox ? [bbox[0], bbox[1], bbox[0] + bbox[2] - 1, bbox[1] + bbox[3] - 1] : null;
+  if (entry.node && entry.box && String(before) !== String(entry.box)) entry.node.setAttrs(imageAttrs(entry));
+}
+
 /** Store an entry's mask as the annotation's (or a new one); an emptied mask goes. */
 function commit(studio, entry, category) {
   const { segmentation, bbox, counts } = segmentationOf(entry);
   entry.counts = counts;
+  setBox(entry, bbox);
   if (!entry.uid) {
     if (!bbox) return;
     entry.uid = newUid(); // cached before it is drawn: the canvas painted so far is used as it is
@@ -297,9 +372,9 @@ function fillSelected(studio) {
   if (!annotation) return false;
   const entry = entryFor(studio, annotation);
   if (!entry) return false;
-  const { mask, filled } = fillHoles(entry.mask, entry.h, entry.w);
+  const { mask, filled } = fillHoles(entry.mask, entry.h, entry.w, entry.box);
   if (!filled) return true;
-  entry.mask = mask;
+  entry.mask = mask; // the box stays: holes lie inside it
   makeCanvas(entry, entry.full);
   commit(studio, entry, annotation.category);
   return true;
@@ -343,20 +418,16 @@ export default {
   render(studio, annotation, group) {
     studio.layer.imageSmoothingEnabled(false); // a mask's pixels stay squares when zoomed in
     const entry = entryFor(studio, annotation);
-    if (!entry || !entry.canvas) return;
+    if (!entry || !entry.canvas || !entry.box) return;
     const K = konva();
     const selected = studio.selected === annotation.uid;
-    group.add(
-      new K.Image({
-        image: entry.canvas,
-        x: entry.x,
-        y: entry.y,
-        width: entry.canvas.width,
-        height: entry.canvas.height,
-        opacity: selected ? OPACITY_SELECTED : OPACITY,
-        listening: false,
-      }),
-    );
+    entry.node = new K.Image({
+      image: entry.canvas,
+      ...imageAttrs(entry),
+      opacity: selected ? OPACITY_SELECTED : OPACITY,
+      listening: false,
+    });
+    group.add(entry.node);
     if (selected && annotation.bbox) {
       const [x, y, width, height] = annotation.bbox;
       group.add(
@@ -382,6 +453,8 @@ export default {
     state.controls = bindControls(studio);
     showControls(studio);
     forget(studio);
+    const later = window.requestIdleCallback || ((fn) => setTimeout(fn, 50));
+    later(() => state.studio === studio && studio.tool && studio.tool.name === "brush" && prepareSpare(studio));
     state.ring = new (konva().Circle)({
       radius: state.size / 2,
       stroke: "#ffffff",
@@ -418,15 +491,15 @@ export default {
       if (!entry) return;
     } else {
       const { width: w, height: h } = studio.image;
-      entry = { uid: null, counts: "", colour: studio.color(category), mask: new Uint8Array(w * h), h, w };
-      entry.x = 0;
-      entry.y = 0;
+      entry = { uid: null, counts: "", colour: studio.color(category), mask: new Uint8Array(w * h), h, w, box: null };
     }
     makeFull(studio, entry);
     if (!annotation) {
-      node = new (konva().Image)({ image: entry.canvas, width: entry.w, height: entry.h, opacity: OPACITY, listening: false });
+      // a new mask shows on the overlay until its first stroke ends and makes it an annotation
+      node = new (konva().Image)({ image: entry.canvas, width: 1, height: 1, opacity: OPACITY, listening: false });
       studio.overlay.add(node);
       node.moveToBottom();
+      entry.node = node;
     }
     state.stroke = { entry, value: erase ? 0 : 1, last: point, category, node };
     stamp(entry, point, point, state.size / 2, state.stroke.value);
