@@ -241,3 +241,21 @@ def test_the_grid_page_reads_in_japanese(world):
     page = response.content.decode()
     assert "画像にラベルを付ける" in page
     assert response.context["config"]["words"]["saved"] == "保存済み"
+
+
+def test_an_image_left_without_a_class_is_not_trained_on(world):
+    """The grid's `x` leaves an image without a class; a run on that version skips it."""
+    from webapp.jobs import tasks
+    from webapp.jobs.models import Job
+
+    dataset = _dataset(world)
+    job = Job.objects.create(
+        course=world.course,
+        owner=world.alice,
+        dataset=dataset,
+        dataset_version=1,
+        spec={"kind": "classification", "model": "logistic", "epochs": 1},
+        status="queued",
+    )
+    items = tasks.build_spec(job)["data"]["items"]
+    assert [item["label"] for item in items] == [0, 0, 1]

@@ -235,6 +235,8 @@ def build_spec(job: Job) -> dict:
     if not one_label:
         rows = rows.prefetch_related("annotations")
     for item in rows.iterator(chunk_size=2000):
+        if one_label and item.category_index not in label_of:
+            continue  # an image left without a class (cleared in the studio) teaches nothing
         entry = {
             "path": default_storage.path(item.image.file),
             "split": item.split,

@@ -207,6 +207,7 @@ async function loadPage(at) {
     : "";
   prevButton.disabled = offsets.length === 0;
   nextButton.disabled = page.next === null;
+  document.getElementById("grid-pager").hidden = prevButton.disabled && nextButton.disabled;
   grid.setAttribute("aria-busy", "false");
   setFocus(tiles.length ? 0 : -1, { select: false });
   anchor = focus;
@@ -429,14 +430,17 @@ addForm?.addEventListener("submit", async (event) => {
 
 // --- the keyboard ------------------------------------------------------------------------
 
+const TEXT_FIELDS = "textarea, select, [contenteditable], input:not([type=radio]):not([type=checkbox])";
+
 function typing(target) {
-  return target.closest("input, textarea, select, [contenteditable]") !== null;
+  return target.closest(TEXT_FIELDS) !== null;
 }
 
 document.addEventListener("keydown", (event) => {
   if (document.querySelector("dialog[open]") || typing(event.target)) return;
   const control = event.ctrlKey || event.metaKey;
-  const onButton = event.target.closest("button, a") !== null;
+  // Enter, Space and the arrows keep their meaning on a focused button, link or radio button.
+  const onButton = event.target.closest("button, a, input") !== null;
   const key = event.key;
   if (control && key.toLowerCase() === "z") {
     event.preventDefault();
@@ -482,11 +486,11 @@ document.addEventListener("keydown", (event) => {
     goPrevious();
   } else {
     const move = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -columns, ArrowDown: columns }[key];
-    if (move === undefined || !tiles.length) return;
+    if (move === undefined || !tiles.length || onButton) return;
     event.preventDefault();
     if (focus < 0) setFocus(0);
     else setFocus(focus + move, { select: !control, extend: event.shiftKey });
-    if (!onButton) grid.focus({ preventScroll: true });
+    grid.focus({ preventScroll: true });
   }
 });
 
@@ -542,12 +546,12 @@ document.getElementById("commit-form")?.addEventListener("submit", async (event)
 });
 
 function showCommitted(version) {
-  message.replaceChildren(format(words.committed, { n: version }), " ");
+  const result = document.getElementById("commit-result");
   const link = document.createElement("a");
   link.href = config.trainUrl;
   link.id = "train-link";
   link.textContent = words.trainOn;
-  message.append(link);
+  result.replaceChildren(format(words.committed, { n: version }), " ", link);
 }
 
 document.getElementById("discard-submit")?.addEventListener("click", async (event) => {
@@ -588,6 +592,27 @@ for (const radio of document.querySelectorAll("input[name=queue]")) {
 prevButton.addEventListener("click", goPrevious);
 nextButton.addEventListener("click", goNext);
 window.addEventListener("resize", measureColumns);
+
+/** Read everything again (the pre-annotation panel calls this when a round is done or its
+    proposals were settled): the class counts from this page's own config, the classes, and the
+    page of images being looked at. */
+async function reload() {
+  await whenSaved();
+  const response = await fetch(window.location.href, { headers: { Accept: "text/html" } });
+  if (response.ok) {
+    const html = new DOMParser().parseFromString(await response.text(), "text/html");
+    const fresh = JSON.parse(html.getElementById("grid-config")?.textContent || "null");
+    if (fresh) {
+      counts.clear();
+      for (const [index, n] of Object.entries(fresh.counts)) counts.set(Number(index), n);
+      unlabelled = fresh.unlabelled;
+      setChanges(fresh.changes);
+    }
+  }
+  await loadCategories().catch(() => say(words.loadFailed));
+  await loadPage(offset);
+}
+window.manabiGrid = { reload };
 
 setChanges(changes);
 try {
