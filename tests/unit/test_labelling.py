@@ -280,6 +280,36 @@ def test_boxes_agreement_and_the_central_version(world):
     assert state.status == queries.DISAGREE and state.publishable is None
 
 
+def test_three_students_agree_and_the_most_central_version_is_published(world):
+    from tests.conftest import add_member, make_user
+
+    chika = make_user("chika")
+    add_member(world.course, chika)
+    dataset = pool(world, kind="detection", images=1)
+    assignment = actions.create_assignment(
+        world.teacher, world.course, dataset, title="Three", per_image=3
+    )  # every student of the class: alice, bob and chika
+    (item,) = uids(dataset)
+    head = str(Annotation.objects.get().uid)
+    # alice keeps the pool's box [10,10,20,20] (and says so); bob moves it to x 11, chika to y 11.
+    # alice–bob: 19 × 20 = 380 / (800 − 380) = 0.904762; alice–chika the same;
+    # bob–chika: 19 × 19 = 361 / (800 − 361) = 0.822323. Mean: (2 · 0.904762 + 0.822323) / 3
+    # = 0.877282 ≥ 0.7: agreed. alice agrees best with the others (0.904762 on average, bob and
+    # chika 0.863543): hers is the version published.
+    actions.mark_done(assignment, world.alice)
+    for user, box in ((world.bob, [11, 10, 20, 20]), (chika, [10, 11, 20, 20])):
+        drafts.apply(
+            dataset,
+            user,
+            [{"op": "update", "item": item, "uid": head, "revision": 1,
+              "data": {"category": 0, "bbox": box}}],
+        )  # fmt: skip
+    state = queries.gather(assignment)[item]
+    assert state.agreement == pytest.approx(0.877282, abs=1e-6)
+    assert state.status == queries.AGREED and state.chosen == world.alice.pk
+    assert [a["bbox"] for a in state.publishable["annotations"]] == [[10, 10, 20, 20]]
+
+
 # --- pages and who sees them -----------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ given it has answered (for classification: has given it a label).
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from itertools import combinations
 from typing import Any
 
 from webapp.datasets import drafts
@@ -169,21 +170,24 @@ def _judge(state: ImageState, kind: str, sigmas) -> None:
         agreed, central = len(set(labels)) == 1, state.students[0]
     else:
         pairwise = _pairwise(kind, state, sigmas)
-        state.agreement = agreement.image_agreement(versions, pairwise)
+        scores = {
+            (a, b): pairwise(state.versions[a], state.versions[b])
+            for a, b in combinations(state.students, 2)
+        }
+        state.agreement = sum(scores.values()) / len(scores)
         agreed = state.agreement >= AGREEMENT_THRESHOLD
-        central = _most_central(state, pairwise)
+        central = _most_central(state.students, scores)
     if state.resolution is None:
         state.status = AGREED if agreed else DISAGREE
         state.chosen = central if agreed else None
 
 
-def _most_central(state: ImageState, pairwise) -> int:
+def _most_central(students: list[int], scores: dict[tuple[int, int], float]) -> int:
     """The student whose version agrees best with the others' (the first one on a tie)."""
-    best, best_score = state.students[0], -1.0
-    for student in state.students:
-        others = [s for s in state.students if s != student]
-        mine = state.versions[student]
-        score = sum(pairwise(mine, state.versions[o]) for o in others) / len(others)
+    best, best_score = students[0], -1.0
+    for student in students:
+        mine = [v for pair, v in scores.items() if student in pair]
+        score = sum(mine) / len(mine)
         if score > best_score + 1e-12:
             best, best_score = student, score
     return best
