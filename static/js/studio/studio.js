@@ -181,7 +181,10 @@ export class Studio {
     if (!before) return;
     const after = { ...before, ...fields, uid, item: before.item, revision: before.revision };
     if (before.proposal && !("proposal" in fields)) after.proposal = null; // corrected: accepted
-    if (same(before, after)) return this._clearPreview(uid);
+    if (same(before, after)) {
+      if (this._previews.has(uid)) this.preview(uid, null);
+      return;
+    }
     this._apply([{ uid, before, after }], merge);
   }
 
