@@ -6,9 +6,10 @@
 // adds a vertex (to start a polygon inside another one). Stored as COCO polygons,
 // `segmentation: [[x1, y1, x2, y2, ...], ...]`, with their bbox.
 //
-// Speed (300 polygons of 50 vertices): each ring is one closed Konva.Line that does not listen
-// (hit tests are done here, on the numbers), and the selected polygon's handles are a single
-// Konva.Shape that draws every vertex at a fixed size on screen.
+// Speed (300 polygons of 50 vertices): the plain polygons are painted in bulk (`paint`: one path
+// per class colour, only those in view), as the studio's one shape for the tool; the selected,
+// dragged and proposed ones are closed Konva.Lines that do not listen (hit tests are done here,
+// on the numbers), and the selected polygon's handles are one Konva.Shape drawing every vertex.
 
 const HANDLE = 5; // a vertex handle's radius, screen pixels
 const REACH = 8; // how far from a vertex a click may land, screen pixels (touch: twice that)
@@ -252,18 +253,18 @@ function cancelDrawing(studio) {
   studio.overlay.batchDraw();
 }
 
-/** Twice the area a ring encloses (shoelace); 0 when its points lie on one line. */
-function doubleArea(ring) {
+/** Twice the signed area a ring encloses (shoelace): its sign says which way round it goes. */
+function signedArea(ring) {
   let sum = 0;
   for (let i = 0, j = ring.length - 2; i < ring.length; j = i, i += 2) {
     sum += ring[j] * ring[i + 1] - ring[i] * ring[j + 1];
   }
-  return Math.abs(sum);
+  return sum;
 }
 
 function closeDrawing(studio) {
   const d = state.drawing;
-  if (!d || d.points.length < 6 || doubleArea(d.points) < 1e-6) return false;
+  if (!d || d.points.length < 6 || Math.abs(signedArea(d.points)) < 1e-6) return false;
   const ring = d.points.slice();
   cancelDrawing(studio);
   const uid = studio.add({
@@ -351,6 +352,44 @@ export default {
     if (rings.some((ring) => inside(ring, point.x, point.y))) return true;
     const distance = REACH / (studio.scale || 1);
     return rings.some((ring) => nearEdge(ring, point, distance));
+  },
+
+  /** Every plain polygon at once: one path per class colour, only those in view. */
+  paint(context, studio, annotations) {
+    const view = studio.visibleRect();
+    const byColour = new Map();
+    for (const annotation of annotations) {
+      const box = annotation.bbox;
+      if (box && (box[0] > view.right || box[1] > view.bottom || box[0] + box[2] < view.x || box[1] + box[3] < view.y)) {
+        continue;
+      }
+      const colour = studio.color(annotation.category);
+      if (!byColour.has(colour)) byColour.set(colour, []);
+      byColour.get(colour).push(annotation.segmentation);
+    }
+    context.lineWidth = 1.5 / studio.scale;
+    context.lineJoin = "round";
+    for (const [colour, shapes] of byColour) {
+      context.beginPath();
+      for (const rings of shapes) {
+        for (const ring of rings) {
+          if (!Array.isArray(ring) || ring.length < 6) continue;
+          // every ring the same way round: overlapping ones fill once (nonzero rule), none cancels
+          const n = ring.length / 2;
+          const forward = signedArea(ring) >= 0;
+          for (let k = 0; k < n; k += 1) {
+            const i = 2 * (forward ? k : n - 1 - k);
+            if (k === 0) context.moveTo(ring[i], ring[i + 1]);
+            else context.lineTo(ring[i], ring[i + 1]);
+          }
+          context.closePath();
+        }
+      }
+      context.fillStyle = rgba(colour, 0.2);
+      context.fill();
+      context.strokeStyle = colour;
+      context.stroke();
+    }
   },
 
   render(studio, annotation, group) {
