@@ -21,8 +21,8 @@ IMAGES = 40  # the first 40 of scikit-learn's digits: every class four times
 TILES = "#grid li.g-tile"
 SAVED = "#autosave-state[data-state=saved]"
 WORDS = {
-    "ja": {"unlabelled": "未ラベル", "committed": "バージョン 2 を確定しました。"},
-    "en": {"unlabelled": "unlabelled", "committed": "Version 2 committed."},
+    "ja": {"unlabelled": "未ラベル", "committed": "バージョン 3 を確定しました。"},
+    "en": {"unlabelled": "unlabelled", "committed": "Version 3 committed."},
 }
 
 
@@ -131,16 +131,27 @@ def test_student_labels_in_the_grid_commits_a_version_and_trains_on_it(
     assert [seen[uids[n]] for n in range(4)] == [2, 2, 2, 2]
     assert seen[uids[5]] == labels[5] and seen[uids[20]] == 7 and seen[uids[30]] is None
 
-    # Commit a version with a message, and train on it from the link the grid offers.
+    # Meanwhile the teacher committed another class for the first image: the commit stops at
+    # that conflict, lists it, and goes through once the student takes the teacher's label.
+    drafts.apply(dataset, teacher, [{"op": "label", "item": uids[0], "category": 5}])
+    drafts.commit(dataset, teacher, "先生の修正")
     page.locator("#commit-open").click()
     page.fill("#commit-message", "数字の2を直した")
     page.locator("#commit-submit").click()
+    conflict = page.locator("#commit-conflicts li")
+    expect(conflict).to_have_count(1)
+    expect(conflict).to_contain_text("あなた:「2」、相手:「5」")
+    shot(page, "ja-92-studio-grid-conflict")
+    conflict.get_by_role("button", name="相手の変更を使う").click()
+    expect(conflict).to_have_count(0)
+    page.locator("#commit-submit").click()
     expect(page.locator("#commit-result")).to_contain_text(WORDS["ja"]["committed"])
     expect(page.locator("#draft-count")).to_have_text("下書きに変更はありません")
-    version = Version.objects.get(dataset=dataset, number=2)
+    expect(tile(0).locator(".g-label")).to_have_text("5")  # the page was read again
+    version = Version.objects.get(dataset=dataset, number=3)
     assert version.summary == "数字の2を直した"
     dataset.refresh_from_db()
-    assert dataset.head == 2
+    assert dataset.head == 3
     page.locator("#train-link").click()
     page.wait_for_url(f"{live_url}/datasets/{dataset.pk}/train/")
     page.locator("input[name=preset][value=logistic]").check()
@@ -150,7 +161,7 @@ def test_student_labels_in_the_grid_commits_a_version_and_trains_on_it(
     page.wait_for_url(f"{live_url}/jobs/*/")
     expect(page.locator("#job-status")).to_have_class("badge job-succeeded", timeout=180_000)
     job = Job.objects.get(dataset=dataset)
-    assert job.dataset_version == 2
+    assert job.dataset_version == 3
     assert job.status == "succeeded"
 
     # The same grid in English, after the commit: the head's labels, an empty draft.
@@ -158,7 +169,8 @@ def test_student_labels_in_the_grid_commits_a_version_and_trains_on_it(
     tile_en = _tiles(english, uids)
     sign_in(english, live_url, student.username)
     _open_grid(english, grid_url)
-    expect(tile_en(0).locator(".g-label")).to_have_text("2")
+    expect(tile_en(0).locator(".g-label")).to_have_text("5")
+    expect(tile_en(1).locator(".g-label")).to_have_text("2")
     expect(tile_en(30).locator(".g-label")).to_have_text(WORDS["en"]["unlabelled"])
     expect(tile_en(21).locator(".g-proposal")).to_have_text("Proposed: 3 (0.41)")
     expect(english.locator("#draft-count")).to_have_text("No changes in your draft")

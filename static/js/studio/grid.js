@@ -9,6 +9,7 @@
    extend it, Ctrl+arrows move the focus alone, Space toggles the focused image. */
 
 import { Autosave } from "./autosave.js";
+import { wireDraftBar } from "./grid_draft.js";
 import { History } from "./history.js";
 
 const config = JSON.parse(document.getElementById("grid-config").textContent);
@@ -20,14 +21,12 @@ const range = document.getElementById("grid-range");
 const prevButton = document.getElementById("page-prev");
 const nextButton = document.getElementById("page-next");
 const saveState = document.getElementById("autosave-state");
-const draftCount = document.getElementById("draft-count");
 const csrf = config.csrf;
 const HISTORY_KEY = "grid"; // one stack for the whole grid: a bulk label is one entry
 
 let categories = []; // [{index, name}] in index order; the first ten have the number keys
 const counts = new Map(Object.entries(config.counts).map(([k, n]) => [Number(k), n]));
 let unlabelled = config.unlabelled;
-let changes = config.changes;
 let tiles = []; // this page's images: {uid, id, thumb, category, proposal, el}
 let byUid = new Map();
 let focus = -1; // index into tiles
@@ -78,13 +77,6 @@ const saver = config.editable
 async function whenSaved() {
   if (!saver || !saver.pending().length) return true;
   return saver.flush();
-}
-
-function setChanges(n) {
-  changes = n;
-  if (!draftCount) return;
-  draftCount.textContent =
-    n === 0 ? words.changesNone : n === 1 ? words.changesOne : format(words.changes, { n });
 }
 
 // --- classes -----------------------------------------------------------------------------
@@ -494,7 +486,7 @@ document.addEventListener("keydown", (event) => {
   }
 });
 
-// --- dialogs: the shortcut sheet, commit, discard ----------------------------------------
+// --- the shortcut sheet and the draft bar ------------------------------------------------
 
 function openDialog(id) {
   const dialog = document.getElementById(id);
@@ -507,74 +499,16 @@ for (const button of document.querySelectorAll("dialog [data-close]")) {
 }
 document.getElementById("shortcuts-open").addEventListener("click", () => openDialog("shortcuts-dialog"));
 
-const commitDialog = document.getElementById("commit-dialog");
-const commitError = document.getElementById("commit-error");
-document.getElementById("commit-open")?.addEventListener("click", () => {
-  commitError.hidden = true;
-  openDialog("commit-dialog");
+const draftBar = wireDraftBar({
+  config,
+  words,
+  whenSaved,
+  say,
+  nameOf,
+  onCommitted: () => history.clear(),
+  reload: () => reload(),
 });
-
-document.getElementById("commit-form")?.addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const submit = document.getElementById("commit-submit");
-  submit.disabled = true;
-  try {
-    if (!(await whenSaved())) {
-      commitError.textContent = words.notSaved;
-      commitError.hidden = false;
-      return;
-    }
-    const response = await fetch(config.api.commit, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf, Accept: "application/json" },
-      body: JSON.stringify({ message: document.getElementById("commit-message").value }),
-    });
-    const answer = await response.json().catch(() => ({}));
-    if (response.status !== 201) {
-      commitError.textContent = answer.detail || String(response.status);
-      commitError.hidden = false;
-      return;
-    }
-    commitDialog.close();
-    document.getElementById("commit-message").value = "";
-    history.clear();
-    setChanges(0);
-    showCommitted(answer.version);
-  } finally {
-    submit.disabled = false;
-  }
-});
-
-function showCommitted(version) {
-  const result = document.getElementById("commit-result");
-  const link = document.createElement("a");
-  link.href = config.trainUrl;
-  link.id = "train-link";
-  link.textContent = words.trainOn;
-  result.replaceChildren(format(words.committed, { n: version }), " ", link);
-}
-
-document.getElementById("discard-submit")?.addEventListener("click", async (event) => {
-  event.preventDefault();
-  const dialog = document.getElementById("discard-dialog");
-  // What is still waiting goes first, so that the discard takes it too.
-  const response = (await whenSaved())
-    ? await fetch(config.api.draft, {
-        method: "DELETE",
-        headers: { "X-CSRFToken": csrf, Accept: "application/json" },
-      }).catch(() => null)
-    : null;
-  dialog.close();
-  if (response === null) {
-    say(words.notSaved);
-  } else if (response.status !== 204) {
-    const answer = await response.json().catch(() => ({}));
-    say(format(words.failed, { detail: answer.detail || response.status }));
-  } else {
-    window.location.reload(); // counts and labels as the head has them
-  }
-});
-document.getElementById("discard-open")?.addEventListener("click", () => openDialog("discard-dialog"));
+const setChanges = draftBar.setChanges;
 
 // --- queues and pages --------------------------------------------------------------------
 
@@ -614,7 +548,7 @@ async function reload() {
 }
 window.manabiGrid = { reload };
 
-setChanges(changes);
+setChanges(config.changes);
 try {
   await loadCategories();
 } catch {
