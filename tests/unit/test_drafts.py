@@ -356,6 +356,7 @@ def test_two_people_editing_one_box_get_a_conflict_and_neither_loses_work(world)
     )
     assert refused.status_code == 409
     conflict = refused.json()["conflicts"][0]
+    assert conflict["by"] == "alice"  # who committed their side
     assert conflict["theirs"]["bbox"] == [1, 1, 5, 5] and conflict["yours"]["bbox"] == [
         50,
         50,
@@ -371,6 +372,8 @@ def test_two_people_editing_one_box_get_a_conflict_and_neither_loses_work(world)
         content_type="application/json",
     )
     assert kept.status_code == 200
+    assert kept.json()["annotation"]["bbox"] == [50, 50, 5, 5]
+    assert kept.json()["annotation"]["revision"] == 2  # now made on their revision
     version = drafts.commit(dataset, world.teacher, "mine after all")
     final = Annotation.objects.get(item__dataset=dataset, item__valid_from=version.number)
     assert final.bbox == [50, 50, 5, 5] and final.revision == 3
@@ -509,3 +512,14 @@ def test_keypoint_names_change_as_a_version_and_skeletons_follow_by_name(world):
         content_type="application/json",
     )
     assert other.status_code == 404
+
+
+def test_the_queue_keeps_its_order_after_a_commit_copies_rows(world):
+    dataset = tiny(world, images=4)
+    before = world.client("alice").get(URL.format(dataset.pk) + "studio/items").json()
+    first = before["items"][0]["uid"]
+    post(world, "alice", dataset, [box(first)])
+    drafts.commit(dataset, world.alice, "first image edited")
+    after = world.client("alice").get(URL.format(dataset.pk) + "studio/items").json()
+    assert [i["uid"] for i in after["items"]] == [i["uid"] for i in before["items"]]
+    assert after["items"][0]["id"] != before["items"][0]["id"]  # a new row, the same image

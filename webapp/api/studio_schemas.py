@@ -84,6 +84,7 @@ class ConflictOut(Schema):
     item: str
     theirs: dict | None = Field(description="What was committed meanwhile (null: deleted).")
     yours: dict | None = Field(description="Your draft's change (null: you deleted it).")
+    by: str | None = Field(None, description="Who committed their side.")
 
 
 class RefusedChange(Schema):
@@ -182,6 +183,10 @@ class ResolveIn(Body):
 class ResolveOut(Schema):
     uid: str
     kept: Literal["mine", "theirs"]
+    annotation: AnnotationOut | None = Field(
+        description="The annotation as the image now shows it (null: gone)."
+    )
+    category: int | None = Field(description="The image's class now (classification).")
 
 
 class KeypointsIn(Body):

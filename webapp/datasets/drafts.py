@@ -46,6 +46,7 @@ MAX_POLYGON_NUMBERS = 20_000  # 10,000 vertices
 MAX_RLE_CHARS = 2_000_000
 MAX_KEYPOINTS = 100
 QUEUES = ("all", "unlabelled", "least_confident")
+ORDER = ("original_path", "uid")  # stable across versions (a commit copies rows: ids change)
 GEOMETRY = ("bbox", "segmentation", "keypoints")
 
 
@@ -328,10 +329,27 @@ def _head_annotations(items: dict[str, Item]) -> dict[str, list[Annotation]]:
     return found
 
 
-def _conflict(change: DraftChange, head: Annotation | None, item_uid) -> dict:
-    theirs = annotation_out(head, item_uid) if head is not None else None
+def _committer(item: Item) -> str | None:
+    """Who committed the version this image's head row comes from (the other side of a
+    conflict on it)."""
+    found = (
+        Version.objects.filter(dataset_id=item.dataset_id, number=item.valid_from)
+        .values_list("created_by__display_name", "created_by__username")
+        .first()
+    )
+    return (found[0] or found[1]) if found else None
+
+
+def _conflict(change: DraftChange, head: Annotation | None, item: Item) -> dict:
+    theirs = annotation_out(head, item.uid) if head is not None else None
     yours = None if change.op == Op.DELETE else _change_out(change, change.base_revision)
-    return {"uid": str(change.uid), "item": str(item_uid), "theirs": theirs, "yours": yours}
+    return {
+        "uid": str(change.uid),
+        "item": str(item.uid),
+        "theirs": theirs,
+        "yours": yours,
+        "by": _committer(item),
+    }
 
 
 def _is_conflict(change: DraftChange, head: Annotation | None) -> bool:
@@ -353,6 +371,7 @@ def _label_conflict(change: DraftChange, item: Item | None) -> dict | None:
         "item": str(change.item_uid),
         "theirs": {"category": now},
         "yours": {"category": change.data.get("category")},
+        "by": _committer(item),
     }
 
 
@@ -388,7 +407,7 @@ def overlay(dataset: Dataset, draft: Draft | None, items: dict[str, Item]) -> di
             continue
         head = view["heads"].get(uid)
         if _is_conflict(change, head):
-            view["conflicts"].append(_conflict(change, head, change.item_uid))
+            view["conflicts"].append(_conflict(change, head, items[str(change.item_uid)]))
         if change.op == Op.DELETE:
             view["annotations"].pop(uid, None)
         else:
@@ -611,7 +630,7 @@ def _apply_one(batch: _Batch, change: dict, answer: dict) -> str:
         row.data = data  # a proposal corrected is accepted: its `proposal` goes
     _save(batch, row)
     if _is_conflict(row, head):
-        answer["conflicts"].append(_conflict(row, head, item.uid))
+        answer["conflicts"].append(_conflict(row, head, item))
     return uid
 
 
@@ -699,7 +718,8 @@ def apply(dataset: Dataset, user, changes: list) -> dict:
 
 
 def resolve(dataset: Dataset, user, uid, keep: str) -> dict:
-    """Settle one conflict: keep mine (made on the newest revision) or take theirs (mine goes)."""
+    """Settle one conflict: keep mine (made on the newest revision) or take theirs (mine goes).
+    Answers what the image now shows for it: the annotation (null when gone) or the label."""
     if keep not in ("mine", "theirs"):
         raise Refused(_("Choose mine or theirs."), field="keep")
     draft = draft_of(dataset, user)
@@ -707,24 +727,34 @@ def resolve(dataset: Dataset, user, uid, keep: str) -> dict:
     row = draft.changes.filter(uid=uid).first() if draft else None
     if row is None:
         raise actions.NotFound(_("There is no such change in your draft."), field="uid")
+    items = _head_items(dataset, [row.item_uid])
+    _settle(row, items.get(str(row.item_uid)), keep)
+    view = overlay(dataset, draft, items).get(str(row.item_uid))
+    return {
+        "uid": str(uid),
+        "kept": keep,
+        "annotation": view["annotations"].get(str(uid)) if view else None,
+        "category": view["category"] if view else None,
+    }
+
+
+def _settle(row: DraftChange, item: Item | None, keep: str) -> None:
     if keep == "theirs":
         row.delete()
-        return {"uid": str(uid), "kept": "theirs"}
-    item = _head_items(dataset, [row.item_uid]).get(str(row.item_uid))
+        return
     if row.op == Op.LABEL:
         row.data["was"] = item.category_index if item else None
         row.save()
-        return {"uid": str(uid), "kept": "mine"}
-    head = Annotation.objects.filter(item=item, uid=uid).first() if item else None
+        return
+    head = Annotation.objects.filter(item=item, uid=row.uid).first() if item else None
     if head is not None:
         row.base_revision = head.revision
     elif row.op == Op.DELETE:
         row.delete()
-        return {"uid": str(uid), "kept": "mine"}
+        return
     else:
         row.op, row.base_revision = Op.CREATE, 0  # they deleted it; mine brings it back
     row.save()
-    return {"uid": str(uid), "kept": "mine"}
 
 
 def discard(dataset: Dataset, user) -> None:
@@ -946,7 +976,7 @@ def queue(dataset: Dataset, user, name: str = "all", offset: int = 0, limit: int
             scores[r.item_uid] = min(scores.get(r.item_uid, 2.0), float(proposal.get("score", 0)))
     total = items.count()
     first: list = []  # uids shown before the rest, in order
-    rest = items.order_by("id")
+    rest = items.order_by(*ORDER)
     if name == "least_confident":  # the draft's proposals (bounded by the draft), then the rest
         first = list(items.filter(uid__in=list(scores)).values_list("uid", flat=True))
         first.sort(key=lambda u: (scores[u], str(u)))
@@ -960,7 +990,7 @@ def queue(dataset: Dataset, user, name: str = "all", offset: int = 0, limit: int
             bare = ~Exists(Annotation.objects.filter(item=OuterRef("pk"))) & ~Q(
                 uid__in=list(created)
             )
-        rest = items.annotate(later=Case(When(bare, then=0), default=1)).order_by("later", "id")
+        rest = items.annotate(later=Case(When(bare, then=0), default=1)).order_by("later", *ORDER)
     chosen: list = first[offset : offset + limit]
     if len(chosen) < limit:
         start = max(0, offset - len(first))
