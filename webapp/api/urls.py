@@ -8,6 +8,7 @@ from webapp.api import (
     datasets,
     faces,
     jobs,
+    labelling,
     models,
     poses,
     studio,
@@ -24,3 +25,4 @@ api.add_router("", faces.router)
 api.add_router("", poses.router)
 api.add_router("", studio.router)
 api.add_router("", assist.router)  # model-assisted labelling: /assist, /draft/accept, /draft/reject
+api.add_router("", labelling.router)  # labelling assignments, read-only
