@@ -59,8 +59,9 @@ def test_student_labels_in_the_grid_commits_a_version_and_trains_on_it(
     student = make_user("grids")
     add_member(course, student)
     dataset = _small_digits(student, course)
-    uids = [str(u) for u in dataset.items.order_by("id").values_list("uid", flat=True)]
-    labels = list(dataset.items.order_by("id").values_list("category_index", flat=True))
+    shown = drafts.queue(dataset, student, "all", 0, IMAGES)["items"]  # the grid's order
+    uids = [row["uid"] for row in shown]
+    labels = [row["category"] for row in shown]
     # A model's round proposed classes for two images: a sure 7 and an unsure 3.
     drafts.write_proposals(
         dataset,
@@ -176,4 +177,7 @@ def test_student_labels_in_the_grid_commits_a_version_and_trains_on_it(
     expect(english.locator("#draft-count")).to_have_text("No changes in your draft")
     tile_en(6).click()
     tile_en(8).click(modifiers=["Control"])
+    english.locator("#select-several").click()  # a tablet's way to Ctrl+click
+    tile_en(10).click()
+    expect(english.locator(f"{TILES}[aria-selected=true]")).to_have_count(3)
     shot(english, "en-90-studio-grid")

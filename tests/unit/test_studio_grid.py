@@ -131,6 +131,11 @@ def test_the_class_counts_are_those_of_the_draft_view(world):
     assert config["counts"] == {"0": 2, "1": 1}
     assert config["unlabelled"] == 2
     assert config["changes"] == 0
+    assert config["queue"] == "all"
+    assert _open(world, "alice", dataset, queue="unlabelled").context["config"]["queue"] == (
+        "unlabelled"
+    )
+    assert _open(world, "alice", dataset, queue="<b>").context["config"]["queue"] == "all"
     # A cat becomes a bird, an unlabelled image a dog, a dog loses its class.
     answer = drafts.apply(
         dataset,

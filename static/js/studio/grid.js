@@ -276,12 +276,18 @@ function renderSelection() {
   }
 }
 
+// "Select several": a tap adds or removes one image, as Ctrl+click does (a tablet has no Ctrl).
+const multiple = document.getElementById("select-several");
+multiple.addEventListener("click", () => {
+  multiple.setAttribute("aria-pressed", multiple.getAttribute("aria-pressed") === "true" ? "false" : "true");
+});
+
 function onClick(tile, event) {
   const index = tiles.indexOf(tile);
   if (event.shiftKey && anchor >= 0) {
     selectRange(anchor, index, event.ctrlKey || event.metaKey);
     setFocus(index, { select: false });
-  } else if (event.ctrlKey || event.metaKey) {
+  } else if (event.ctrlKey || event.metaKey || multiple.getAttribute("aria-pressed") === "true") {
     if (selected.has(tile.uid)) selected.delete(tile.uid);
     else selected.add(tile.uid);
     anchor = index;
