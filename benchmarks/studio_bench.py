@@ -14,7 +14,7 @@ then: 2 × `--wheel` real wheel events (zoom in, then out) and a middle-button d
 every frame (from its requestAnimationFrame time to the end of its rendering: a task posted from
 the frame runs after style, layout and paint) and the Konva layers' draw times; draws `--adds`
 boxes and moves the last one, each time from the pointer event's timeStamp to the end of the
-frame whose shapes-layer draw shows it; `--saves` nudges of that box with an arrow key, each
+first frame that draws a layer after it; `--saves` nudges of that box with an arrow key, each
 from the key to its row in the database (a thread polls the SQLite file), checking that each
 request carried that one change; the same with the autosave's idle wait set to 0 (an
 experiment); the next image, from the key `d` to the end of the frame that draws it.
@@ -23,6 +23,12 @@ Rounds alternate a reference visit (an empty image on the same page) and the mea
 each dataset; each figure is the median of the rounds' figures (a round's p95 for the
 distributions), printed beside the reference and their ratio. Timings drift ±20% on a 2-core
 machine: compare ratios, and note the load average (printed at the start and the end).
+
+`--what-if NAME` (repeatable) measures the same with a change patched into the page, to test a
+fix before making it: `bitmap` (images read ahead are kept as decoded ImageBitmaps, so showing
+one draws without decoding it), `strokerect` (plain boxes stroked one by one with strokeRect,
+not as one path), `draglayer` (a box being dragged is drawn on the overlay layer, so the layer
+of every other shape is not drawn again at each move).
 """
 
 import argparse
@@ -116,9 +122,10 @@ JS_INIT = r"""
         B.frame.draw += t1 - t0;
         B.frame.layers[layer] = (B.frame.layers[layer] || 0) + t1 - t0;
       }
-      const due = B.pending.filter((p) => p.layer === layer);
+      const mine = (p) => p.layer === null || p.layer === layer;
+      const due = B.pending.filter(mine);
       if (due.length) {
-        B.pending = B.pending.filter((p) => p.layer !== layer);
+        B.pending = B.pending.filter((p) => !mine(p));
         B.afterFrame((t) => due.forEach((p) => B.latencies.push({ label: p.label, ms: t - p.t0 })));
       }
       return out;
@@ -131,14 +138,14 @@ JS_INIT = r"""
     el.addEventListener("pointermove", (e) => {
       const label = B.arm.pointermove;
       if (!label || B.pending.some((p) => p.label === label)) return;
-      B.expect(label, earliest(e), "shapes");
+      B.expect(label, earliest(e), null);
     }, true);
     el.addEventListener("pointerup", (e) => {
       const label = B.arm.pointerup;
       if (!label) return;
       B.arm.pointerup = B.arm.pointermove = null;
       B.pending = [];
-      B.expect(label, e.timeStamp, "shapes");
+      B.expect(label, e.timeStamp, null);
     }, true);
     document.addEventListener("keydown", (e) => {
       B.keys.push({ key: e.key, t: e.timeStamp });
@@ -194,6 +201,75 @@ JS_INIT = r"""
   };
 })();
 """
+
+# Experiments: JavaScript run before the page's scripts ("before") or once the canvas is ready
+# ("after"). None of them is the product's code; each tests a fix the report describes.
+WHAT_IF = {
+    "bitmap": {
+        "before": r"""
+(() => {
+  const bitmaps = new WeakMap();
+  const decode = HTMLImageElement.prototype.decode;
+  HTMLImageElement.prototype.decode = function () {
+    const image = this;
+    return decode.call(image).then(() => createImageBitmap(image)).then((b) => {
+      bitmaps.set(image, b);
+    });
+  };
+  const drawImage = CanvasRenderingContext2D.prototype.drawImage;
+  CanvasRenderingContext2D.prototype.drawImage = function (image, ...rest) {
+    return drawImage.call(this, bitmaps.get(image) || image, ...rest);
+  };
+})();
+""",
+    },
+    "strokerect": {
+        "after": r"""
+const box = manabiStudio.tools.find((t) => t.name === "box");
+if (box && box.paint) {
+  box.paint = function (context, studio, annotations) {
+    const view = studio.visibleRect();
+    const byColour = new Map();
+    for (const a of annotations) {
+      const [x, y, w, h] = a.bbox;
+      if (x > view.right || y > view.bottom || x + w < view.x || y + h < view.y) continue;
+      const colour = studio.color(a.category);
+      if (!byColour.has(colour)) byColour.set(colour, []);
+      byColour.get(colour).push(a.bbox);
+    }
+    context.lineWidth = 2 / studio.scale;
+    for (const [colour, boxes] of byColour) {
+      context.strokeStyle = colour;
+      for (const [x, y, w, h] of boxes) context.strokeRect(x, y, w, h);
+    }
+  };
+  manabiStudio.redraw();
+}
+""",
+    },
+    "draglayer": {
+        "after": r"""
+manabiStudio.preview = function (uid, fields) {
+  const annotation = this.annotations.get(uid);
+  if (!annotation) return;
+  const started = fields && !this._previews.has(uid);
+  if (fields) this._previews.set(uid, { ...annotation, ...fields });
+  else this._previews.delete(uid);
+  this._render(uid);
+  const group = this._groups.get(uid);
+  if (fields && group) {
+    group.moveTo(this.overlay);
+    if (started) this.layer.batchDraw();
+  } else {
+    if (group) group.moveTo(this.layer);
+    this.layer.batchDraw();
+  }
+  this.overlay.batchDraw();
+  this.emit("preview", uid);
+};
+""",
+    },
+}
 
 # --- the data ------------------------------------------------------------------------------
 
@@ -454,6 +530,9 @@ def visit(page, base: str, scene: dict, args, watch: RowWatch, bodies: list) -> 
     page.wait_for_selector(READY, timeout=60_000)
     out["page ready"] = (time.perf_counter() - started) * 1000
     page.evaluate("__bench.install()")
+    for name in args.what_if:
+        if "after" in WHAT_IF[name]:
+            page.evaluate("() => {" + WHAT_IF[name]["after"] + "}")
     page.wait_for_function(
         "(src) => __bench.decodes.some((d) => d.src.endsWith(src) && d.done !== null)",
         arg=scene["next_image"],
@@ -664,6 +743,9 @@ def main() -> None:
     parser.add_argument("--adds", type=int, default=3, help="boxes drawn per visit")
     parser.add_argument("--moves", type=int, default=20, help="pointer moves of a box per visit")
     parser.add_argument("--saves", type=int, default=6, help="single-change saves per visit")
+    parser.add_argument(
+        "--what-if", action="append", default=[], choices=sorted(WHAT_IF), help="an experiment"
+    )
     parser.add_argument("--json", type=Path, help="write the figures there too")
     parser.add_argument("--keep", action="store_true", help="keep the data folder")
     args = parser.parse_args()
@@ -692,7 +774,10 @@ def main() -> None:
             context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 800})
             context.set_default_timeout(30_000)
             context.add_cookies([{**world["cookie"], "url": base}])
-            context.add_init_script(JS_INIT)
+            before = "".join(WHAT_IF[name].get("before", "") for name in args.what_if)
+            context.add_init_script(before + JS_INIT)
+            if args.what_if:
+                print(f"what if: {', '.join(args.what_if)} (patched into the page)")
             page = context.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda error: errors.append(str(error)))
