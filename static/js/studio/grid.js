@@ -313,24 +313,25 @@ function stateOf(tile) {
   return { category: tile.category, proposal: null };
 }
 
-/** Show a tile's new state, keep the counts, and queue the change that says so. */
-function show(uid, next, op = "label") {
-  const tile = byUid.get(uid);
+/** Apply one step: the counts (from the step, so that an undo of an image on another page
+    counts too), the tile where it is on this page, and the change queued for the server. */
+function show(step, op = "label") {
+  count(step.before.category, -1);
+  count(step.after.category, +1);
+  const tile = byUid.get(step.uid);
   if (tile) {
-    count(tile.category, -1);
-    count(next.category, +1);
-    tile.category = next.category;
-    tile.proposal = next.proposal;
+    tile.category = step.after.category;
+    tile.proposal = step.after.proposal;
     renderTile(tile);
   }
-  if (op === "accept") saver.push({ op: "accept", item: uid, uid });
-  else saver.push({ op: "label", item: uid, category: next.category });
+  if (op === "accept") saver.push({ op: "accept", item: step.uid, uid: step.uid });
+  else saver.push({ op: "label", item: step.uid, category: step.after.category });
 }
 
 /** One user action on several images: one undo entry, one batch of changes. */
 function change(steps, op) {
   if (!steps.length) return 0;
-  for (const step of steps) show(step.uid, step.after, op);
+  for (const step of steps) show(step, op);
   history.push(HISTORY_KEY, steps);
   renderClasses();
   return steps.length;
@@ -390,7 +391,7 @@ function undo(redo = false) {
   if (!config.editable) return;
   const steps = redo ? history.redo(HISTORY_KEY) : history.undo(HISTORY_KEY);
   if (!steps) return;
-  for (const step of steps) show(step.uid, step.after);
+  for (const step of steps) show(step);
   renderClasses();
   say(redo ? words.redone : words.undone);
 }
@@ -538,6 +539,7 @@ window.addEventListener("resize", measureColumns);
     page of images being looked at. */
 async function reload() {
   await whenSaved();
+  history.clear(); // what undo would give back is no longer what the server holds
   const response = await fetch(window.location.href, { headers: { Accept: "text/html" } });
   if (response.ok) {
     const html = new DOMParser().parseFromString(await response.text(), "text/html");
