@@ -177,3 +177,41 @@ def test_two_students_label_the_teacher_reads_kappa_resolves_and_publishes(live_
     expect(bob_page.locator("#my-images tbody tr")).to_have_count(IMAGES)
     expect(bob_page.locator("#my-images")).not_to_contain_text("山田花子")
     shot(bob_page, "en-97-labelling-mine")
+
+
+def test_the_resolve_page_draws_each_students_skeleton_side_by_side(live_url, new_page):
+    teacher = make_user("labt2", teacher=True)
+    course = make_course(teacher, "姿勢のラベル付け")
+    students = [make_user("labk1", display_name="山田花子"), make_user("labk2")]
+    for student in students:
+        add_member(course, student)
+    dataset = Dataset.objects.create(course=course, owner=teacher, name="棒人間", kind="keypoints")
+    result = samples.SAMPLES["keypoints"].build()
+    run = ingest.Ingest(dataset, ingest.Categories(result.categories), processes=1)
+    run.run(itertools.islice(result.records, 1))
+    dataset_tasks._finish(run, dataset, result.format)
+    dataset.refresh_from_db()
+    assignment = actions.create_assignment(teacher, course, dataset, title="関節点", per_image=2)
+    (item,) = [str(u) for u in dataset.items.values_list("uid", flat=True)]
+    (figure,) = drafts.item_view(dataset, teacher, item)["annotations"]
+    # The first student keeps the figure as it is; the second moves its head 6 pixels right.
+    actions.mark_done(assignment, students[0])
+    moved = list(figure["keypoints"])
+    moved[0] += 6
+    data = {k: figure[k] for k in ("category", "bbox", "keypoints")}
+    answer = drafts.apply(
+        dataset,
+        students[1],
+        [{"op": "update", "item": item, "uid": figure["uid"], "revision": figure["revision"],
+          "data": {**data, "keypoints": moved}}],
+    )  # fmt: skip
+    assert not answer["refused"]
+    for language in ("ja", "en"):
+        page = new_page(language)
+        sign_in(page, live_url, "labt2")
+        page.goto(f"{live_url}/labelling/{assignment.pk}/images/{item}/")
+        expect(page.locator(".lab-version svg")).to_have_count(2)
+        expect(page.locator(".lab-version").first.locator("circle")).not_to_have_count(0)
+        expect(page.locator(".lab-version").first.locator("line")).not_to_have_count(0)
+        expect(page.locator("#image-agreement")).not_to_have_text("—")
+        shot(page, f"{language}-97-labelling-resolve-keypoints")

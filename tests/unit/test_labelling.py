@@ -371,6 +371,41 @@ def test_a_student_sees_only_their_own_images_and_labels(world):
 
 
 @pytest.mark.parametrize(
+    ("kind", "data", "drawn"),
+    [
+        ("detection", {"bbox": [50, 40, 20, 20]}, "<rect"),
+        ("segmentation", {"segmentation": [[50, 40, 70, 40, 70, 60]]}, "<polygon"),
+        (
+            "segmentation",
+            {
+                "segmentation": {
+                    "size": [80, 100],
+                    "counts": "Xn3d0l10000000000000000000000000000000000000hY2",
+                }
+            },
+            "<polygon",
+        ),
+        ("keypoints", {"bbox": [40, 30, 40, 40], "keypoints": [50, 40, 2, 60, 50, 1]}, "<circle"),
+    ],
+)
+def test_the_resolve_page_draws_each_students_objects(world, kind, data, drawn):
+    dataset = pool(world, kind=kind, images=1)
+    assignment = hand_out(world, dataset)
+    (item,) = uids(dataset)
+    answer = drafts.apply(
+        dataset,
+        world.bob,
+        [{"op": "create", "item": item, "uid": str(uuid.uuid4()), "data": {"category": 1, **data}}],
+    )
+    assert not answer["refused"], answer["refused"]
+    page = world.client("teacher").get(f"/labelling/{assignment.pk}/images/{item}/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert html.count('class="lab-svg"') == 2 and drawn in html
+    assert "not answered yet" in html  # alice has not touched it
+
+
+@pytest.mark.parametrize(
     ("persona", "status"),
     [("teacher", 200), ("ta", 200), ("alice", 403), ("carol", 404), ("anon", 302)],
 )

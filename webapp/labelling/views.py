@@ -325,8 +325,15 @@ def labelling_image(request, assignment_id: int, item_uid: uuid.UUID):
             "classification": dataset.kind == Kind.CLASSIFICATION,
             "writable": permissions.course_is_writable(assignment.course),
             "shapes_shown": SHAPES_SHOWN,
+            "point_r": _point_radius(state.item),
         },
     )
+
+
+def _point_radius(item) -> str:
+    """A keypoint's dot in image pixels: visible on a 64-pixel figure and on a 4,000-pixel photo."""
+    side = max(item.image.width, item.image.height) if item else 100
+    return f"{max(1.5, side / 120):.1f}"
 
 
 def _resolve(request, assignment: LabellingAssignment, item_uid):
