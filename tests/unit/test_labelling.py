@@ -607,3 +607,34 @@ def test_only_staff_resolve_and_only_who_may_edit_the_pool_publishes(world):
         actions.resolve(assignment, world.teacher, b, world.carol.pk)  # not given the image
     actions.publish(assignment, world.teacher)
     assert Dataset.objects.get(pk=dataset.pk).head == 2
+
+
+def test_an_archived_class_reads_its_labelling_but_changes_nothing(world):
+    from django.utils import timezone
+
+    from webapp.accounts.permissions import CourseArchived
+
+    dataset = pool(world, images=2)
+    assignment = hand_out(world, dataset)
+    a, b = uids(dataset)
+    label(dataset, world.alice, {a: 1, b: 1})
+    label(dataset, world.bob, {a: 1, b: 0})
+    world.course.archived_at = timezone.now()
+    world.course.save()
+    assignment.refresh_from_db()
+    for write in (
+        lambda: actions.mark_done(assignment, world.alice),
+        lambda: actions.resolve(assignment, world.teacher, b, world.alice.pk),
+        lambda: actions.publish(assignment, world.teacher),
+        lambda: hand_out(world, dataset),
+    ):
+        with pytest.raises(CourseArchived):
+            write()
+    staff = world.client("teacher").get(f"/labelling/{assignment.pk}/")
+    assert staff.status_code == 200 and 'id="publish-button"' not in staff.content.decode()
+    mine = world.client("alice").get(f"/labelling/{assignment.pk}/")
+    assert mine.status_code == 200 and 'id="mark-all-done"' not in mine.content.decode()
+    assert world.client("alice").post(f"/labelling/{assignment.pk}/done/").status_code == 403
+    assert world.client("teacher").post(f"/labelling/{assignment.pk}/publish/").status_code == 403
+    assert not LabellingTask.objects.filter(done_at__isnull=False).exists()
+    assert Dataset.objects.get(pk=dataset.pk).head == 1
