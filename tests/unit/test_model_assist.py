@@ -6,6 +6,7 @@ real trained runs is in tests/integration/test_model_assist.py.
 """
 
 import json
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from webapp.datasets import drafts
 from webapp.datasets.models import Category, Dataset, Item, StoredImage, Version
 from webapp.jobs.models import Job, JobStatus
 from webapp.jobs.predict import model_dir
-from webapp.studio import proposals
+from webapp.studio import assist, proposals
 from webapp.studio.models import AssistRound
 
 pytestmark = [pytest.mark.django_db]
@@ -198,9 +199,16 @@ def test_a_student_starts_a_round_with_her_own_run_and_follows_it(
         == 404
     )
 
-    # One round at a time per dataset and person.
+    # One round at a time per dataset and person...
     again = start(world, "alice", dataset, job)
     assert assert_api_error(again, 409)["errors"].keys() == {"job"}
+    # ...unless the open one lost its worker long ago: it is marked failed, saying so.
+    AssistRound.objects.filter(pk=round_.pk).update(
+        created_at=timezone.now() - assist.STALE_AFTER - timedelta(seconds=1)
+    )
+    assert start(world, "alice", dataset, job).status_code == 202
+    round_.refresh_from_db()
+    assert round_.status == "failed" and "No worker" in round_.error
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,11 @@ then the rest, leaving out those that already wait with a proposal. The worker d
 """
 
 import json
+from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import QuerySet
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from webapp.accounts import permissions
@@ -21,7 +23,7 @@ from webapp.errors import Refused
 from webapp.jobs import kinds
 from webapp.jobs.models import Job, JobStatus
 from webapp.jobs.predict import model_dir
-from webapp.studio.models import OPEN, AssistRound
+from webapp.studio.models import OPEN, AssistRound, RoundStatus
 
 MAX_LIMIT = 200  # images of one round
 DEFAULT_LIMIT = 50
@@ -29,6 +31,7 @@ RUNS_LISTED = 50  # runs the panel offers, newest first
 MAX_SCANNED = 20_000  # images looked through when choosing a round's (a page of the queue each)
 PAGE = 200
 MAX_CARD_BYTES = 1_000_000  # a model card is a few kB; a larger file is not read
+STALE_AFTER = timedelta(minutes=30)  # an open round this old lost its worker: it no longer blocks
 
 
 class AssistRefused(Refused):
@@ -137,6 +140,14 @@ def start_round(user, dataset: Dataset, job_id: int, limit: int, language: str) 
             _("Pre-annotate 1 to %(n)s images at a time.") % {"n": MAX_LIMIT}, field="limit"
         )
     job = check_run(user, dataset, job_id)
+    now = timezone.now()
+    AssistRound.objects.filter(
+        dataset=dataset, user=user, status__in=OPEN, created_at__lt=now - STALE_AFTER
+    ).update(
+        status=RoundStatus.FAILED,
+        error=_("No worker finished this round; start another."),
+        finished_at=now,
+    )
     with transaction.atomic():
         if (
             AssistRound.objects.select_for_update()
