@@ -523,3 +523,15 @@ def test_the_queue_keeps_its_order_after_a_commit_copies_rows(world):
     after = world.client("alice").get(URL.format(dataset.pk) + "studio/items").json()
     assert [i["uid"] for i in after["items"]] == [i["uid"] for i in before["items"]]
     assert after["items"][0]["id"] != before["items"][0]["id"]  # a new row, the same image
+
+
+def test_a_label_saved_over_a_newer_committed_class_is_reported_at_once(world):
+    dataset = tiny(world, kind="classification")
+    second = uids(dataset)[1]
+    post(world, "alice", dataset, [{"op": "label", "item": second, "category": 0}])
+    post(world, "teacher", dataset, [{"op": "label", "item": second, "category": 1}])
+    drafts.commit(dataset, world.teacher, "the teacher's class")
+    again = post(world, "alice", dataset, [{"op": "label", "item": second, "category": 0}])
+    conflict = again.json()["conflicts"][0]
+    assert conflict["theirs"] == {"category": 1} and conflict["yours"] == {"category": 0}
+    assert conflict["by"] == "Sato Sensei"

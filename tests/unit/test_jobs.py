@@ -171,3 +171,20 @@ def test_a_job_that_keeps_losing_its_worker_fails_with_a_reason(world, settings)
     assert actions.reap_stale_jobs()["failed"] == 1
     job.refresh_from_db()
     assert job.status == "failed" and "stopped answering 3 times" in job.error
+
+
+def test_an_unforeseen_error_on_the_worker_reads_as_words_not_none(world, monkeypatch):
+    """A KeyError's message is only its key ("None"): the student reads what happened."""
+    from webapp.jobs import tasks
+
+    response = _submit(world, "alice", _dataset(world))
+    job = Job.objects.get(pk=response.json()["id"])
+
+    def broken(job):
+        raise KeyError(None)
+
+    monkeypatch.setattr(tasks, "build_spec", broken)
+    tasks.train(job.pk)
+    job.refresh_from_db()
+    assert job.status == "failed"
+    assert "unexpected error" in job.error and "KeyError" in job.error

@@ -580,7 +580,7 @@ def _apply_one(batch: _Batch, change: dict, answer: dict) -> str:
         )
     item = batch.item(change.get("item"))
     if op == Op.LABEL:
-        return _label(batch, item, change)
+        return _label(batch, item, change, answer)
     uid = str(_uuid(change.get("uid"), "uid"))
     row, head = batch.rows.get(uid), batch.heads.get(uid)
     if (
@@ -634,7 +634,7 @@ def _apply_one(batch: _Batch, change: dict, answer: dict) -> str:
     return uid
 
 
-def _label(batch: _Batch, item: Item, change: dict) -> str:
+def _label(batch: _Batch, item: Item, change: dict, answer: dict) -> str:
     if batch.dataset.kind != Kind.CLASSIFICATION:
         raise Refused(_("Whole-image labels are for classification datasets."), field="op")
     category = change.get("category")
@@ -651,6 +651,9 @@ def _label(batch: _Batch, item: Item, change: dict) -> str:
     was = row.data.get("was", item.category_index) if row.pk else item.category_index
     row.data = {"category": category, "was": was}
     _save(batch, row)
+    conflict = _label_conflict(row, item)  # somebody committed another class meanwhile
+    if conflict:
+        answer["conflicts"].append(conflict)
     return uid
 
 

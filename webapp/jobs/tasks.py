@@ -391,11 +391,23 @@ def train(job_id: int) -> None:
             return
         last = reporter.last_event or {}
         reason = last.get("data", {}).get("reason") if last.get("kind") == "failed" else None
-        _finish(job_id, attempt, lease, status=JobStatus.FAILED, error=reason or str(exc))
+        _finish(job_id, attempt, lease, status=JobStatus.FAILED, error=reason or _unexpected(exc))
         if reason is None:
             log.exception("job %s failed", job_id)
         return
     _finish(job_id, attempt, lease, status=JobStatus.SUCCEEDED, result=result)
+
+
+def _unexpected(exc: Exception) -> str:
+    """What a student reads for an error nobody foresaw: its message when it has one that reads
+    as words (a KeyError's is only the missing key, "None"), and that it was logged."""
+    detail = str(exc)
+    if isinstance(exc, LookupError) or len(detail) < 8:
+        return _(
+            "The run stopped on an unexpected error on the worker (%(kind)s); it was logged, "
+            "so a teacher or the administrator can look into it."
+        ) % {"kind": type(exc).__name__}
+    return detail
 
 
 @shared_task(name="jobs.reap")
