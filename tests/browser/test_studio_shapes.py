@@ -155,6 +155,14 @@ def _polygon_and_mask(page, view, lang: str) -> None:
     assert mask["segmentation"]["counts"] != with_stray and mask["category"] == 2
     page.mouse.move(*_at(view, (40, 54)))
     shot(page, f"{lang}-93-studio-brush")
+    page.keyboard.press("?")  # the sheet lists the shape tools' keys too
+    sheet = page.locator("#studio-keys")
+    expect(sheet).to_be_visible()
+    expect(sheet.locator("table.keys")).to_have_count(4)  # the studio, polygon, brush, box
+    sheet.locator("table.keys").nth(1).scroll_into_view_if_needed()
+    shot(page, f"{lang}-93-studio-shape-keys")
+    page.keyboard.press("Escape")
+    expect(sheet).to_be_hidden()
 
 
 def _check_mask(segmentation: dict) -> None:
@@ -255,7 +263,7 @@ def test_polygon_mask_and_skeleton_are_drawn_undone_saved_and_found_again(live_u
 
     _open(page, kp_url)
     (person,) = [a for a in _annotations(page) if a["revision"] == 0]
-    assert _close(person["keypoints"], expected)
+    assert _close(person["keypoints"], expected), (person["keypoints"], expected)
     stored = drafts.annotations_of(drafts.draft_of(keypoints, student), [kp_uid])[kp_uid]
     (stored,) = [a for a in stored if a["uid"] == person["uid"]]
     assert stored["keypoints"][2::3] == [2, 2, 1, 2, 0, 2, 2, 2, 2]

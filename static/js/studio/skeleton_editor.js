@@ -59,9 +59,11 @@ function render() {
         model.names[k] = input.value;
       });
       input.addEventListener("change", renderPairs); // the lines' choices show the new name
-      const remove = el("button", { type: "button", class: "btn small", "aria-label": `${word("wordRemovePoint")} ${k + 1}`, text: "×" });
+      const label = `${word("wordRemovePoint")} ${k + 1}`;
+      const remove = el("button", { type: "button", class: "btn small", "aria-label": label, text: "×" });
       remove.addEventListener("click", () => removePoint(k));
-      return el("li", { class: "kp-editor-row" }, el("span", { class: "kp-number", text: `${k + 1}.` }), input, remove);
+      const number = el("span", { class: "kp-number", text: `${k + 1}.` });
+      return el("li", { class: "kp-editor-row" }, number, input, remove);
     }),
   );
   document.getElementById("kp-editor-add-name").disabled = model.names.length >= MAX_POINTS;
@@ -75,12 +77,14 @@ function renderPairs() {
       const to = pointChooser(pair[1], `${word("wordTo")} (${i + 1})`);
       from.addEventListener("change", () => (pair[0] = Number(from.value)));
       to.addEventListener("change", () => (pair[1] = Number(to.value)));
-      const remove = el("button", { type: "button", class: "btn small", "aria-label": `${word("wordRemoveLine")} (${i + 1})`, text: "×" });
+      const label = `${word("wordRemoveLine")} (${i + 1})`;
+      const remove = el("button", { type: "button", class: "btn small", "aria-label": label, text: "×" });
       remove.addEventListener("click", () => {
         model.pairs.splice(i, 1);
         renderPairs();
       });
-      return el("li", { class: "kp-editor-row" }, from, el("span", { text: "–", "aria-hidden": "true" }), to, remove);
+      const dash = el("span", { text: "–", "aria-hidden": "true" });
+      return el("li", { class: "kp-editor-row" }, from, dash, to, remove);
     }),
   );
   document.getElementById("kp-editor-add-pair").disabled = model.names.length < 2;
@@ -135,5 +139,6 @@ form.addEventListener("submit", async (event) => {
   setTimeout(() => location.reload(), 600);
 });
 
-chooser.replaceChildren(...config.categories.map((c) => el("option", { value: String(c.index), text: c.name })));
+const options = config.categories.map((c) => el("option", { value: String(c.index), text: c.name }));
+chooser.replaceChildren(...options);
 load(config.categories.length ? config.categories[0].index : 0);

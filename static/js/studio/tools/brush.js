@@ -127,7 +127,9 @@ function prepareSpare(studio) {
 /** Widen an entry's box by a rectangle a stroke touched, and the crop of the image showing it. */
 function grow(entry, x0, y0, x1, y1) {
   const b = entry.box;
-  entry.box = b ? [Math.min(b[0], x0), Math.min(b[1], y0), Math.max(b[2], x1), Math.max(b[3], y1)] : [x0, y0, x1, y1];
+  entry.box = b
+    ? [Math.min(b[0], x0), Math.min(b[1], y0), Math.max(b[2], x1), Math.max(b[3], y1)]
+    : [x0, y0, x1, y1];
   if (entry.node) entry.node.setAttrs(imageAttrs(entry));
 }
 
@@ -154,6 +156,7 @@ function entryFor(studio, annotation) {
   }
   const mask = decodeMask(segmentation.counts, h, w);
   if (!mask) return null;
+  forget(studio); // masks of images left behind (12 MB each at 4000×3000)
   entry = { uid, counts: segmentation.counts, colour, mask, h, w, box: boxOf(mask, h), full: false };
   makeCanvas(entry, false);
   cache.set(uid, entry);
@@ -161,7 +164,9 @@ function entryFor(studio, annotation) {
 }
 
 function forget(studio) {
-  for (const uid of cache.keys()) if (!studio.annotations.has(uid)) cache.delete(uid);
+  for (const [uid, entry] of cache) {
+    if (!studio.annotations.has(uid) && !(state.stroke && state.stroke.entry === entry)) cache.delete(uid);
+  }
 }
 
 /** The mask a stroke goes into: the selected one, else the current class's; null: a new one. */
@@ -170,7 +175,8 @@ function target(studio) {
   if (selected && isMask(selected)) return selected;
   let found = null;
   for (const annotation of studio.annotations.values()) {
-    if (isMask(annotation) && annotation.category === studio.category && !annotation.proposal) found = annotation;
+    const ours = annotation.category === studio.category && !annotation.proposal;
+    if (ours && isMask(annotation)) found = annotation;
   }
   return found;
 }
@@ -333,7 +339,9 @@ function showControls(studio) {
   c.size.max = String(maxSize(studio));
   c.size.value = String(state.size);
   c.output.textContent = String(state.size);
-  for (const button of c.modes) button.setAttribute("aria-pressed", String(button.dataset.brushMode === state.mode));
+  for (const button of c.modes) {
+    button.setAttribute("aria-pressed", String(button.dataset.brushMode === state.mode));
+  }
 }
 
 function bindControls(studio) {
@@ -454,7 +462,7 @@ export default {
     showControls(studio);
     forget(studio);
     const later = window.requestIdleCallback || ((fn) => setTimeout(fn, 50));
-    later(() => state.studio === studio && studio.tool && studio.tool.name === "brush" && prepareSpare(studio));
+    later(() => studio.tool && studio.tool.name === "brush" && prepareSpare(studio));
     state.ring = new (konva().Circle)({
       radius: state.size / 2,
       stroke: "#ffffff",
@@ -491,12 +499,14 @@ export default {
       if (!entry) return;
     } else {
       const { width: w, height: h } = studio.image;
-      entry = { uid: null, counts: "", colour: studio.color(category), mask: new Uint8Array(w * h), h, w, box: null };
+      const mask = new Uint8Array(w * h);
+      entry = { uid: null, counts: "", colour: studio.color(category), mask, h, w, box: null };
     }
     makeFull(studio, entry);
     if (!annotation) {
       // a new mask shows on the overlay until its first stroke ends and makes it an annotation
-      node = new (konva().Image)({ image: entry.canvas, width: 1, height: 1, opacity: OPACITY, listening: false });
+      const shown = { image: entry.canvas, width: 1, height: 1, opacity: OPACITY, listening: false };
+      node = new (konva().Image)(shown); // its crop grows with the stroke
       studio.overlay.add(node);
       node.moveToBottom();
       entry.node = node;
@@ -536,7 +546,9 @@ export default {
     const step = Math.max(1, Math.round(state.size * 0.2));
     if (event.key === "[") setSize(studio, state.size - step);
     else if (event.key === "]") setSize(studio, state.size + step);
-    else if (event.key === "e" || event.key === "E") setMode(studio, state.mode === "erase" ? "paint" : "erase");
+    else if (event.key === "e" || event.key === "E") {
+      setMode(studio, state.mode === "erase" ? "paint" : "erase");
+    }
     else if (event.key === "h" || event.key === "H") fillSelected(studio);
     else return false;
     return true;

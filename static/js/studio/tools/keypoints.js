@@ -34,7 +34,7 @@ export function schemaOf(studio, index) {
   const category = categories.find((c) => c.index === index);
   return {
     names: (category && category.keypoints) || [],
-    skeleton: ((category && category.skeleton) || []).filter((pair) => Array.isArray(pair) && pair.length === 2),
+    skeleton: ((category && category.skeleton) || []).filter((p) => Array.isArray(p) && p.length === 2),
   };
 }
 
@@ -286,7 +286,8 @@ function finishPlacing(studio) {
   stopPlacing(studio);
   const bbox = poseBox(points);
   if (!bbox) return; // every point absent: nobody was placed
-  const uid = studio.add({ category: placing.category, keypoints: points, bbox, segmentation: null, iscrowd: false });
+  const fields = { category: placing.category, keypoints: points, bbox, segmentation: null };
+  const uid = studio.add({ ...fields, iscrowd: false });
   if (uid) studio.select(uid);
   showPanel(studio);
 }
@@ -337,10 +338,12 @@ export default {
     const distance = REACH / (studio.scale || 1);
     const points = annotation.keypoints;
     for (let i = 0; i + 2 < points.length; i += 3) {
-      if (points[i + 2] > 0 && Math.hypot(points[i] - point.x, points[i + 1] - point.y) <= distance) return true;
+      const d = Math.hypot(points[i] - point.x, points[i + 1] - point.y);
+      if (points[i + 2] > 0 && d <= distance) return true;
     }
     const box = annotation.bbox;
-    return Boolean(box) && point.x >= box[0] && point.y >= box[1] && point.x <= box[0] + box[2] && point.y <= box[1] + box[3];
+    if (!box) return false;
+    return point.x >= box[0] && point.y >= box[1] && point.x <= box[0] + box[2] && point.y <= box[1] + box[3];
   },
 
   render(studio, annotation, group) {
@@ -469,7 +472,8 @@ export default {
         showPanel(studio);
         return true;
       }
-      setPoint(studio, annotation.uid, k, [points[3 * k], points[3 * k + 1], points[3 * k + 2] === 2 ? 1 : 2]);
+      const v = points[3 * k + 2] === 2 ? 1 : 2;
+      setPoint(studio, annotation.uid, k, [points[3 * k], points[3 * k + 1], v]);
       return true;
     }
     if (key === "n" || key === "N") {

@@ -16,8 +16,8 @@ const REACH = 8; // how far from a vertex a click may land, screen pixels (touch
 const DOUBLE_MS = 400; // two clicks at one place within this close the polygon
 
 const state = {
-  drawing: null, // {points: [x, y, ...], category, lastAt, group, line, band, dots}
-  drag: null, // {uid, rings, ring, index (-1: the whole polygon), from, moved}
+  drawing: null, // {points: [x, y, ...], lastAt, closing, group, line, band, dots}
+  drag: null, // {uid, rings, ring, index (-1: the whole polygon, from origin), moved}
   vertex: null, // {uid, ring, index}: the vertex Delete removes
   hover: false,
 };
@@ -55,7 +55,8 @@ function nearEdge(ring, point, distance) {
     const ay = ring[2 * i + 1];
     const dx = ring[2 * j] - ax;
     const dy = ring[2 * j + 1] - ay;
-    const t = Math.max(0, Math.min(1, ((point.x - ax) * dx + (point.y - ay) * dy) / (dx * dx + dy * dy || 1)));
+    const along = ((point.x - ax) * dx + (point.y - ay) * dy) / (dx * dx + dy * dy || 1);
+    const t = Math.max(0, Math.min(1, along)); // the nearest point of the edge
     if (Math.hypot(ax + t * dx - point.x, ay + t * dy - point.y) <= distance) return true;
   }
   return false;
@@ -95,15 +96,17 @@ function redrawLayer(studio) {
   studio.layer.batchDraw();
 }
 
+function inBox(box, point) {
+  return point.x >= box[0] && point.y >= box[1] && point.x <= box[0] + box[2] && point.y <= box[1] + box[3];
+}
+
 /** The topmost polygon annotation under an image point, or null. */
 export function polygonAt(studio, point) {
   const found = [...studio.annotations.values()].filter(isPolygon);
   for (let k = found.length - 1; k >= 0; k -= 1) {
     const annotation = found[k];
     const box = annotation.bbox;
-    if (box && (point.x < box[0] || point.y < box[1] || point.x > box[0] + box[2] || point.y > box[1] + box[3])) {
-      continue;
-    }
+    if (box && !inBox(box, point)) continue;
     if (annotation.segmentation.some((ring) => inside(ring, point.x, point.y))) return annotation.uid;
   }
   return null;
@@ -195,7 +198,7 @@ function lineFor(ring, colour, selected) {
 function startDrawing(studio, point) {
   const K = konva();
   const colour = studio.color(studio.category);
-  const drawing = { points: [point.x, point.y], category: studio.category, lastAt: performance.now() };
+  const drawing = { points: [point.x, point.y], lastAt: performance.now() };
   drawing.group = new K.Group({ listening: false });
   drawing.line = new K.Line({
     points: drawing.points.slice(),
@@ -242,7 +245,8 @@ function showDrawing(studio, cursor) {
   const d = state.drawing;
   d.line.points(d.points.slice());
   const n = d.points.length;
-  d.band.points(cursor ? [d.points[n - 2], d.points[n - 1], cursor.x, cursor.y, d.points[0], d.points[1]] : []);
+  const band = cursor ? [d.points[n - 2], d.points[n - 1], cursor.x, cursor.y, d.points[0], d.points[1]] : [];
+  d.band.points(band); // from the last vertex to the pointer and back to the first
   studio.overlay.batchDraw();
 }
 
@@ -268,7 +272,7 @@ function closeDrawing(studio) {
   const ring = d.points.slice();
   cancelDrawing(studio);
   const uid = studio.add({
-    category: d.category,
+    category: studio.category, // a number key pressed while drawing chose the class
     bbox: ringsBox([ring]),
     segmentation: [ring],
     keypoints: null,
@@ -360,9 +364,8 @@ export default {
     const byColour = new Map();
     for (const annotation of annotations) {
       const box = annotation.bbox;
-      if (box && (box[0] > view.right || box[1] > view.bottom || box[0] + box[2] < view.x || box[1] + box[3] < view.y)) {
-        continue;
-      }
+      const outside = box && (box[0] > view.right || box[1] > view.bottom || box[0] + box[2] < view.x);
+      if (outside || (box && box[1] + box[3] < view.y)) continue;
       const colour = studio.color(annotation.category);
       if (!byColour.has(colour)) byColour.set(colour, []);
       byColour.get(colour).push(annotation.segmentation);
@@ -450,7 +453,7 @@ export default {
           return;
         }
         state.vertex = chosen;
-        state.drag = { uid: selected.uid, rings, ring: vertex.ring, index: vertex.index, from: p, moved: false };
+        state.drag = { uid: selected.uid, rings, ring: vertex.ring, index: vertex.index, moved: false };
         redrawLayer(studio);
         return;
       }
@@ -458,7 +461,7 @@ export default {
       if (middle) {
         rings[middle.ring].splice(2 * middle.index + 2, 0, round(middle.x), round(middle.y));
         state.vertex = { uid: selected.uid, ring: middle.ring, index: middle.index + 1 };
-        state.drag = { uid: selected.uid, rings, ring: middle.ring, index: middle.index + 1, from: p, moved: true };
+        state.drag = { uid: selected.uid, rings, ring: middle.ring, index: middle.index + 1, moved: true };
         showDrag(studio);
         return;
       }
@@ -469,7 +472,8 @@ export default {
       if (hit !== studio.selected) studio.select(hit);
       const annotation = studio.annotations.get(hit);
       const rings = annotation.segmentation.map((ring) => ring.slice());
-      state.drag = { uid: hit, rings, ring: -1, index: -1, from: p, origin: rings.map((ring) => ring.slice()), moved: false };
+      const origin = rings.map((ring) => ring.slice());
+      state.drag = { uid: hit, rings, ring: -1, index: -1, from: p, origin, moved: false };
       return;
     }
     state.vertex = null;
@@ -499,16 +503,17 @@ export default {
     }
     if (state.drawing) {
       const d = state.drawing;
-      const closing = d.points.length >= 6 && Math.hypot(p.x - d.points[0], p.y - d.points[1]) <= reach(studio, event);
-      d.closing = closing;
-      setCursor(studio, closing ? "pointer" : null);
+      const first = Math.hypot(p.x - d.points[0], p.y - d.points[1]);
+      d.closing = d.points.length >= 6 && first <= reach(studio, event); // a click here closes it
+      setCursor(studio, d.closing ? "pointer" : null);
       showDrawing(studio, p);
       return;
     }
     const selected = selectedPolygon(studio);
     if (selected) {
       const distance = reach(studio, event);
-      const near = nearestVertex(selected.segmentation, p, distance) || nearestMidpoint(selected.segmentation, p, distance);
+      const rings = selected.segmentation;
+      const near = nearestVertex(rings, p, distance) || nearestMidpoint(rings, p, distance);
       setCursor(studio, near ? "pointer" : null);
     }
   },
