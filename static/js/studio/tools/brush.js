@@ -436,7 +436,7 @@ export default {
       listening: false,
     });
     group.add(entry.node);
-    if (selected && annotation.bbox) {
+    if ((selected || annotation.proposal) && annotation.bbox) { // a proposal's box: dashed, with its score
       const [x, y, width, height] = annotation.bbox;
       group.add(
         new K.Rect({

@@ -75,7 +75,7 @@ function clamp(studio, point) {
  * neighbours of `next` to the cursor while placing.
  */
 function drawPose(ctx, s, pose) {
-  const { points, skeleton, colour, chosen, next, cursor, names } = pose;
+  const { points, skeleton, colour, chosen, next, cursor, names, proposal } = pose;
   const at = (k) => (points[3 * k + 2] > 0 ? [points[3 * k], points[3 * k + 1], points[3 * k + 2]] : null);
   ctx.setAttr("lineWidth", 2 / s);
   ctx.setAttr("strokeStyle", colour);
@@ -83,7 +83,7 @@ function drawPose(ctx, s, pose) {
     const pa = at(a - 1);
     const pb = at(b - 1);
     if (!pa || !pb) continue;
-    ctx.setLineDash(pa[2] === 1 || pb[2] === 1 ? [5 / s, 4 / s] : []);
+    ctx.setLineDash(proposal || pa[2] === 1 || pb[2] === 1 ? [5 / s, 4 / s] : []); // a model's: dashed
     ctx.beginPath();
     ctx.moveTo(pa[0], pa[1]);
     ctx.lineTo(pb[0], pb[1]);
@@ -358,6 +358,7 @@ export default {
         chosen,
         next: null,
         names: selected ? names : null,
+        proposal: Boolean(annotation.proposal),
       }),
     );
   },
