@@ -357,3 +357,26 @@ def test_a_nul_character_anywhere_is_refused_with_its_field(world, path, body, s
     else:
         answer = client.post(path, body, content_type="application/json")
     assert assert_api_error(answer, status)["errors"] == {field: ANY}
+
+
+def test_no_two_api_schemas_share_a_name():
+    """The OpenAPI schema names each shape once: two classes called `VersionOut` made the
+    fuzzer check the versions list against the labelling one."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import ninja
+
+    import webapp.api as package
+
+    seen: dict[str, str] = {}
+    for module_info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"webapp.api.{module_info.name}")
+        for name, value in vars(module).items():
+            if not (inspect.isclass(value) and issubclass(value, ninja.Schema)):
+                continue
+            if value.__module__ != module.__name__:
+                continue
+            assert name not in seen, f"{name} in {seen.get(name)} and {module.__name__}"
+            seen[name] = module.__name__

@@ -535,3 +535,36 @@ def test_a_label_saved_over_a_newer_committed_class_is_reported_at_once(world):
     conflict = again.json()["conflicts"][0]
     assert conflict["theirs"] == {"category": 1} and conflict["yours"] == {"category": 0}
     assert conflict["by"] == "Sato Sensei"
+
+
+def test_a_renamed_keypoint_keeps_its_place_and_drafts_follow_a_new_schema(world):
+    dataset = tiny(world, kind="keypoints")
+    second, third = uids(dataset)[1:3]
+    post(world, "alice", dataset, [
+        {"op": "create", "item": second, "uid": str(uuid.uuid4()),
+         "data": {"category": 0, "keypoints": [10, 10, 2, 20, 20, 2, 30, 30, 1]}},
+    ])  # fmt: skip
+    drafts.commit(dataset, world.alice, "a person")
+    waiting = str(uuid.uuid4())
+    post(world, "alice", dataset, [
+        {"op": "create", "item": third, "uid": waiting,
+         "data": {"category": 0, "keypoints": [1, 1, 2, 2, 2, 2, 3, 3, 2]}},
+    ])  # fmt: skip
+    answer = world.client("alice").put(
+        URL.format(dataset.pk) + "categories/0/keypoints",
+        {"keypoints": ["skull", "tail", "hand"], "skeleton": [[1, 3]], "sources": [1, None, 2]},
+        content_type="application/json",
+    )
+    assert answer.status_code == 200, answer.content
+    person = Annotation.objects.get(
+        item__dataset=dataset, item__valid_to=None, keypoints__isnull=False
+    )
+    assert person.keypoints == [10, 10, 2, 0, 0, 0, 20, 20, 2]  # head renamed skull: kept
+    shown = view(world, "alice", dataset, third).json()["annotations"]
+    assert shown[0]["keypoints"] == [1, 1, 2, 0, 0, 0, 2, 2, 2]  # the draft's skeleton too
+    bad = world.client("alice").put(
+        URL.format(dataset.pk) + "categories/0/keypoints",
+        {"keypoints": ["a", "b"], "skeleton": [], "sources": [1, 1]},
+        content_type="application/json",
+    )
+    assert assert_api_error(bad, 400)["errors"]["sources"]

@@ -48,7 +48,7 @@ class FiguresOut(Schema):
     threshold: float = Field(description="Below this mean IoU / OKS an image is a disagreement.")
 
 
-class VersionOut(Schema):
+class LabellingVersionOut(Schema):
     """One student's version of an image: the class (classification) or how many objects."""
 
     student: str = Field(description="The student's user name.")
@@ -64,7 +64,7 @@ class ImageOut(Schema):
     status: STATUSES | None = Field(description="null for a student (it speaks of the others).")
     agreement: float | None
     chosen: str | None = Field(description="Whose version is published (agreed or resolved).")
-    versions: list[VersionOut]
+    versions: list[LabellingVersionOut]
 
 
 class ImagePage(Schema):

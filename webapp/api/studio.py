@@ -150,10 +150,10 @@ def resolve_conflict(request, dataset_id: Id, payload: ResolveIn):
 )
 def set_keypoints(request, dataset_id: Id, index: CategoryIndex, payload: KeypointsIn):
     """Rename, add or remove a class's keypoints and its skeleton (1-based pairs): a new
-    version at once; existing skeletons keep their points by name."""
+    version at once; skeletons keep their points by `sources` (or by name), drafts' too."""
     dataset = _dataset(request, dataset_id)
     category = actions.set_keypoints(
-        dataset, request.user, index, payload.keypoints, payload.skeleton
+        dataset, request.user, index, payload.keypoints, payload.skeleton, payload.sources
     )
     return {
         "index": category.index,

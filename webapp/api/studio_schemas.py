@@ -198,3 +198,9 @@ class KeypointsIn(Body):
             list[Annotated[int, Field(ge=1, le=MAX_KEYPOINTS)]], Field(min_length=2, max_length=2)
         ]
     ] = Field(default_factory=list, max_length=MAX_KEYPOINTS * 4)
+    sources: list[Annotated[int, Field(ge=1, le=MAX_KEYPOINTS)] | None] | None = Field(
+        None,
+        max_length=MAX_KEYPOINTS,
+        description="For each new point, the old point (1-based) it was, or null for a new "
+        "one; without it, points are kept by name.",
+    )

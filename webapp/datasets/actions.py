@@ -18,6 +18,7 @@ from webapp.datasets.models import (
     Annotation,
     Category,
     Dataset,
+    DraftChange,
     Item,
     Kind,
     Status,
@@ -27,6 +28,8 @@ from webapp.datasets.models import (
 )
 from webapp.datasets.samples import SAMPLES
 from webapp.errors import Refused
+
+MAX_KEYPOINT_SOURCES = 100  # a class's keypoints (drafts.MAX_KEYPOINTS)
 
 
 class DatasetError(Refused):
@@ -474,9 +477,13 @@ def resplit(dataset: Dataset, user: User, split_settings: splits.SplitSettings) 
     return new_version(dataset, user, "New split", change, split_settings)
 
 
-def set_keypoints(dataset: Dataset, user: User, index: int, names: list[str], skeleton) -> Category:
-    """Give a class new keypoint names and skeleton (a new version). Points are kept by name:
-    a renamed point is a new one, a removed one goes, an added one starts absent (0, 0, 0)."""
+def set_keypoints(
+    dataset: Dataset, user: User, index: int, names: list[str], skeleton, sources=None
+) -> Category:
+    """Give a class new keypoint names and skeleton (a new version). Each new point takes the
+    old point `sources[k]` (1-based; None: a new point, absent (0, 0, 0)) or, without sources,
+    the old point of the same name; a point no new one takes goes. Committed skeletons and the
+    ones waiting in drafts follow alike."""
     if not permissions.can_edit_dataset(user, dataset):
         raise NotFound(_("There is no such dataset."), field="dataset")
     if dataset.kind != Kind.KEYPOINTS:
@@ -494,6 +501,15 @@ def set_keypoints(dataset: Dataset, user: User, index: int, names: list[str], sk
                 field="skeleton",
             )
         pairs.append([a, b])
+    if sources is not None and (
+        len(sources) != len(names)
+        or any(source is not None and not 1 <= source <= MAX_KEYPOINT_SOURCES for source in sources)
+        or len({s for s in sources if s is not None}) != len([s for s in sources if s is not None])
+    ):
+        raise DatasetError(
+            _("Say for each point which old point it was (each at most once), or none."),
+            field="sources",
+        )
     holder: dict = {}
 
     def change(number: int) -> None:
@@ -509,9 +525,12 @@ def set_keypoints(dataset: Dataset, user: User, index: int, names: list[str], sk
             skeleton=pairs,
             valid_from=number,
         )
-        if old == names:
+        if sources is not None:
+            where = [source - 1 if source and source <= len(old) else None for source in sources]
+        else:
+            where = [old.index(name) if name in old else None for name in names]
+        if where == list(range(len(old))):
             return
-        where = [old.index(name) if name in old else None for name in names]
 
         def remap(annotation: Annotation) -> None:
             points = annotation.keypoints
@@ -526,6 +545,16 @@ def set_keypoints(dataset: Dataset, user: User, index: int, names: list[str], sk
 
         affected = _current_items(dataset).filter(annotations__category_index=index).distinct()
         _rewrite_items(affected, number, lambda item: None, remap)
+        waiting = DraftChange.objects.filter(draft__dataset=dataset, data__category=index)
+        for change_row in waiting.exclude(op="delete"):
+            points = change_row.data.get("keypoints")
+            if points:
+                change_row.data["keypoints"] = [
+                    value
+                    for at in where
+                    for value in (points[3 * at : 3 * at + 3] if at is not None else [0, 0, 0])
+                ]
+                change_row.save(update_fields=["data"])
 
     new_version(dataset, user, f"Keypoints of {index} changed", change)
     return holder["category"]

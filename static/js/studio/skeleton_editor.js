@@ -13,7 +13,8 @@ const error = document.getElementById("kp-editor-error");
 const status = document.getElementById("kp-editor-status");
 const MAX_POINTS = 100;
 
-let model = { index: 0, names: [], pairs: [] }; // pairs are 1-based, as in COCO
+// pairs are 1-based, as in COCO; sources[k] is the saved point (1-based) new point k was, or null
+let model = { index: 0, names: [], pairs: [], sources: [] };
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -33,6 +34,7 @@ function load(index) {
     names: [...((category && category.keypoints) || [])],
     pairs: ((category && category.skeleton) || []).map((pair) => [...pair]),
   };
+  model.sources = model.names.map((_name, k) => k + 1); // a renamed point keeps its place
   render();
 }
 
@@ -93,6 +95,7 @@ function renderPairs() {
 /** Remove point k: its lines go, and the lines' numbers above it move down by one. */
 function removePoint(k) {
   model.names.splice(k, 1);
+  model.sources.splice(k, 1);
   model.pairs = model.pairs
     .filter((pair) => !pair.includes(k + 1))
     .map((pair) => pair.map((v) => (v > k + 1 ? v - 1 : v)));
@@ -101,6 +104,7 @@ function removePoint(k) {
 
 document.getElementById("kp-editor-add-name").addEventListener("click", () => {
   model.names.push("");
+  model.sources.push(null); // a new point: absent in every skeleton until placed
   render();
   names.querySelector("li:last-child input").focus();
 });
@@ -121,7 +125,11 @@ form.addEventListener("submit", async (event) => {
     error.textContent = word("wordUnsaved"); // changes still on their way were made with the old names
     return;
   }
-  const body = { keypoints: model.names.map((name) => name.trim()), skeleton: model.pairs };
+  const body = {
+    keypoints: model.names.map((name) => name.trim()),
+    skeleton: model.pairs,
+    sources: model.sources,
+  };
   const response = await fetch(`${form.dataset.url}${model.index}/keypoints`, {
     method: "PUT",
     credentials: "same-origin",
