@@ -377,3 +377,28 @@ def test_accept_and_reject_are_bounded_and_permission_checked(world):
             content_type="application/json",
         )
         assert response.status_code == status, persona
+
+
+def test_a_student_labelling_a_pool_gets_no_model_round_and_no_panel(world, queued):
+    """Her own labels are what the assignment's agreement compares."""
+    from webapp.labelling.models import LabellingAssignment, LabellingTask
+    from webapp.studio.templatetags.studio_assist import assist_panel
+
+    dataset = dataset_of(world, owner="teacher")
+    first = dataset.items.order_by("id").first()
+    assignment = LabellingAssignment.objects.create(
+        course=world.course, dataset=dataset, title="Boxes", per_image=1
+    )
+    LabellingTask.objects.create(assignment=assignment, item_uid=first.uid, student=world.bob)
+    own = run_of(dataset, world.bob)
+    refused = assert_api_error(start(world, "bob", dataset, own), 403)
+    assert "agreement" in refused["detail"]
+    assert not queued and not AssistRound.objects.exists()
+
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/")
+    request.user = world.bob
+    assert assist_panel({"request": request}, dataset) is None
+    request.user = world.teacher
+    assert assist_panel({"request": request}, dataset) is not None

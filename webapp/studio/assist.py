@@ -135,6 +135,13 @@ def start_round(user, dataset: Dataset, job_id: int, limit: int, language: str) 
     if not drafts.may_draft(user, dataset):
         permissions.require_writable(dataset.course)
         raise NotAllowed(_("You may not annotate this dataset."))
+    if drafts.assigned_only(user, dataset):
+        raise NotAllowed(
+            _(
+                "In a labelling assignment your own labels are asked for: a model's would "
+                "blur the agreement between students."
+            )
+        )
     if not 1 <= limit <= MAX_LIMIT:
         raise AssistRefused(
             _("Pre-annotate 1 to %(n)s images at a time.") % {"n": MAX_LIMIT}, field="limit"

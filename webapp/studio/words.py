@@ -38,6 +38,22 @@ def core_words() -> dict[str, str]:
         "keyname-Space+drag": _("Space + drag"),
         "object-box": _("box %(x)s, %(y)s, %(w)s × %(h)s"),
         "object-mask": _("mask"),
+        "object-polygon": _("polygon"),
+        "help-box": _(
+            "Drag on the image to draw a box; click one to select it. Number keys choose the "
+            "class. Press ? for every key."
+        ),
+        "help-polygon": _(
+            "Click to add points; click the first point, press Enter or double-click to close. "
+            "Drag a point to move it. Press ? for every key."
+        ),
+        "help-brush": _(
+            "Paint the selected class's mask; the right button or E erases, [ and ] change the "
+            "size. Press ? for every key."
+        ),
+        "help-keypoints": _(
+            "Click to place the named point; V marks it hidden, N absent. Press ? for every key."
+        ),
         "object-keypoints": _("keypoints"),
         "object-proposal": _("proposal, score %(score)s"),
         "objects-more": _("%(count)s more objects are not listed."),

@@ -90,7 +90,10 @@ export class Panel {
       const [x, y, w, h] = annotation.bbox.map((v) => Math.round(v));
       text += " — " + format(words["object-box"], { x, y, w, h });
     }
-    if (annotation.segmentation) text += ` · ${words["object-mask"]}`;
+    if (annotation.segmentation) {
+      const shape = Array.isArray(annotation.segmentation) ? "object-polygon" : "object-mask";
+      text += ` · ${words[shape]}`;
+    }
     if (annotation.keypoints) text += ` · ${words["object-keypoints"]}`;
     if (annotation.proposal) {
       text += ` · ${format(words["object-proposal"], { score: Number(annotation.proposal.score ?? 0).toFixed(2) })}`;

@@ -35,6 +35,8 @@ def assist_panel(context, dataset) -> dict | None:
     user = getattr(request, "user", None)
     if dataset is None or user is None or not drafts.may_draft(user, dataset):
         return None
+    if drafts.assigned_only(user, dataset):  # a labelling student's own labels are asked for
+        return None
     runs = [assist.run_out(job) for job in assist.usable_runs(user, dataset)[: assist.RUNS_LISTED]]
     latest = assist.latest_rounds(user, dataset, 1)
     round_ = assist.round_out(latest[0]) if latest else None
