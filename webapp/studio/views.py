@@ -4,6 +4,7 @@ from uuid import UUID
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import Http404
 from django.middleware.csrf import get_token
 from django.shortcuts import render
@@ -28,7 +29,10 @@ def _queue_position(user, dataset: Dataset, item) -> int:
     items = queries.items_at(dataset)
     if drafts.assigned_only(user, dataset):
         items = items.filter(uid__in=assigned_items(user, dataset))
-    return items.filter(id__lt=item.id).count()
+    before = Q(original_path__lt=item.original_path) | Q(
+        original_path=item.original_path, uid__lt=item.uid
+    )  # the queue's order, drafts.ORDER
+    return items.filter(before).count()
 
 
 def _draft_changes(draft: Draft | None) -> int:
