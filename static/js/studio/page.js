@@ -70,12 +70,12 @@ async function boot() {
     if (!studio.tools.some((t) => t.name === button.dataset.tool)) button.hidden = true;
     button.addEventListener("click", () => useTool(button.dataset.tool));
   });
-  const help = document.getElementById("studio-canvas-help");
+  const hint = document.getElementById("studio-canvas-help");
   function useTool(name) {
     studio.use(name);
     toolButtons.forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.tool === name)));
-    if (help && studio.editable && config.words[`help-${name}`]) {
-      help.textContent = config.words[`help-${name}`]; // what this tool does, not the box's
+    if (hint && studio.editable && config.words[`help-${name}`]) {
+      hint.textContent = config.words[`help-${name}`]; // what this tool does, not the box's
     }
   }
 
