@@ -28,7 +28,12 @@ machine: compare ratios, and note the load average (printed at the start and the
 fix before making it: `bitmap` (images read ahead are kept as decoded ImageBitmaps, so showing
 one draws without decoding it), `strokerect` (plain boxes stroked one by one with strokeRect,
 not as one path), `draglayer` (a box being dragged is drawn on the overlay layer, so the layer
-of every other shape is not drawn again at each move).
+of every other shape is not drawn again at each move), `viewcache` (while a wheel zoom or a pan
+goes on, the image and shapes layers' canvases are moved and scaled by a CSS transform, and
+drawn again 150 ms after it stops), `steadybar` (the save state keeps one width, so that
+"Saving…" ⇄ "Saved" does not rewrap the toolbar and resize the canvas at every save),
+`hairline` (plain polygons outlined 1 screen pixel wide, Skia's fast hairline path, instead
+of 1.5), `shortlist` (the side panel lists the first 200 objects, not up to 2,000).
 """
 
 import argparse
@@ -245,6 +250,86 @@ if (box && box.paint) {
   };
   manabiStudio.redraw();
 }
+""",
+    },
+    "viewcache": {
+        "after": r"""
+const s = manabiStudio;
+const canvases = [s.imageLayer, s.layer].map((layer) => layer.getCanvas()._canvas);
+const css = { transformOrigin: "0 0", willChange: "transform" };
+canvases.forEach((c) => Object.assign(c.style, css));
+const now = () => ({ scale: s.stage.scaleX(), x: s.stage.x(), y: s.stage.y() });
+let drawnAt = now();
+let timer = null;
+let lastWheel = -1e9;
+const imageDraw = s.imageLayer.draw.bind(s.imageLayer);
+s.imageLayer.draw = (...args) => {
+  drawnAt = now();
+  return imageDraw(...args);
+};
+const wheel = s.view.wheel.bind(s.view);
+s.view.wheel = (event) => {
+  lastWheel = performance.now();
+  return wheel(event);
+};
+const batchDraw = s.stage.batchDraw.bind(s.stage);
+const settle = () => {
+  clearTimeout(timer);
+  timer = null;
+  canvases.forEach((c) => (c.style.transform = ""));
+  return batchDraw();
+};
+s.stage.batchDraw = () => {
+  const gesture = s.view.pan || s.view.pinch || performance.now() - lastWheel < 30;
+  if (!gesture) return settle();
+  const k = s.stage.scaleX() / drawnAt.scale;
+  const dx = s.stage.x() - drawnAt.x * k;
+  const dy = s.stage.y() - drawnAt.y * k;
+  canvases.forEach((c) => (c.style.transform = `translate(${dx}px, ${dy}px) scale(${k})`));
+  s.overlay.batchDraw();
+  clearTimeout(timer);
+  timer = setTimeout(settle, 150);
+  return s.stage;
+};
+""",
+    },
+    "hairline": {
+        "after": r"""
+const polygon = manabiStudio.tools.find((t) => t.name === "polygon");
+if (polygon && polygon.paint) {
+  const paint = polygon.paint;
+  polygon.paint = function (context, studio, annotations) {
+    const thin = new Proxy(context, {
+      set(target, key, value) {
+        target[key] = key === "lineWidth" ? 1 / studio.scale : value;
+        return true;
+      },
+      get(target, key) {
+        const value = target[key];
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    return paint.call(this, thin, studio, annotations);
+  };
+  manabiStudio.redraw();
+}
+""",
+    },
+    "shortlist": {
+        "before": r"""
+(() => {
+  const replace = Element.prototype.replaceChildren;
+  Element.prototype.replaceChildren = function (...nodes) {
+    return replace.apply(this, this.id === "studio-objects" ? nodes.slice(0, 200) : nodes);
+  };
+})();
+""",
+    },
+    "steadybar": {
+        "after": r"""
+const style = document.createElement("style");
+style.textContent = ".studio-save[data-state] { min-width: 6rem; text-align: center; }";
+document.head.append(style);
 """,
     },
     "draglayer": {
