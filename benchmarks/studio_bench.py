@@ -1,5 +1,6 @@
-"""Benchmark: the annotation studio's canvas in real Chromium: pan and zoom frames, drawing and
-moving a box, one change saved, the next image shown.
+"""Benchmark: the annotation studio's canvas in real Chromium (frames, edits, saves, next image).
+
+Pan and zoom frames, drawing and moving a box, one change saved, the next image shown.
 
     .venv/bin/python benchmarks/studio_bench.py [--rounds 3] [--quick] [--json out.json]
 
@@ -11,8 +12,9 @@ through Playwright, headless, as the browser tests launch it, signed in as the d
 
 Each visit opens one image's canvas, waits until the next image is fetched and decoded ahead,
 then: 2 × `--wheel` real wheel events (zoom in, then out) and a middle-button drag (pan), noting
-every frame (from its requestAnimationFrame time to the end of its rendering: a task posted from
-the frame runs after style, layout and paint) and the Konva layers' draw times; draws `--adds`
+every frame (from its first input event or animation-frame callback to the end of its rendering:
+a task posted from the frame runs after style, layout, paint and raster) and the Konva layers'
+draw times; draws `--adds`
 boxes and moves the last one, each time from the pointer event's timeStamp to the end of the
 first frame that draws a layer after it; `--saves` nudges of that box with an arrow key, each
 from the key to its row in the database (a thread polls the SQLite file), checking that each
