@@ -26,16 +26,10 @@ each dataset; each figure is the median of the rounds' figures (a round's p95 fo
 distributions), printed beside the reference and their ratio. Timings drift ±20% on a 2-core
 machine: compare ratios, and note the load average (printed at the start and the end).
 
-`--what-if NAME` (repeatable) measures the same with a change patched into the page, to test a
-fix before making it: `bitmap` (images read ahead are kept as decoded ImageBitmaps, so showing
-one draws without decoding it), `strokerect` (plain boxes stroked one by one with strokeRect,
-not as one path), `draglayer` (a box being dragged is drawn on the overlay layer, so the layer
-of every other shape is not drawn again at each move), `viewcache` (while a wheel zoom or a pan
-goes on, the image and shapes layers' canvases are moved and scaled by a CSS transform, and
-drawn again 150 ms after it stops), `steadybar` (the save state keeps one width, so that
-"Saving…" ⇄ "Saved" does not rewrap the toolbar and resize the canvas at every save),
-`hairline` (plain polygons outlined 1 screen pixel wide, Skia's fast hairline path, instead
-of 1.5), `shortlist` (the side panel lists the first 200 objects, not up to 2,000).
+The seven fixes this benchmark found (one strokeRect per box, 1-pixel polygon outlines, the
+view moved by a CSS transform during gestures, a dragged shape on the overlay layer, images read
+ahead kept as ImageBitmaps, a save state of one width, at most 200 objects listed) were tried
+here as page patches first and are in the studio now; docs/benchmarks.md has both runs.
 """
 
 import argparse
@@ -211,153 +205,6 @@ JS_INIT = r"""
 
 # Experiments: JavaScript run before the page's scripts ("before") or once the canvas is ready
 # ("after"). None of them is the product's code; each tests a fix the report describes.
-WHAT_IF = {
-    "bitmap": {
-        "before": r"""
-(() => {
-  const bitmaps = new WeakMap();
-  const decode = HTMLImageElement.prototype.decode;
-  HTMLImageElement.prototype.decode = function () {
-    const image = this;
-    return decode.call(image).then(() => createImageBitmap(image)).then((b) => {
-      bitmaps.set(image, b);
-    });
-  };
-  const drawImage = CanvasRenderingContext2D.prototype.drawImage;
-  CanvasRenderingContext2D.prototype.drawImage = function (image, ...rest) {
-    return drawImage.call(this, bitmaps.get(image) || image, ...rest);
-  };
-})();
-""",
-    },
-    "strokerect": {
-        "after": r"""
-const box = manabiStudio.tools.find((t) => t.name === "box");
-if (box && box.paint) {
-  box.paint = function (context, studio, annotations) {
-    const view = studio.visibleRect();
-    const byColour = new Map();
-    for (const a of annotations) {
-      const [x, y, w, h] = a.bbox;
-      if (x > view.right || y > view.bottom || x + w < view.x || y + h < view.y) continue;
-      const colour = studio.color(a.category);
-      if (!byColour.has(colour)) byColour.set(colour, []);
-      byColour.get(colour).push(a.bbox);
-    }
-    context.lineWidth = 2 / studio.scale;
-    for (const [colour, boxes] of byColour) {
-      context.strokeStyle = colour;
-      for (const [x, y, w, h] of boxes) context.strokeRect(x, y, w, h);
-    }
-  };
-  manabiStudio.redraw();
-}
-""",
-    },
-    "viewcache": {
-        "after": r"""
-const s = manabiStudio;
-const canvases = [s.imageLayer, s.layer].map((layer) => layer.getCanvas()._canvas);
-const css = { transformOrigin: "0 0", willChange: "transform" };
-canvases.forEach((c) => Object.assign(c.style, css));
-const now = () => ({ scale: s.stage.scaleX(), x: s.stage.x(), y: s.stage.y() });
-let drawnAt = now();
-let timer = null;
-let lastWheel = -1e9;
-const imageDraw = s.imageLayer.draw.bind(s.imageLayer);
-s.imageLayer.draw = (...args) => {
-  drawnAt = now();
-  return imageDraw(...args);
-};
-const wheel = s.view.wheel.bind(s.view);
-s.view.wheel = (event) => {
-  lastWheel = performance.now();
-  return wheel(event);
-};
-const batchDraw = s.stage.batchDraw.bind(s.stage);
-const settle = () => {
-  clearTimeout(timer);
-  timer = null;
-  canvases.forEach((c) => (c.style.transform = ""));
-  return batchDraw();
-};
-s.stage.batchDraw = () => {
-  const gesture = s.view.pan || s.view.pinch || performance.now() - lastWheel < 30;
-  if (!gesture) return settle();
-  const k = s.stage.scaleX() / drawnAt.scale;
-  const dx = s.stage.x() - drawnAt.x * k;
-  const dy = s.stage.y() - drawnAt.y * k;
-  canvases.forEach((c) => (c.style.transform = `translate(${dx}px, ${dy}px) scale(${k})`));
-  s.overlay.batchDraw();
-  clearTimeout(timer);
-  timer = setTimeout(settle, 150);
-  return s.stage;
-};
-""",
-    },
-    "hairline": {
-        "after": r"""
-const polygon = manabiStudio.tools.find((t) => t.name === "polygon");
-if (polygon && polygon.paint) {
-  const paint = polygon.paint;
-  polygon.paint = function (context, studio, annotations) {
-    const thin = new Proxy(context, {
-      set(target, key, value) {
-        target[key] = key === "lineWidth" ? 1 / studio.scale : value;
-        return true;
-      },
-      get(target, key) {
-        const value = target[key];
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
-    return paint.call(this, thin, studio, annotations);
-  };
-  manabiStudio.redraw();
-}
-""",
-    },
-    "shortlist": {
-        "before": r"""
-(() => {
-  const replace = Element.prototype.replaceChildren;
-  Element.prototype.replaceChildren = function (...nodes) {
-    return replace.apply(this, this.id === "studio-objects" ? nodes.slice(0, 200) : nodes);
-  };
-})();
-""",
-    },
-    "steadybar": {
-        "after": r"""
-const style = document.createElement("style");
-style.textContent = ".studio-save[data-state] { min-width: 6rem; text-align: center; }";
-document.head.append(style);
-""",
-    },
-    "draglayer": {
-        "after": r"""
-manabiStudio.preview = function (uid, fields) {
-  const annotation = this.annotations.get(uid);
-  if (!annotation) return;
-  const started = fields && !this._previews.has(uid);
-  if (fields) this._previews.set(uid, { ...annotation, ...fields });
-  else this._previews.delete(uid);
-  this._render(uid);
-  const group = this._groups.get(uid);
-  if (fields && group) {
-    group.moveTo(this.overlay);
-    if (started) this.layer.batchDraw();
-  } else {
-    if (group) group.moveTo(this.layer);
-    this.layer.batchDraw();
-  }
-  this.overlay.batchDraw();
-  this.emit("preview", uid);
-};
-""",
-    },
-}
-
 # --- the data ------------------------------------------------------------------------------
 
 
@@ -617,9 +464,6 @@ def visit(page, base: str, scene: dict, args, watch: RowWatch, bodies: list) -> 
     page.wait_for_selector(READY, timeout=60_000)
     out["page ready"] = (time.perf_counter() - started) * 1000
     page.evaluate("__bench.install()")
-    for name in args.what_if:
-        if "after" in WHAT_IF[name]:
-            page.evaluate("() => {" + WHAT_IF[name]["after"] + "}")
     page.wait_for_function(
         "(src) => __bench.decodes.some((d) => d.src.endsWith(src) && d.done !== null)",
         arg=scene["next_image"],
@@ -830,9 +674,6 @@ def main() -> None:
     parser.add_argument("--adds", type=int, default=3, help="boxes drawn per visit")
     parser.add_argument("--moves", type=int, default=20, help="pointer moves of a box per visit")
     parser.add_argument("--saves", type=int, default=6, help="single-change saves per visit")
-    parser.add_argument(
-        "--what-if", action="append", default=[], choices=sorted(WHAT_IF), help="an experiment"
-    )
     parser.add_argument("--json", type=Path, help="write the figures there too")
     parser.add_argument("--keep", action="store_true", help="keep the data folder")
     args = parser.parse_args()
@@ -861,10 +702,7 @@ def main() -> None:
             context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 800})
             context.set_default_timeout(30_000)
             context.add_cookies([{**world["cookie"], "url": base}])
-            before = "".join(WHAT_IF[name].get("before", "") for name in args.what_if)
-            context.add_init_script(before + JS_INIT)
-            if args.what_if:
-                print(f"what if: {', '.join(args.what_if)} (patched into the page)")
+            context.add_init_script(JS_INIT)
             page = context.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda error: errors.append(str(error)))

@@ -568,3 +568,24 @@ def test_a_renamed_keypoint_keeps_its_place_and_drafts_follow_a_new_schema(world
         content_type="application/json",
     )
     assert assert_api_error(bad, 400)["errors"]["sources"]
+
+
+def test_a_private_pools_pixels_are_served_to_a_student_only_for_her_images(world, monkeypatch):
+    from django.http import HttpResponse
+
+    from webapp.datasets import views
+
+    monkeypatch.setattr(views, "_serve", lambda *args, **kwargs: HttpResponse(b"pixels"))
+    dataset = tiny(world, owner="teacher", visibility="private")
+    given, other = dataset.items.order_by("id")[:2]
+    assignment = LabellingAssignment.objects.create(
+        course=world.course, dataset=dataset, title="Label", per_image=1
+    )
+    LabellingTask.objects.create(assignment=assignment, item_uid=given.uid, student=world.bob)
+    for kind in ("image", "thumb"):
+        url = f"/datasets/{dataset.pk}/items/{{}}/{kind}"
+        assert world.client("bob").get(url.format(given.pk)).status_code == 200
+        assert world.client("bob").get(url.format(other.pk)).status_code == 404
+        assert world.client("alice").get(url.format(given.pk)).status_code == 404
+        assert world.client("carol").get(url.format(given.pk)).status_code == 404
+        assert world.client("teacher").get(url.format(other.pk)).status_code == 200

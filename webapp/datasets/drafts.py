@@ -955,7 +955,7 @@ def queue(dataset: Dataset, user, name: str = "all", offset: int = 0, limit: int
     `least_confident` puts images with a model's proposal first, lowest score first. A student
     labelling a pool sees only the images given to them.
     """
-    from django.db.models import Case, Exists, OuterRef, Q, When
+    from django.db.models import Case, Count, Exists, OuterRef, Q, When
 
     if name not in QUEUES:
         raise Refused(_("Choose the queue all, unlabelled or least_confident."), field="queue")
@@ -999,11 +999,31 @@ def queue(dataset: Dataset, user, name: str = "all", offset: int = 0, limit: int
         start = max(0, offset - len(first))
         chosen += list(rest.values_list("uid", flat=True)[start : start + limit - len(chosen)])
     found = _head_items(dataset, chosen)
-    views = overlay(dataset, draft, found)
+    # Counted, not built: an image may hold thousands of objects (drafts' rows adjust it).
+    counts = dict(
+        Annotation.objects.filter(item_id__in=[i.pk for i in found.values()])
+        .values("item_id")
+        .annotate(n=Count("id"))
+        .values_list("item_id", "n")
+    )
+    mine = defaultdict(list)
+    for row in rows:
+        mine[row.item_uid].append(row)
     out = []
     for uid in chosen:
-        item, view = found[str(uid)], views[str(uid)]
-        proposal = view["proposal"]
+        item = found[str(uid)]
+        category, proposal, objects = item.category_index, None, counts.get(item.pk, 0)
+        for row in mine.get(uid, []):
+            waiting = row.data.get("proposal")
+            if row.op == Op.LABEL:
+                if waiting:
+                    proposal = {**waiting, "category": row.data.get("category")}
+                else:
+                    category = row.data.get("category")
+            elif row.op == Op.CREATE and not waiting:
+                objects += 1
+            elif row.op == Op.DELETE and row.base_revision:
+                objects -= 1
         if proposal is None and uid in scores:
             proposal = {"score": scores[uid]}
         out.append(
@@ -1012,9 +1032,9 @@ def queue(dataset: Dataset, user, name: str = "all", offset: int = 0, limit: int
                 "id": item.pk,
                 "thumb": reverse("dataset_thumb", args=[dataset.pk, item.pk]),
                 "image": reverse("dataset_image", args=[dataset.pk, item.pk]),
-                "category": view["category"],
+                "category": category,
                 "proposal": proposal,
-                "objects": sum(1 for a in view["annotations"].values() if not a["proposal"]),
+                "objects": max(0, objects),
             }
         )
     following = offset + len(out)

@@ -303,9 +303,31 @@ def _serve(name: str, content_type: str, download_name: str | None = None) -> Fi
     return response
 
 
+def _pixels_for(request, dataset_id: int, item_id: int) -> Item:
+    """An image's pixels: for who may view the dataset's images, and for a student given that
+    image in a labelling assignment (a teacher's private pool shows them only those)."""
+    dataset = Dataset.objects.select_related("course").filter(pk=dataset_id).first()
+    item = (
+        Item.objects.select_related("image").filter(pk=item_id, dataset=dataset).first()
+        if dataset
+        else None
+    )
+    if item is None:
+        raise Http404
+    if permissions.can_view_images(request.user, dataset):
+        return item
+    from webapp.labelling.access import is_assigned
+
+    if is_assigned(request.user, dataset, item.uid):
+        return item
+    if permissions.can_view_dataset(request.user, dataset):
+        raise PermissionDenied
+    raise Http404
+
+
 @login_required
 def item_image(request, dataset_id: int, item_id: int):
-    _dataset, item = _item_for(request, dataset_id, item_id)
+    item = _pixels_for(request, dataset_id, item_id)
     image = item.image
     download = None
     if request.GET.get("download"):
@@ -316,7 +338,7 @@ def item_image(request, dataset_id: int, item_id: int):
 
 @login_required
 def item_thumb(request, dataset_id: int, item_id: int):
-    _dataset, item = _item_for(request, dataset_id, item_id)
+    item = _pixels_for(request, dataset_id, item_id)
     image = item.image
     content_type = image.content_type if image.thumb == image.file else "image/jpeg"
     return _serve(image.thumb, content_type)

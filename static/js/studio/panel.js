@@ -2,7 +2,9 @@
    image as a text list (class and box: the canvas's content for screen readers and keyboards),
    the save state, conflicts with "keep mine" / "take theirs", and who else edits the image. */
 
-const MAX_LISTED = 2000; // objects listed one by one; beyond that a count says how many more
+// Objects listed one by one; beyond that a count says how many more. 2,000 list items cost
+// 200 ms of script and layout on each image (benchmarks/studio_bench.py); 200 cost 20.
+const MAX_LISTED = 200;
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);

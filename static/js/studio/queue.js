@@ -11,11 +11,17 @@ async function getJson(url) {
   return response.json();
 }
 
+/** The image's pixels, decoded now. An ImageBitmap keeps them decoded for the canvas: an
+    HTMLImageElement's decode() does not, and drawing the next image then decoded it again
+    (60–180 ms for 4000×3000; 17 ms from a bitmap, benchmarks/studio_bench.py). Bitmaps are
+    not closed by hand: the one on screen may sit in the cache too; the GC frees the rest. */
 function decoded(url) {
   const image = new Image();
   image.decoding = "async";
   image.src = url;
-  return image.decode().then(() => image);
+  const ready = image.decode();
+  if (typeof createImageBitmap !== "function") return ready.then(() => image);
+  return ready.then(() => createImageBitmap(image)).catch(() => image);
 }
 
 export class Queue {

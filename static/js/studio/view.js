@@ -16,6 +16,12 @@ export class View {
     this.pinch = null; // {distance, mid}
     this.space = false;
     this.last = null; // the last screen point over the canvas (keys zoom about it)
+    this.wheeled = -Infinity; // when the last wheel event came (a wheel zoom is a gesture)
+  }
+
+  /** Whether the view is moving under a pan, a pinch or a wheel (studio._moveDrawn). */
+  inGesture() {
+    return Boolean(this.pan || this.pinch) || performance.now() - this.wheeled < 30;
   }
 
   get scale() {
@@ -67,6 +73,7 @@ export class View {
 
   wheel(event) {
     event.preventDefault();
+    this.wheeled = performance.now();
     const unit = event.deltaMode === 1 ? 16 : event.deltaMode === 2 ? 400 : 1;
     const dy = event.deltaY * unit;
     const screen = this.screenOf(event);
