@@ -481,6 +481,14 @@ export class Studio {
       return entry;
     });
     this._settleTimer = null;
+    // Konva draws the whole stage by itself when the stage's scale or position changes (its
+    // auto-draw): during a gesture that draw becomes the transform too.
+    this._drawAll = this.stage.batchDraw.bind(this.stage);
+    this.stage.batchDraw = () => {
+      if (this.view?.inGesture()) this._moveDrawn();
+      else this._drawAll();
+      return this.stage;
+    };
   }
 
   _moveDrawn() {
@@ -496,7 +504,7 @@ export class Studio {
     clearTimeout(this._settleTimer);
     this._settleTimer = setTimeout(() => {
       this._settleTimer = null;
-      this.stage.batchDraw(); // each layer's draw clears its transform
+      this._drawAll(); // each layer's draw clears its transform
     }, 150);
   }
 
