@@ -45,6 +45,8 @@ NOT_PAGES = {
     "assignment_submit": "POST",
     "assignment_marks_csv": "CSV",
     "set_language": "POST",
+    "labelling_done": "POST",
+    "labelling_publish": "POST",
 }
 # Pages the other browser tests look at (with the roles and languages not listed here).
 ELSEWHERE = {
@@ -65,6 +67,12 @@ ELSEWHERE = {
     "job_group": "test_launch",
     "course_queue": "test_queue",
     "course_dashboard": "test_teaching",
+    "studio_home": "test_studio_grid",
+    "studio_item": "test_studio_canvas and test_studio_shapes",
+    "course_labelling": "test_labelling_assignment",
+    "labelling_new": "test_labelling_assignment",
+    "labelling_detail": "test_labelling_assignment",
+    "labelling_image": "test_labelling_assignment",
 }
 # Visited below, as the teacher and as the student where the student may see the page.
 HERE = {

@@ -25,6 +25,13 @@ RUNS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _own_media(settings, tmp_path):
+    """Stored images and runs' files go to this test's folder: a run's folder is named by its
+    id, which another test's database gives out again."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
 def trained(world, sample: str, kind: str) -> tuple[Dataset, Job]:
     """alice's copy of a sample and a run trained on it here, synchronously."""
     dataset = Dataset.objects.create(

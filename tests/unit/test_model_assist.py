@@ -29,6 +29,13 @@ CLASSES = proposals.Classes(index={"cat": 0, "dog": 1}, keypoints={1: ["head", "
 # --- answers → proposals ---------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _own_media(settings, tmp_path):
+    """Stored images and runs' files go to this test's folder: a run's folder is named by its
+    id, which another test's database gives out again."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
 def test_a_classifier_proposes_its_top_class_of_the_dataset_with_the_scores():
     answer = {
         "top": [

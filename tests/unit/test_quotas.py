@@ -26,6 +26,13 @@ STAFF = ("ta", "teacher")
 
 
 @pytest.fixture(autouse=True)
+def _own_media(settings, tmp_path):
+    """Stored images and runs' files go to this test's folder: a run's folder is named by its
+    id, which another test's database gives out again."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture(autouse=True)
 def _no_broker():
     """Dispatching sends to Celery after commit; here we only look at the rows."""
     with mock.patch("webapp.jobs.tasks.train.delay") as send:
