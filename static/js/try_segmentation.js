@@ -5,37 +5,9 @@
 // lists the classes found with their share of the image. An opacity slider sets how strongly
 // the mask covers the photo.
 import { PALETTE } from "./charts.js";
+import { stringToRuns } from "./studio/rle.js"; // pycocotools' rleFrString, one copy
 
 const MAX_SIDE = 4096; // a mask larger than this is no answer of the trainer's
-const MAX_DIGITS = 7; // 5-bit chunks of one count: 35 bits, far past any image's pixels
-
-/**
- * The run lengths of COCO compressed RLE counts, as pycocotools' rleFrString reads them: each
- * number is written in 5-bit chunks, low first, as characters from "0" (a chunk with 0x20 set
- * continues, 0x10 in the last one makes it negative); from the third on, a number is the
- * difference from the one two places before. Null when the text is not such counts.
- */
-export function rleCounts(text) {
-  const counts = [];
-  let p = 0;
-  while (p < text.length) {
-    let x = 0;
-    let k = 0;
-    let more = true;
-    while (more) {
-      const c = text.charCodeAt(p) - 48;
-      if (p >= text.length || k >= MAX_DIGITS || c < 0 || c > 63) return null;
-      x += (c & 0x1f) * 2 ** (5 * k); // no bit operators: they stop at 32 bits
-      more = (c & 0x20) !== 0;
-      p += 1;
-      k += 1;
-      if (!more && c & 0x10) x -= 2 ** (5 * k); // the sign: every bit above set
-    }
-    if (counts.length > 2) x += counts[counts.length - 2];
-    counts.push(x);
-  }
-  return counts;
-}
 
 /**
  * A (height, width) 0/1 mask in row-major order (a canvas's) from RLE counts text, whose runs
@@ -43,7 +15,7 @@ export function rleCounts(text) {
  * negative run, or runs that do not cover exactly the mask's pixels).
  */
 export function decodeRle(text, height, width) {
-  const counts = rleCounts(String(text));
+  const counts = stringToRuns(String(text));
   if (!counts) return null;
   const total = height * width;
   const mask = new Uint8Array(total);
