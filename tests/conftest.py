@@ -139,3 +139,48 @@ def pytest_configure(config):
         "filterwarnings",
         "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning",
     )
+
+
+def ready_dataset(
+    course: Course,
+    owner: User,
+    *,
+    kind: str = "detection",
+    name: str = "",
+    images: int = 3,
+    visibility: str = "private",
+    keypoints: tuple = (),
+    skeleton: tuple = (),
+    box_area: float = 400.0,
+):
+    """A ready dataset at version 1 made row by row (no image files): classes cat (0) and dog
+    (1), `images` 100×80 images; the first one labelled cat (classification) or holding one
+    cat box [10, 10, 20, 20] (other kinds)."""
+    from webapp.datasets.models import Annotation, Category, Dataset, Item, StoredImage, Version
+
+    dataset = Dataset.objects.create(
+        course=course, owner=owner, name=name or f"{kind} {owner.username}", kind=kind,
+        visibility=visibility, status="ready", head=1,
+    )  # fmt: skip
+    for index, category in enumerate(("cat", "dog")):
+        Category.objects.create(
+            dataset=dataset, index=index, name=category, valid_from=1,
+            keypoints=list(keypoints), skeleton=[list(pair) for pair in skeleton],
+        )  # fmt: skip
+    for n in range(images):
+        image, _ = StoredImage.objects.get_or_create(
+            sha256=f"{n:064d}",
+            defaults=dict(file=f"f{n}", thumb=f"t{n}", content_type="image/png", width=100,
+                          height=80, channels=3, bytes=10, phash="0" * 16),
+        )  # fmt: skip
+        Item.objects.create(
+            dataset=dataset, image=image, original_path=f"img{n}.png", valid_from=1,
+            category_index=0 if kind == "classification" and n == 0 else None,
+        )  # fmt: skip
+    if kind != "classification" and images:
+        Annotation.objects.create(
+            item=dataset.items.order_by("id").first(), category_index=0, bbox=[10, 10, 20, 20],
+            area=box_area,
+        )  # fmt: skip
+    Version.objects.create(dataset=dataset, number=1, summary="first")
+    return dataset

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from tests.conftest import assert_api_error
+from tests.conftest import assert_api_error, ready_dataset
 from webapp.datasets import drafts
 from webapp.datasets.models import (
     Annotation,
@@ -18,8 +18,6 @@ from webapp.datasets.models import (
     Dataset,
     Draft,
     Item,
-    StoredImage,
-    Version,
     at_version,
 )
 from webapp.labelling.models import LabellingAssignment, LabellingTask
@@ -28,57 +26,13 @@ URL = "/api/v1/datasets/{}/"
 
 
 def tiny(world, kind="detection", owner="alice", images=3, visibility="private") -> Dataset:
-    """A ready dataset at version 1: `images` 100×80 images, classes cat and dog, and (not for
-    classification) one cat box on the first image."""
-    dataset = Dataset.objects.create(
-        course=world.course,
-        owner=world.user(owner),
-        name=f"{kind} {owner}",
-        kind=kind,
-        visibility=visibility,
-        status="ready",
-        head=1,
-    )
-    names = [] if kind != "keypoints" else ["head", "hand", "foot"]
-    for index, name in enumerate(("cat", "dog")):
-        Category.objects.create(
-            dataset=dataset,
-            index=index,
-            name=name,
-            valid_from=1,
-            keypoints=names,
-            skeleton=[[1, 2], [2, 3]] if names else [],
-        )
-    for n in range(images):
-        image, _ = StoredImage.objects.get_or_create(
-            sha256=f"{n:064d}",
-            defaults=dict(
-                file=f"f{n}",
-                thumb=f"t{n}",
-                content_type="image/png",
-                width=100,
-                height=80,
-                channels=3,
-                bytes=10,
-                phash="0" * 16,
-            ),
-        )
-        Item.objects.create(
-            dataset=dataset,
-            image=image,
-            original_path=f"img{n}.png",
-            valid_from=1,
-            category_index=0 if kind == "classification" and n == 0 else None,
-        )
-    if kind != "classification":
-        Annotation.objects.create(
-            item=dataset.items.order_by("id").first(),
-            category_index=0,
-            bbox=[10, 10, 20, 20],
-            area=400,
-        )
-    Version.objects.create(dataset=dataset, number=1, summary="first")
-    return dataset
+    """A ready dataset at version 1 (tests.conftest.ready_dataset); keypoint classes have three
+    named points and a skeleton."""
+    names = ("head", "hand", "foot") if kind == "keypoints" else ()
+    return ready_dataset(
+        world.course, world.user(owner), kind=kind, images=images, visibility=visibility,
+        keypoints=names, skeleton=((1, 2), (2, 3)) if names else (),
+    )  # fmt: skip
 
 
 def uids(dataset: Dataset) -> list[str]:

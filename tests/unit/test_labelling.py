@@ -8,13 +8,12 @@ import uuid
 
 import pytest
 
+from tests.conftest import ready_dataset
 from webapp.datasets import drafts
 from webapp.datasets.models import (
     Annotation,
-    Category,
     Dataset,
     Item,
-    StoredImage,
     Version,
     at_version,
 )
@@ -27,47 +26,11 @@ pytestmark = pytest.mark.django_db
 def pool(world, kind="classification", images=4, owner="teacher", visibility="private"):
     """A ready dataset at version 1 with classes cat (0) and dog (1); the first image is
     labelled cat (classification) or has one cat box (other kinds)."""
-    dataset = Dataset.objects.create(
-        course=world.course,
-        owner=world.user(owner),
-        name=f"pool {kind}",
-        kind=kind,
-        visibility=visibility,
-        status="ready",
-        head=1,
-    )
-    names = ["head", "hand"] if kind == "keypoints" else []
-    for index, name in enumerate(("cat", "dog")):
-        Category.objects.create(
-            dataset=dataset, index=index, name=name, valid_from=1, keypoints=names
-        )
-    for n in range(images):
-        image, _ = StoredImage.objects.get_or_create(
-            sha256=f"{n:064d}",
-            defaults=dict(
-                file=f"f{n}",
-                thumb=f"t{n}",
-                content_type="image/png",
-                width=100,
-                height=80,
-                channels=3,
-                bytes=10,
-                phash="0" * 16,
-            ),
-        )
-        Item.objects.create(
-            dataset=dataset,
-            image=image,
-            original_path=f"img{n}.png",
-            valid_from=1,
-            category_index=0 if kind == "classification" and n == 0 else None,
-        )
-    if kind != "classification":
-        Annotation.objects.create(
-            item=dataset.items.order_by("id").first(), category_index=0, bbox=[10, 10, 20, 20]
-        )
-    Version.objects.create(dataset=dataset, number=1, summary="first")
-    return dataset
+    return ready_dataset(
+        world.course, world.user(owner), kind=kind, name=f"pool {kind}", images=images,
+        visibility=visibility, keypoints=("head", "hand") if kind == "keypoints" else (),
+        box_area=0.0,
+    )  # fmt: skip
 
 
 def uids(dataset) -> list[str]:

@@ -13,9 +13,9 @@ import pytest
 from django.utils import timezone
 from pycocotools import mask as mask_utils
 
-from tests.conftest import assert_api_error
+from tests.conftest import assert_api_error, ready_dataset
 from webapp.datasets import drafts
-from webapp.datasets.models import Category, Dataset, Item, StoredImage, Version
+from webapp.datasets.models import Dataset
 from webapp.jobs.models import Job, JobStatus
 from webapp.jobs.predict import model_dir
 from webapp.studio import assist, proposals
@@ -125,27 +125,7 @@ def test_a_pose_network_proposes_one_skeleton_per_person_in_the_datasets_order()
 def dataset_of(world, kind="detection", owner="alice", images=4, course=None) -> Dataset:
     """A ready dataset at version 1 with classes cat and dog and `images` 100×80 images; the
     first one labelled (classification) or with a box (other kinds)."""
-    course = course or world.course
-    dataset = Dataset.objects.create(
-        course=course, owner=world.user(owner), name=f"{kind} {owner}", kind=kind,
-        status="ready", head=1,
-    )  # fmt: skip
-    for index, name in enumerate(("cat", "dog")):
-        Category.objects.create(dataset=dataset, index=index, name=name, valid_from=1)
-    for n in range(images):
-        image, _ = StoredImage.objects.get_or_create(
-            sha256=f"{n:064d}",
-            defaults=dict(file=f"f{n}", thumb=f"t{n}", content_type="image/png", width=100,
-                          height=80, channels=3, bytes=10, phash="0" * 16),
-        )  # fmt: skip
-        item = Item.objects.create(
-            dataset=dataset, image=image, original_path=f"img{n}.png", valid_from=1,
-            category_index=0 if kind == "classification" and n == 0 else None,
-        )  # fmt: skip
-        if kind != "classification" and n == 0:
-            item.annotations.create(category_index=0, bbox=[10, 10, 20, 20], area=400)
-    Version.objects.create(dataset=dataset, number=1, summary="first")
-    return dataset
+    return ready_dataset(course or world.course, world.user(owner), kind=kind, images=images)
 
 
 def run_of(dataset, owner, status=JobStatus.SUCCEEDED, classes=("cat", "dog"), files=True) -> Job:
