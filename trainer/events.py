@@ -1,7 +1,9 @@
 """What the trainer says while it runs: numbered events handed to a reporter callback.
 
-A loop writes `stream.emit("epoch", **epoch(epoch=3, train_loss=0.41, ...))`; the reporter (the
-web app's, the CLI's JsonLinesReporter, a test's ListReporter) gets `Event.to_dict()`.
+A writer calls e.g. `stream.emit("log", **log("resumed"))`; the reporter (the
+web app's, the CLI's JsonLinesReporter, a test's ListReporter) gets `Event.to_dict()`. What
+`started`, `epoch` and `finished` carry differs by kind: their shapes are the typed models at
+the end of this module (StartedEvent, EpochEvent, FinishedEvent), not payload helpers.
 """
 
 from __future__ import annotations
@@ -106,26 +108,9 @@ class ListReporter:
         return [event["data"] for event in self.events if event["kind"] == kind]
 
 
-# Payloads: keyword arguments for EventStream.emit, e.g. emit("batch", **batch(...)).
+# Payloads of the kind-neutral events: keyword arguments for EventStream.emit, e.g.
+# emit("batch", **batch(...)). started, epoch and finished have typed models instead (below).
 # Numbers go through _number so that tensors become floats and NaN becomes None (JSON null).
-
-
-def started(
-    *,
-    spec: Mapping[str, Any],
-    num_params: int,
-    device: str,
-    classes: list[str],
-    sizes: Mapping[str, int],
-) -> dict[str, Any]:
-    """A job began: its spec summary, model size, device, classes and split sizes."""
-    return {
-        "spec": dict(spec),
-        "num_params": int(num_params),
-        "device": str(device),
-        "classes": list(classes),
-        "sizes": {split: int(count) for split, count in sizes.items()},  # {"train": n, ...}
-    }
 
 
 def batch(*, epoch: int, step: int, steps: int, loss: Any, images_per_s: Any) -> dict[str, Any]:
@@ -139,41 +124,12 @@ def batch(*, epoch: int, step: int, steps: int, loss: Any, images_per_s: Any) ->
     }
 
 
-def epoch(
-    *,
-    epoch: int,
-    train_loss: Any,
-    train_acc: Any,
-    val_loss: Any = None,
-    val_acc: Any = None,
-    lr: Any,
-    seconds: Any,
-    images_per_s: Any,
-) -> dict[str, Any]:
-    """One finished epoch (1-based); val_* are None when there is no validation split."""
-    return {
-        "epoch": int(epoch),
-        "train_loss": _number(train_loss),
-        "train_acc": _number(train_acc),
-        "val_loss": _number(val_loss),
-        "val_acc": _number(val_acc),
-        "lr": _number(lr),
-        "seconds": _number(seconds),
-        "images_per_s": _number(images_per_s),
-    }
-
-
 def checkpoint(*, epoch: int, path: str | Path) -> dict[str, Any]:
     """A checkpoint was written after `epoch`; a job resumes from the last one.
 
     Events are shown to students, so they name the file, never the folder it is in.
     """
     return {"epoch": int(epoch), "file": Path(path).name}
-
-
-def finished(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    """The job ended well; `metrics` are the test metrics (e.g. {"test_acc": 0.97})."""
-    return {"metrics": {name: _number(value) for name, value in metrics.items()}}
 
 
 def failed(reason: str, *, detail: str | None = None) -> dict[str, Any]:
