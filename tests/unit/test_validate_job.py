@@ -209,6 +209,23 @@ def test_the_worker_refuses_a_stored_spec_that_no_longer_passes(world, images):
     assert "object detection" in refused.value.message
 
 
+def test_the_worker_refuses_before_walking_the_versions_items(world, images, monkeypatch):
+    from webapp.datasets import queries
+
+    walked = []
+    monkeypatch.setattr(queries, "items_at", lambda *a, **k: walked.append(a) or 1 / 0)
+    job = Job.objects.create(
+        course=world.course,
+        owner=world.alice,
+        dataset=images,
+        dataset_version=1,
+        spec={"model": "centernet_tiny"},
+    )
+    with pytest.raises(Refused):
+        tasks.build_spec(job)
+    assert walked == []  # the check came first: no manifest built for a refused run
+
+
 def test_the_worker_fills_in_a_stored_spec_without_model(world, images):
     job = Job.objects.create(
         course=world.course, owner=world.alice, dataset=images, dataset_version=1, spec={}

@@ -227,10 +227,17 @@ def build_spec(job: Job) -> dict:
     from webapp.datasets import queries
 
     dataset = job.dataset
+    # Checked at submit, and again now (`validate_job`): the owner may have lost the run since,
+    # the row may have been changed, weights may have gone. Only here does "job:<id>" become a
+    # file. Checked first: a refused spec costs no walk over the version's items.
+    spec, problems = spec_check.validate_job(job.owner, dataset, job.spec)
+    if problems:
+        field, message = next(iter(problems.items()))
+        raise Refused(message, field=field)
     categories = queries.categories_at(dataset, job.dataset_version)
     label_of = {c.index: position for position, c in enumerate(categories)}
     items = []
-    one_label = job_kind_of(dataset) == "classification"  # else: the objects of each image
+    one_label = kinds.dataset_kind(dataset) == "classification"  # else: its objects
     rows = queries.items_at(dataset, job.dataset_version).select_related("image")
     if not one_label:
         rows = rows.prefetch_related("annotations")
@@ -252,13 +259,6 @@ def build_spec(job: Job) -> dict:
                 if a.category_index in label_of
             ]
         items.append(entry)
-    # Checked at submit, and again now (`validate_job`): the owner may have lost the run since,
-    # the row may have been changed, weights may have gone. Only here does "job:<id>" become a
-    # file.
-    spec, problems = spec_check.validate_job(job.owner, dataset, job.spec)
-    if problems:
-        field, message = next(iter(problems.items()))
-        raise Refused(message, field=field)
     source_id = spec_check.source_job_id(spec)
     if source_id is not None:
         spec["transfer"] = {**spec["transfer"], "source": spec_check.source_file(source_id)}
@@ -271,11 +271,6 @@ def build_spec(job: Job) -> dict:
     if schema is not None:
         data["keypoints"] = schema
     return {**spec, "data": data}
-
-
-def job_kind_of(dataset) -> str:
-    """The kind of problem a dataset is for (the field's old name was `task`)."""
-    return getattr(dataset, "kind", None) or getattr(dataset, "task", "classification")
 
 
 def manifest_annotation(annotation, category: int) -> dict:
