@@ -149,15 +149,23 @@ def resolve_conflict(request, dataset_id: Id, payload: ResolveIn):
     response={200: CategoryOut, **errors(*WRITE, 404)},
 )
 def set_keypoints(request, dataset_id: Id, index: CategoryIndex, payload: KeypointsIn):
-    """Rename, add or remove a class's keypoints and its skeleton (1-based pairs): a new
-    version at once; skeletons keep their points by `sources` (or by name), drafts' too."""
+    """Rename, add or remove a class's keypoints, its skeleton (1-based pairs) and its OKS
+    sigmas: a new version at once; skeletons keep their points by `sources` (or by name),
+    drafts' too."""
     dataset = _dataset(request, dataset_id)
     category = actions.set_keypoints(
-        dataset, request.user, index, payload.keypoints, payload.skeleton, payload.sources
+        dataset,
+        request.user,
+        index,
+        payload.keypoints,
+        payload.skeleton,
+        payload.sources,
+        sigmas=payload.sigmas,
     )
     return {
         "index": category.index,
         "name": category.name,
         "keypoints": category.keypoints,
         "skeleton": category.skeleton,
+        "sigmas": category.sigmas or [],
     }

@@ -99,6 +99,9 @@ class CategoryOut(Schema):
     name: str
     keypoints: list[str]
     skeleton: list[list[int]]
+    sigmas: list[float] = Field(
+        default_factory=list, description="OKS sigmas, one per keypoint (empty: the defaults)."
+    )
 
 
 class DraftState(Schema):
@@ -203,4 +206,11 @@ class KeypointsIn(Body):
         max_length=MAX_KEYPOINTS,
         description="For each new point, the old point (1-based) it was, or null for a new "
         "one; without it, points are kept by name.",
+    )
+    sigmas: list[float] | None = Field(
+        None,
+        max_length=MAX_KEYPOINTS,
+        description="OKS sigmas, one per keypoint, each above 0 and at most 1 (COCO's "
+        "categories[].sigmas); [] for the defaults (COCO's for COCO's 17 names, else 0.05); "
+        "without it, each kept point keeps its own.",
     )

@@ -26,6 +26,7 @@ from webapp.datasets.models import (
     Version,
     Visibility,
 )
+from webapp.datasets.records import sigmas_problem
 from webapp.datasets.samples import SAMPLES
 from webapp.errors import Refused
 
@@ -414,6 +415,7 @@ def rename_category(dataset: Dataset, user: User, index: int, new_name: str) -> 
             name=new_name,
             keypoints=category.keypoints,
             skeleton=category.skeleton,
+            sigmas=category.sigmas,
             valid_from=number,
         )
 
@@ -478,12 +480,19 @@ def resplit(dataset: Dataset, user: User, split_settings: splits.SplitSettings) 
 
 
 def set_keypoints(
-    dataset: Dataset, user: User, index: int, names: list[str], skeleton, sources=None
+    dataset: Dataset,
+    user: User,
+    index: int,
+    names: list[str],
+    skeleton,
+    sources=None,
+    sigmas=None,
 ) -> Category:
     """Give a class new keypoint names and skeleton (a new version). Each new point takes the
     old point `sources[k]` (1-based; None: a new point, absent (0, 0, 0)) or, without sources,
     the old point of the same name; a point no new one takes goes. Committed skeletons and the
-    ones waiting in drafts follow alike."""
+    ones waiting in drafts follow alike. `sigmas`: the OKS sigmas, one per new point ([]: the
+    trainer's defaults); None keeps the old points' own where every new point had one."""
     if not permissions.can_edit_dataset(user, dataset):
         raise NotFound(_("There is no such dataset."), field="dataset")
     if dataset.kind != Kind.KEYPOINTS:
@@ -510,11 +519,26 @@ def set_keypoints(
             _("Say for each point which old point it was (each at most once), or none."),
             field="sources",
         )
+    if sigmas:
+        problem = sigmas_problem(list(sigmas), len(names))
+        if problem is not None:
+            raise DatasetError(problem, field="sigmas")
     holder: dict = {}
 
     def change(number: int) -> None:
         category = _current_category(dataset, index)
         old = list(category.keypoints or [])
+        if sources is not None:
+            where = [source - 1 if source and source <= len(old) else None for source in sources]
+        else:
+            where = [old.index(name) if name in old else None for name in names]
+        kept = list(category.sigmas or [])
+        if sigmas is not None:
+            new_sigmas = [float(value) for value in sigmas]
+        elif len(kept) == len(old) and all(at is not None for at in where):
+            new_sigmas = [kept[at] for at in where]  # each point keeps its own sigma
+        else:
+            new_sigmas = []  # a new point has none: the trainer's defaults for all
         category.valid_to = number
         category.save(update_fields=["valid_to"])
         holder["category"] = Category.objects.create(
@@ -523,12 +547,9 @@ def set_keypoints(
             name=category.name,
             keypoints=names,
             skeleton=pairs,
+            sigmas=new_sigmas,
             valid_from=number,
         )
-        if sources is not None:
-            where = [source - 1 if source and source <= len(old) else None for source in sources]
-        else:
-            where = [old.index(name) if name in old else None for name in names]
         if where == list(range(len(old))):
             return
 

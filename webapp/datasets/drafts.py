@@ -298,9 +298,16 @@ def draft_of(dataset: Dataset, user) -> Draft | None:
 
 
 def categories(dataset: Dataset, draft: Draft | None = None) -> list[dict]:
-    """The head's classes and the draft's new ones: {index, name, keypoints, skeleton}."""
+    """The head's classes and the draft's new ones: {index, name, keypoints, skeleton, sigmas
+    (the OKS sigmas; empty: the defaults)}."""
     rows = [
-        {"index": c.index, "name": c.name, "keypoints": c.keypoints, "skeleton": c.skeleton}
+        {
+            "index": c.index,
+            "name": c.name,
+            "keypoints": c.keypoints,
+            "skeleton": c.skeleton,
+            "sigmas": c.sigmas or [],
+        }
         for c in Category.objects.filter(dataset=dataset, valid_to__isnull=True)
     ]
     if draft is not None:

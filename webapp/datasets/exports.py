@@ -57,7 +57,7 @@ def export(dataset: Dataset, version: int, fmt: str) -> tuple[Iterator[bytes], s
         raise DatasetError(_("Export as imagefolder or coco."), field="format")
     categories = queries.categories_at(dataset, version)
     names = {c.index: c.name for c in categories}
-    infos = [CategoryInfo(c.name, c.keypoints, c.skeleton) for c in categories]
+    infos = [CategoryInfo(c.name, c.keypoints, c.skeleton, c.sigmas or []) for c in categories]
     items = _export_items(dataset, version, names)
     base = slugify(dataset.name, allow_unicode=False) or f"dataset-{dataset.pk}"
     file_name = f"{base}-v{version}-{fmt}.zip"

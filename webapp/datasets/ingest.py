@@ -81,6 +81,7 @@ class Categories:
                 name=info.name,
                 keypoints=info.keypoints,
                 skeleton=info.skeleton,
+                sigmas=info.sigmas,
                 valid_from=version,
             )
             for i, info in enumerate(self.infos.values())

@@ -150,6 +150,8 @@ class Category(models.Model):
     name = models.CharField(max_length=200)
     keypoints = models.JSONField(default=list, blank=True)  # keypoint names (keypoint sets)
     skeleton = models.JSONField(default=list, blank=True)  # 1-based pairs, as in COCO
+    # OKS sigmas, one per keypoint (COCO's categories[].sigmas); empty: the trainer's defaults
+    sigmas = models.JSONField(default=list, blank=True)
     valid_from = models.PositiveIntegerField()
     valid_to = models.PositiveIntegerField(null=True, blank=True)
 

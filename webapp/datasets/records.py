@@ -49,6 +49,25 @@ class Rejection:
     reason: str
 
 
+MAX_SIGMA = 1.0  # an OKS sigma is a share of the object's size: above 1 it means nothing
+
+
+def sigmas_problem(sigmas: object, count: int) -> str | None:
+    """Why `sigmas` are not OKS sigmas for `count` keypoints (one positive number each, at most
+    MAX_SIGMA), or None when they are; in the reader's language."""
+    from django.utils.translation import gettext as _
+
+    if not isinstance(sigmas, list) or len(sigmas) != count:
+        return _("give one sigma per keypoint (%(count)s)") % {"count": count}
+    for value in sigmas:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not 0 < value <= MAX_SIGMA:  # NaN fails the bounds too
+            return _("every sigma is a number above 0 and at most %(limit)s") % {
+                "limit": f"{MAX_SIGMA:g}"
+            }
+    return None
+
+
 @dataclass
 class CategoryInfo:
     """A category as a format declares it (keypoint names and skeleton for keypoint sets)."""
@@ -56,6 +75,7 @@ class CategoryInfo:
     name: str
     keypoints: list[str] = field(default_factory=list)
     skeleton: list[list[int]] = field(default_factory=list)  # 1-based pairs, as in COCO
+    sigmas: list[float] = field(default_factory=list)  # OKS sigmas per keypoint; empty: defaults
 
 
 @dataclass

@@ -16,6 +16,7 @@ from webapp.accounts import permissions
 from webapp.accounts.models import User
 from webapp.datasets import queries
 from webapp.datasets.models import Dataset
+from webapp.datasets.records import sigmas_problem
 from webapp.jobs import kinds
 from webapp.jobs.models import Job, JobStatus
 
@@ -233,8 +234,9 @@ def placeholder_data(
 
 
 def keypoint_schema(categories) -> dict | None:
-    """The keypoint set of a version's categories (trainer.spec.KeypointSchema): the names and
-    skeleton of the first category that has keypoints; None when none has."""
+    """The keypoint set of a version's categories (trainer.spec.KeypointSchema): the names,
+    skeleton and OKS sigmas (when it has its own, one per keypoint; else the trainer picks its
+    defaults) of the first category that has keypoints; None when none has."""
     for category in categories:
         names = [str(name) for name in (category.keypoints or [])]
         if names:
@@ -245,7 +247,11 @@ def keypoint_schema(categories) -> dict | None:
                 for a, b in pairs
                 if type(a) is int and type(b) is int and 1 <= a <= count and 1 <= b <= count
             ]
-            return {"names": names, "skeleton": skeleton}
+            schema: dict = {"names": names, "skeleton": skeleton}
+            sigmas = list(getattr(category, "sigmas", None) or [])
+            if sigmas_problem(sigmas, count) is None:
+                schema["sigmas"] = [float(value) for value in sigmas]
+            return schema
     return None
 
 

@@ -54,11 +54,16 @@ def snapshot(version: dict) -> dict:
 
 
 def sigmas_by_category(dataset) -> dict[int, list[float]]:
-    """OKS sigmas per keypoint class: the trainer's defaults for its keypoint names."""
+    """OKS sigmas per keypoint class: its own (COCO's categories[].sigmas), else the trainer's
+    defaults for its keypoint names."""
     from trainer.keypoint_metrics import default_sigmas
 
     return {
-        c["index"]: default_sigmas(c["keypoints"])
+        c["index"]: (
+            list(c["sigmas"])
+            if len(c.get("sigmas") or []) == len(c["keypoints"])
+            else default_sigmas(c["keypoints"])
+        )
         for c in drafts.categories(dataset)
         if c["keypoints"]
     }

@@ -4,7 +4,8 @@ Image and annotation ids count from 1 across the whole export; category ids are 
 order of `categories`. Boxes, polygons, RLE masks (compressed or not, as uploaded), iscrowd and
 keypoints with their visibility flags are written as stored; num_keypoints counts the labelled
 ones (v > 0) and area is the polygons' or the mask's; a keypoint category carries its names and
-1-based skeleton. What this writes, the COCO importer reads back to the same annotations.
+1-based skeleton, and its OKS "sigmas" when it has its own. What this writes, the COCO
+importer reads back to the same annotations.
 Manabi's extension for classification: each image gets one annotation with its category_id and
 no "bbox", which Manabi's COCO importer reads back as the image's class.
 """
@@ -80,6 +81,8 @@ def _category(category_id: int, info: CategoryInfo) -> dict:
     category = {"id": category_id, "name": info.name, "supercategory": ""}
     if info.keypoints:
         category |= {"keypoints": info.keypoints, "skeleton": info.skeleton}
+        if info.sigmas and len(info.sigmas) == len(info.keypoints):
+            category["sigmas"] = info.sigmas  # read back by the COCO importer
     return category
 
 

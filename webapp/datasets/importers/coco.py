@@ -8,11 +8,16 @@ regions usually are; compressed or not), checked by webapp/datasets/masks.py and
 image. Keypoints keep their visibility flags (0 not labelled, 1 hidden, 2 visible); an
 annotation's num_keypoints is not read (export counts it again). Manabi's classification
 extension: annotations without a "bbox" give an image its class (one category per image).
+A keypoint category's optional "sigmas" (one OKS sigma per keypoint, as COCO's evaluation uses
+them) are kept with its keypoints; sigmas that are not one number above 0 and at most 1 per
+keypoint are not used (the trainer's defaults are), and the JSON file's row in the report says
+why, the rest of the file being read as usual.
 
 An annotation that cannot be used refuses its image only, with a reason naming the JSON file,
 the annotation's id and the field; a malformed category refuses the whole file.
 """
 
+import itertools
 import json
 import math
 import posixpath
@@ -41,6 +46,7 @@ from webapp.datasets.records import (
     Rejection,
     SourceAnnotation,
     SourceImage,
+    sigmas_problem,
 )
 
 FORMAT = "coco"
@@ -100,12 +106,15 @@ def read(zf: SafeZip, entries: list[Entry], kind: str, files: list[CocoFile]) ->
     if kinds and kind not in kinds:
         looks = next(k for k in KINDS_RICHEST_FIRST if k in kinds)
         raise wrong_kind("COCO", looks, kind)
-    per_file = [_categories(f) for f in files]
+    problems: list[Rejection] = []
+    per_file = [_categories(f, problems) for f in files]
     merged: dict[str, CategoryInfo] = {}
     for categories in per_file:
         for info in categories.values():
             merged.setdefault(info.name, info)
     records = _records(zf, entries, kind, files, per_file)
+    if problems:
+        records = itertools.chain(problems, records)
     return ImportResult(FORMAT, records, list(merged.values()))
 
 
@@ -141,8 +150,9 @@ def _mask_in(ann: dict) -> bool:
     )
 
 
-def _categories(coco: CocoFile) -> dict[object, CategoryInfo]:
-    """Category id → CategoryInfo, in the order the file lists them."""
+def _categories(coco: CocoFile, problems: list[Rejection]) -> dict[object, CategoryInfo]:
+    """Category id → CategoryInfo, in the order the file lists them; unusable sigmas are left
+    out, with a row for `problems` naming the field."""
     result = {}
     listed = coco.doc.get("categories") or []
     for i, cat in enumerate(listed if isinstance(listed, list) else [None]):
@@ -184,7 +194,20 @@ def _categories(coco: CocoFile) -> dict[object, CategoryInfo]:
                     "limit": limits.MAX_KEYPOINTS,
                 }
             )
-        result[cat["id"]] = CategoryInfo(name.strip(), list(points), [list(s) for s in skeleton])
+        sigmas = cat.get("sigmas")
+        if sigmas is not None and points:
+            problem = sigmas_problem(sigmas, len(points))
+            if problem is not None:
+                reason = _(
+                    "categories[%(i)s].sigmas of %(name)s were not used (%(problem)s); OKS uses "
+                    "the default sigmas. The rest of the file was read."
+                ) % {"i": i, "name": name, "problem": problem}
+                problems.append(Rejection(coco.entry.name, reason))
+                sigmas = None
+        usable = [float(s) for s in sigmas] if sigmas is not None and points else []
+        result[cat["id"]] = CategoryInfo(
+            name.strip(), list(points), [list(s) for s in skeleton], usable
+        )
     return result
 
 
