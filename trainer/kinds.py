@@ -6,9 +6,52 @@ trainer/loops/__init__.py).
 """
 
 import importlib.util
+from dataclasses import dataclass
 from functools import cache
 
 KINDS = ("classification", "detection", "segmentation", "keypoints")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a kind's labelled data is: the web app's datasets, studio, labelling and importers
+    ask this (`shape(kind).has_masks`) instead of comparing the kind's name, so a new kind is
+    one row in SHAPES.
+
+    one_label_per_image  an image has one class (Item.category_index; ImageFolder, IDX,
+                         CIFAR); else it has objects (Annotation rows, COCO annotations)
+    has_masks            its objects carry regions (COCO segmentation: polygons or RLE)
+    has_keypoints        its objects carry keypoints, named by their category (OKS compares)
+    """
+
+    one_label_per_image: bool = False
+    has_masks: bool = False
+    has_keypoints: bool = False
+
+    @property
+    def annotates_objects(self) -> bool:
+        """Its images have objects (boxes, and masks or keypoints where the kind has them)."""
+        return not self.one_label_per_image
+
+    @property
+    def boxes_only(self) -> bool:
+        """Its objects are boxes and nothing more (what YOLO and Pascal VOC files hold)."""
+        return self.annotates_objects and not (self.has_masks or self.has_keypoints)
+
+
+SHAPES: dict[str, Shape] = {
+    "classification": Shape(one_label_per_image=True),
+    "detection": Shape(),
+    "segmentation": Shape(has_masks=True),
+    "keypoints": Shape(has_keypoints=True),
+}
+
+
+def shape(kind: str) -> Shape:
+    """The kind's shape; a kind this trainer does not know (or none: rows older than kinds)
+    reads as classification's."""
+    return SHAPES.get(kind or "", SHAPES["classification"])
+
 
 # The flat figures a finished job of each kind has (Job.metrics in the web app; the API's
 # "metrics"), and the one a leaderboard or an assignment ranks by (higher is better).

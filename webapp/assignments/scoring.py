@@ -71,13 +71,14 @@ def score_on_hidden(kind: str, job_id: int, hidden, version: int) -> dict:
     and macro_f1, map50, miou, oks_ap)."""
     from trainer import inference, scoring
 
-    if kind == kinds.CLASSIFICATION:
+    shape = kinds.shape(kind)
+    if shape.one_label_per_image:
         items, classes = hidden_labels(hidden, version)
     else:
         items, classes = hidden_objects(hidden, version)
     if not items:
         raise scoring.ScoringError("the hidden test set has no images")
-    keypoints = hidden_keypoints(hidden, version) if kind == kinds.KEYPOINTS else None
+    keypoints = hidden_keypoints(hidden, version) if shape.has_keypoints else None
     from webapp.jobs.predict import model_dir  # one place says where a run's model is
 
     return inference.score(kind, model_dir(job_id), items, classes, keypoints).to_dict()

@@ -85,6 +85,14 @@ class KindView:
     final_figures      kept bare from the test split, else validation: "map50", "miou"
     api_keys           what the API always answers for the kind (null until known)
     assignment_metrics what an assignment may rank by (webapp/assignments Metric keys)
+    tools              the studio canvas's tools, in toolbar order (static/js/studio/tools/);
+                       none: its images are labelled on the grid, one class each
+    agreement          what a labelling assignment's per-image agreement is, in words
+    assist_batch       images per call to a run's model when it proposes labels
+    torchvision_help   what the launch page says of torchvision's models for the kind
+
+    What the kind's data is (one class per image, masks, keypoints) is the trainer's table,
+    trainer.kinds.SHAPES, read here as `shape(kind)`.
     """
 
     figures: tuple[Figure, ...]
@@ -97,6 +105,12 @@ class KindView:
     api_keys: tuple[str, ...]
     assignment_metrics: tuple[str, ...] = ()
     # Classification's evaluation names its figure "accuracy", kept as val_accuracy.
+    tools: tuple[str, ...] = ()
+    agreement: str | Promise = _("Agreement")
+    assist_batch: int = 8  # photos of detection, segmentation and poses can be large
+    torchvision_help: str | Promise = _(
+        "Large detectors made for colour photos; best with a GPU worker."
+    )
 
 
 VIEWS: dict[str, KindView] = {
@@ -115,6 +129,12 @@ VIEWS: dict[str, KindView] = {
         final_figures=(),
         api_keys=("test_accuracy", "val_accuracy", "val_loss"),
         assignment_metrics=("accuracy", "macro_f1"),
+        agreement=_("Share of students agreeing"),
+        assist_batch=64,
+        torchvision_help=_(
+            "Large networks made for 224×224 colour photos; best with a GPU worker or as a "
+            "transfer source."
+        ),
     ),
     DETECTION: KindView(
         figures=(
@@ -132,6 +152,8 @@ VIEWS: dict[str, KindView] = {
         final_figures=("map50", "map"),
         api_keys=("map50", "map", "val_map50", "test_map50"),
         assignment_metrics=("map50",),
+        tools=("box",),
+        agreement=_("Mean IoU of the boxes"),
     ),
     SEGMENTATION: KindView(
         figures=(
@@ -149,6 +171,8 @@ VIEWS: dict[str, KindView] = {
         final_figures=("miou", "dice", "pixel_accuracy"),
         api_keys=("miou", "val_miou", "test_miou", "dice"),
         assignment_metrics=("miou",),
+        tools=("polygon", "brush", "box"),
+        agreement=_("Mean IoU of the masks"),
     ),
     KEYPOINTS: KindView(
         figures=(
@@ -165,6 +189,8 @@ VIEWS: dict[str, KindView] = {
         final_figures=("pck", "oks_ap"),
         api_keys=("pck", "val_pck", "test_pck", "oks_ap"),
         assignment_metrics=("oks_ap",),
+        tools=("keypoints", "box"),
+        agreement=_("Mean OKS of the keypoints"),
     ),
 }
 # Read-only views of the table for the modules that want one column.
@@ -181,6 +207,14 @@ def kind_or_default(kind: str) -> str:
     """A kind this module has a view of; others (rows from a newer trainer) read as
     classification."""
     return kind if kind in VIEWS else CLASSIFICATION
+
+
+def view(kind: str) -> KindView:
+    """The kind's row of VIEWS (classification's for a kind this module does not know)."""
+    return VIEWS[kind_or_default(kind)]
+
+
+shape = trainer_kinds.shape  # what the kind's data is: one_label_per_image, has_masks, ...
 
 
 def figures(kind: str) -> tuple[Figure, ...]:

@@ -121,8 +121,9 @@ def validate_job(user: User, dataset: Dataset, spec) -> tuple[dict, dict[str, st
     if source:
         problems["spec.transfer.source"] = source
     categories = queries.categories_at(dataset)  # the head's size; the names come later
-    keypoints = keypoint_schema(categories) if kind == kinds.KEYPOINTS else None
-    if kind == kinds.KEYPOINTS and keypoints is None:
+    has_keypoints = kinds.shape(kind).has_keypoints
+    keypoints = keypoint_schema(categories) if has_keypoints else None
+    if has_keypoints and keypoints is None:
         problems["dataset"] = _(
             "This dataset names no keypoints: its category needs keypoint names (COCO's "
             "categories[].keypoints) before a pose network can learn them."
@@ -223,7 +224,7 @@ def placeholder_data(
     """Data of `classes` classes for checking a spec of `kind` before its items exist (a
     keypoint set's points, where the kind has them: they size a pose network)."""
     names = [str(i) for i in range(max(1, classes))]
-    if kind == "classification":
+    if kinds.shape(kind).one_label_per_image:
         return {"classes": names, "items": [{"path": "x.png", "label": 0}]}
     box: dict = {"category": 0, "bbox": [0, 0, 1, 1]}  # one object: the annotations' shape
     data: dict = {"classes": names, "items": [{"path": "x.png", "annotations": [box]}]}

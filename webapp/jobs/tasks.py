@@ -237,7 +237,7 @@ def build_spec(job: Job) -> dict:
     categories = queries.categories_at(dataset, job.dataset_version)
     label_of = {c.index: position for position, c in enumerate(categories)}
     items = []
-    one_label = kinds.dataset_kind(dataset) == "classification"  # else: its objects
+    one_label = kinds.shape(kinds.dataset_kind(dataset)).one_label_per_image  # else: its objects
     rows = queries.items_at(dataset, job.dataset_version).select_related("image")
     if not one_label:
         rows = rows.prefetch_related("annotations")

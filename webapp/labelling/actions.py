@@ -13,9 +13,10 @@ from django.utils.translation import gettext as _
 from webapp.accounts import permissions
 from webapp.accounts.models import Course, Membership, Role, User
 from webapp.datasets import drafts
-from webapp.datasets.models import Annotation, Dataset, Kind, Status, Version, Visibility
+from webapp.datasets.models import Annotation, Dataset, Status, Version, Visibility
 from webapp.datasets.queries import items_at
 from webapp.errors import Refused
+from webapp.jobs import kinds
 from webapp.labelling import access, queries
 from webapp.labelling.models import LabellingAssignment, LabellingResolution, LabellingTask
 
@@ -60,7 +61,7 @@ def choose_images(dataset: Dataset, mode: str, count: int | None, seed: int) -> 
         raise LabellingRefused(_("Choose all, random or unlabelled images."), field="mode")
     items = items_at(dataset)
     if mode == "unlabelled":
-        if dataset.kind == Kind.CLASSIFICATION:
+        if kinds.shape(dataset.kind).one_label_per_image:
             items = items.filter(category_index__isnull=True)
         else:
             items = items.filter(~Exists(Annotation.objects.filter(item=OuterRef("pk"))))
@@ -388,7 +389,7 @@ def publish(assignment: LabellingAssignment, user: User) -> Version:
 
 def _current_annotations(dataset: Dataset, user: User, uids: list[str]) -> dict[str, list]:
     """The annotations of those images in the publisher's draft view (proposals left out)."""
-    if dataset.kind == Kind.CLASSIFICATION:
+    if kinds.shape(dataset.kind).one_label_per_image:
         return {}
     items = {
         str(row.uid): row for row in items_at(dataset).filter(uid__in=uids).select_related("image")

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from trainer import kinds as trainer_kinds
 from webapp.datasets import masks
 
 Annotation = dict[str, Any]  # the studio contract's annotation JSON
@@ -224,9 +225,10 @@ def object_agreement(
 ) -> float:
     """Two students' objects of one image: mean IoU (detection: boxes; segmentation: regions)
     or mean OKS (keypoints), unmatched objects counting 0."""
-    if kind == "keypoints":
+    shape = trainer_kinds.shape(kind)
+    if shape.has_keypoints:
         return match_mean(first, second, oks_matrix(first, second, sigmas or {}))
-    similarity = iou_matrix(first, second, masks_too=kind == "segmentation", size=size)
+    similarity = iou_matrix(first, second, masks_too=shape.has_masks, size=size)
     return match_mean(first, second, similarity)
 
 

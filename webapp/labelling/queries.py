@@ -12,7 +12,8 @@ from itertools import combinations
 from typing import Any
 
 from webapp.datasets import drafts
-from webapp.datasets.models import Draft, DraftChange, Item, Kind
+from webapp.datasets.models import Draft, DraftChange, Item
+from webapp.jobs import kinds
 from webapp.labelling import agreement
 from webapp.labelling.models import LabellingAssignment, LabellingResolution
 
@@ -119,7 +120,7 @@ def gather(assignment: LabellingAssignment, item_uids=None, student=None) -> dic
     student_drafts = {
         d.user_id: d for d in Draft.objects.filter(dataset=dataset, user_id__in=list(by_student))
     }
-    classification = dataset.kind == Kind.CLASSIFICATION
+    classification = kinds.shape(dataset.kind).one_label_per_image  # else: objects
     for student, keys in by_student.items():
         theirs = {key: items[key] for key in keys if key in items}
         views = drafts.overlay(dataset, student_drafts.get(student), theirs)
@@ -137,7 +138,7 @@ def gather(assignment: LabellingAssignment, item_uids=None, student=None) -> dic
             states[key].versions[student] = version
     for resolution in assignment.resolutions.filter(item_uid__in=list(states)):
         states[str(resolution.item_uid)].resolution = resolution
-    sigmas = sigmas_by_category(dataset) if dataset.kind == Kind.KEYPOINTS else {}
+    sigmas = sigmas_by_category(dataset) if kinds.shape(dataset.kind).has_keypoints else {}
     for state in states.values():
         _judge(state, dataset.kind, sigmas)
     return states
@@ -157,7 +158,8 @@ def _pairwise(kind: str, state: ImageState, sigmas):
 def _judge(state: ImageState, kind: str, sigmas) -> None:
     """Set the image's agreement, status and the version an agreed image publishes."""
     versions = [state.versions[s] for s in state.students]
-    if kind == Kind.CLASSIFICATION:
+    one_label = kinds.shape(kind).one_label_per_image
+    if one_label:
         complete = all(v["answered"] and v["label"] is not None for v in versions)
     else:
         complete = all(v["answered"] for v in versions)
@@ -169,7 +171,7 @@ def _judge(state: ImageState, kind: str, sigmas) -> None:
     if len(versions) < 2:
         state.agreement = None
         agreed, central = True, state.students[0]
-    elif kind == Kind.CLASSIFICATION:
+    elif one_label:
         labels = [v["label"] for v in versions]
         state.agreement = agreement.pair_agreement(labels)
         agreed, central = len(set(labels)) == 1, state.students[0]
@@ -214,7 +216,7 @@ def figures(kind: str, states: dict[str, ImageState]) -> dict:
         "publishable": sum(1 for s in states.values() if s.publishable is not None),
         "mean": sum(s.agreement for s in complete) / len(complete) if complete else None,
     }
-    if kind == Kind.CLASSIFICATION:
+    if kinds.shape(kind).one_label_per_image:
         labels = {
             s.uid: {student: s.versions[student]["label"] for student in s.students}
             for s in complete

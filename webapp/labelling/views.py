@@ -19,8 +19,8 @@ from webapp.accounts import permissions
 from webapp.accounts.course_views import course_for
 from webapp.accounts.models import User
 from webapp.datasets import dedup, drafts
-from webapp.datasets.models import Kind
 from webapp.errors import Refused
+from webapp.jobs import kinds
 from webapp.labelling import access, actions, queries
 from webapp.labelling.forms import LabellingForm
 from webapp.labelling.models import LabellingAssignment
@@ -44,12 +44,7 @@ def status_words() -> dict[str, str]:
 
 def metric_word(kind: str) -> str:
     """What the per-image agreement of a kind is."""
-    return {
-        Kind.CLASSIFICATION: _("Share of students agreeing"),
-        Kind.DETECTION: _("Mean IoU of the boxes"),
-        Kind.SEGMENTATION: _("Mean IoU of the masks"),
-        Kind.KEYPOINTS: _("Mean OKS of the keypoints"),
-    }.get(kind, _("Agreement"))
+    return str(kinds.view(kind).agreement)
 
 
 def _assignment(request, assignment_id: int) -> LabellingAssignment:
@@ -86,7 +81,7 @@ def studio_url(dataset, item_uid=None) -> str:
 
 def student_link(dataset, item_uid) -> str:
     """Where a student labels an image: the grid (classification) or the canvas."""
-    if dataset.kind == Kind.CLASSIFICATION:
+    if kinds.shape(dataset.kind).one_label_per_image:
         return studio_url(dataset)
     return studio_url(dataset, item_uid)
 
@@ -243,7 +238,7 @@ def _overview(request, assignment: LabellingAssignment):
             "figures": queries.figures(dataset.kind, states),
             "threshold": queries.AGREEMENT_THRESHOLD,
             "metric": metric_word(dataset.kind),
-            "classification": dataset.kind == Kind.CLASSIFICATION,
+            "classification": kinds.shape(dataset.kind).one_label_per_image,
             "student_rows": [
                 {"name": people.get(student, "?"), **row} for student, row in student_page
             ],
@@ -322,7 +317,7 @@ def labelling_image(request, assignment_id: int, item_uid: uuid.UUID):
             "status_word": status_words()[state.status],
             "metric": metric_word(dataset.kind),
             "versions": versions,
-            "classification": dataset.kind == Kind.CLASSIFICATION,
+            "classification": kinds.shape(dataset.kind).one_label_per_image,
             "writable": permissions.course_is_writable(assignment.course),
             "shapes_shown": SHAPES_SHOWN,
             "point_r": _point_radius(state.item),

@@ -71,7 +71,7 @@ def _card(job: Job) -> dict:
 def _shares_classes(card: dict, dataset: Dataset, user) -> bool:
     """Whether the run answers with at least one of the dataset's classes (or keypoints)."""
     rows = drafts.categories(dataset, drafts.draft_of(dataset, user))
-    if dataset.kind == "keypoints":
+    if kinds.shape(dataset.kind).has_keypoints:
         names = set((card.get("keypoints") or {}).get("names") or [])
         return any(names & set(row["keypoints"]) for row in rows)
     return bool(set(card.get("classes") or []) & {row["name"] for row in rows})

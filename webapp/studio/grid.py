@@ -19,7 +19,8 @@ from django.utils.translation import gettext as _
 
 from webapp.accounts import permissions
 from webapp.datasets import drafts, queries
-from webapp.datasets.models import Dataset, Draft, Kind, Status
+from webapp.datasets.models import Dataset, Draft, Status
+from webapp.jobs import kinds
 from webapp.labelling.access import assigned_items
 
 PAGE_SIZE = 100  # thumbnails per page the grid asks the API for (the API allows up to 200)
@@ -98,11 +99,12 @@ def studio_home(request, dataset_id: int):
     user = request.user
     ready = dataset.status == Status.READY and dataset.head > 0
     given_only = drafts.assigned_only(user, dataset)
-    if ready and dataset.kind != Kind.CLASSIFICATION:
+    on_grid = kinds.shape(dataset.kind).one_label_per_image  # else: each image's canvas
+    if ready and not on_grid:
         first = _first_item(dataset, user, request.GET.get("queue", "all"))
         if first is not None:
             return redirect("studio_item", dataset_id=dataset.pk, item_uid=first)
-    if not ready or dataset.kind != Kind.CLASSIFICATION:
+    if not ready or not on_grid:
         return render(
             request,
             "studio/grid.html",

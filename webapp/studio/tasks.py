@@ -17,13 +17,12 @@ from PIL import Image, UnidentifiedImageError
 
 from webapp.datasets import drafts
 from webapp.datasets.models import Item
+from webapp.jobs import kinds
 from webapp.jobs.predict import model_dir
 from webapp.studio import proposals
 from webapp.studio.models import OPEN, AssistRound, RoundStatus
 
 log = logging.getLogger(__name__)
-BATCH = {"classification": 64}  # images per call to the model; other kinds: DEFAULT_BATCH
-DEFAULT_BATCH = 8  # photos of detection, segmentation and poses can be large
 
 
 class RoundFailed(Exception):
@@ -71,7 +70,7 @@ def _answers(kind: str, job_id: int, images: list[Image.Image]) -> list[dict]:
 def _annotate(round_: AssistRound) -> None:
     dataset, kind = round_.dataset, round_.dataset.kind
     classes = classes_of(dataset, round_.user)
-    size = BATCH.get(kind, DEFAULT_BATCH)
+    size = kinds.view(kind).assist_batch  # images per call to the model
     waiting = list(round_.items)[round_.done :]  # a redelivered task goes on where it stopped
     for start in range(0, len(waiting), size):
         uids = waiting[start : start + size]

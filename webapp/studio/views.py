@@ -11,17 +11,10 @@ from django.shortcuts import render
 
 from webapp.accounts import permissions
 from webapp.datasets import drafts, queries
-from webapp.datasets.models import Dataset, Draft, Kind
+from webapp.datasets.models import Dataset, Draft
+from webapp.jobs import kinds
 from webapp.labelling.access import assigned_items, is_assigned
 from webapp.studio.words import studio_words
-
-# The tools each kind's canvas offers, in the order of the toolbar (static/js/studio/tools/).
-KIND_TOOLS = {
-    Kind.CLASSIFICATION: [],
-    Kind.DETECTION: ["box"],
-    Kind.SEGMENTATION: ["polygon", "brush", "box"],
-    Kind.KEYPOINTS: ["keypoints", "box"],
-}
 
 
 def _queue_position(user, dataset: Dataset, item) -> int:
@@ -89,7 +82,7 @@ def studio_item(request, dataset_id: int, item_uid: UUID):
     }
     tools = [
         {"name": name, "label": config["words"][f"tool-{name}"]}
-        for name in KIND_TOOLS[dataset.kind]
+        for name in kinds.view(dataset.kind).tools  # the toolbar's, in its order
     ]
     return render(
         request,
