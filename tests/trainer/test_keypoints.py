@@ -25,6 +25,16 @@ def test_flip_pairs_come_from_the_names():
     assert flip_pairs(NAMES) == [0, 1, 3, 2, 4, 6, 5, 8, 7]
 
 
+def test_flip_pairs_read_one_letter_sides_and_camel_case():
+    names = ["nose", "l_eye", "r_eye", "L_ear", "R_ear", "knee_l", "knee_r", "leftWrist",
+             "rightWrist", "ankle_L", "ankle_R", "l-hip", "r-hip"]  # fmt: skip
+    assert flip_pairs(names) == [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11]
+    # A lone side letter pairs only with its other side; letters inside a word are not sides.
+    alone = ["l_hand", "tail_l", "bowl", "roll_r", "lr", "mid_l_joint"]
+    assert flip_pairs(alone) == [0, 1, 2, 3, 4, 5]
+    assert flip_pairs(["left_l", "right_l", "left_r"]) == [1, 0, 0]  # words first, then letters
+
+
 def test_the_model_gives_one_heat_map_per_keypoint_at_stride_2():
     model = PoseUNet(9).eval()
     assert model(torch.zeros(2, 3, 64, 64)).shape == (2, 9, 32, 32)

@@ -6,10 +6,10 @@ pixel's middle i + 0.5 lands on the mirrored pixel's middle), and any mirror ima
 figure's sides: after a horizontal flip the left hand is where a right hand would be, so the
 "left_hand" and "right_hand" rows trade places (a vertical flip is a horizontal one turned by
 180°, so it swaps them too). Which names pair up comes from the names themselves
-(`flip_pairs`). Rotation, shear, zoom, the padded crop and colour run through torchvision's
-`transforms.v2` with the points as `tv_tensors.KeyPoints` (and the people's boxes as
-`BoundingBoxes`), which moves them with the pixels. A point pushed off the image loses its
-label (v = 0): the loss ignores it.
+(`flip_pairs`: the words left/right in any case, or a one-letter l/r, L/R prefix or suffix).
+Rotation, shear, zoom, the padded crop and colour run through torchvision's `transforms.v2` with
+the points as `tv_tensors.KeyPoints` (and the people's boxes as `BoundingBoxes`), which moves
+them with the pixels. A point pushed off the image loses its label (v = 0): the loss ignores it.
 
 Randomness comes only from the generator the driver passes: one seed is drawn from it per batch
 and everything runs inside `torch.random.fork_rng`, so a resumed run repeats an uninterrupted
@@ -25,21 +25,45 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 _SIDES = [("left", "right"), ("Left", "Right"), ("LEFT", "RIGHT"), ("左", "右")]
+_SEPARATORS = "_. -"  # the hyphen last: a literal in a character class
+# A one-letter side as a name's first or last part: "l_eye" ↔ "r_eye", "L-knee" ↔ "R-knee",
+# "eye_l" ↔ "eye_r", "knee.R" ↔ "knee.L".
+_LETTER = re.compile(rf"^([lLrR])(?=[{_SEPARATORS}])|(?<=[{_SEPARATORS}])([lLrR])$")
+_LETTER_SWAP = {"l": "r", "r": "l", "L": "R", "R": "L"}
 
 
 def _mirror_name(name: str) -> str:
     """The name with left and right swapped wherever they appear ("hand_left" → "hand_right",
-    "LeftEye" → "RightEye", "左手" → "右手")."""
+    "LeftEye" → "RightEye", "leftEye" → "rightEye", "左手" → "右手")."""
     swaps = {a: b for left, right in _SIDES for a, b in ((left, right), (right, left))}
     pattern = re.compile("|".join(re.escape(word) for word in swaps))
     return pattern.sub(lambda match: swaps[match.group(0)], name)
 
 
+def _mirror_letter(name: str) -> str:
+    """The name with a one-letter side prefix or suffix swapped ("l_eye" → "r_eye", "knee_R" →
+    "knee_L"); the name itself when it has none."""
+    return _LETTER.sub(lambda match: _LETTER_SWAP[match.group(0)], name)
+
+
 def flip_pairs(names: list[str]) -> list[int]:
     """For each keypoint, the index of its mirror image's keypoint (itself when it has no other
-    side): "left_knee" ↔ "right_knee", "hand_left" ↔ "hand_right"; "head" stays."""
+    side): "left_knee" ↔ "right_knee", "hand_left" ↔ "hand_right", "leftKnee" ↔ "rightKnee",
+    "l_knee" ↔ "r_knee", "L_knee" ↔ "R_knee", "knee_l" ↔ "knee_r"; "head" stays. The words
+    left and right are looked for first, then a one-letter side at either end."""
     index = {name: i for i, name in enumerate(names)}
-    return [index.get(_mirror_name(name), i) for i, name in enumerate(names)]
+    pairs = []
+    for i, name in enumerate(names):
+        mirrored = next(
+            (
+                index[other]
+                for other in (_mirror_name(name), _mirror_letter(name))
+                if other != name and other in index
+            ),
+            i,
+        )
+        pairs.append(mirrored)
+    return pairs
 
 
 class KeypointAugment:
