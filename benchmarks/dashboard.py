@@ -125,13 +125,13 @@ def build(students: int, jobs_per_student: int) -> dict:
     now = timezone.now()
     teacher, course, tas, people = make_class(students, tas=1)
     dataset = Dataset.objects.create(
-        course=course, owner=teacher, name="flowers", task="classification", status="ready", head=1
+        course=course, owner=teacher, name="flowers", kind="classification", status="ready", head=1
     )
     hidden = Dataset.objects.create(
         course=course,
         owner=teacher,
         name="flowers (hidden)",
-        task="classification",
+        kind="classification",
         status="ready",
         head=1,
         visibility="hidden_test",

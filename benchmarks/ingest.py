@@ -95,7 +95,7 @@ with open(path, "rb") as source:
     while chunk := source.read(4 * 1024 * 1024):
         upload = actions.receive_chunk(upload, offset, chunk)
         offset += len(chunk)
-dataset = Dataset.objects.create(course=course, owner=teacher, name="b", task="classification")
+dataset = Dataset.objects.create(course=course, owner=teacher, name="b", kind="classification")
 upload.completed_at = upload.created_at
 upload.save()
 tasks.ingest_upload(dataset.pk, str(upload.pk), "en")
@@ -145,7 +145,7 @@ from webapp.datasets.models import Category, Dataset, Item, StoredImage, Version
 count = int(sys.argv[1])
 teacher = User.objects.create_user("bench", password="x", is_teacher=True)
 course = create_course(teacher, "Benchmark")
-dataset = Dataset.objects.create(course=course, owner=teacher, name="g", task="classification",
+dataset = Dataset.objects.create(course=course, owner=teacher, name="g", kind="classification",
                                  status="ready", head=1)
 images = [StoredImage.objects.create(sha256=f"{i:064x}", file=f"images/{i}.png",
           thumb=f"images/{i}.png", content_type="image/png", width=64, height=64, channels=3,

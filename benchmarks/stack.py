@@ -190,7 +190,7 @@ def digits(owner, course):
         course=course,
         owner=owner,
         name="digits",
-        task="classification",
+        kind="classification",
         source="sample:digits",
         visibility="handout",
     )

@@ -115,7 +115,7 @@ def prepare(watchers: int) -> tuple[list[int], list[str]]:
     teacher, course, tas, students = make_class(1, tas=max(0, watchers - 1))
     owner = students[0]
     dataset = Dataset.objects.create(
-        course=course, owner=teacher, name="digits", task="classification", status="ready", head=1
+        course=course, owner=teacher, name="digits", kind="classification", status="ready", head=1
     )
     now = timezone.now()
     jobs = [
