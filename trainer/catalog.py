@@ -29,6 +29,9 @@ class ModelEntry:
     module: str  # where its builder is registered (imported by trainer.registry)
     weights_file: str = ""  # pretrained weights' file name under $TORCH_HOME/hub/checkpoints/
     weights_from: str = ""  # what they were trained on: "imagenet" or "coco" ("" without)
+    # torchvision's COCO file for the whole model (backbone, neck and heads), in the same folder;
+    # "" when torchvision has none. `transfer.source: "coco"` starts from it with new class layers.
+    coco_weights_file: str = ""
     default: bool = False  # the model a spec of this kind gets when it names none
     cpu_note: dict[str, str] | None = None  # {"ja", "en"}: why it is slow without a GPU
 
@@ -36,6 +39,11 @@ class ModelEntry:
     def supports_imagenet(self) -> bool:
         """Whether `transfer.source: "imagenet"` can start it from pretrained weights."""
         return bool(self.weights_file)
+
+    @property
+    def supports_coco(self) -> bool:
+        """Whether `transfer.source: "coco"` can start it from torchvision's COCO weights."""
+        return bool(self.coco_weights_file)
 
     def describe(self, language: str) -> str:
         """The one-line description in `language` ("ja…" is Japanese, anything else English)."""
@@ -208,8 +216,9 @@ _MODELS: list[ModelEntry] = [
     # torchvision's detectors, for GPU workers (trainer/models/tv_detectors.py). Parameters are
     # from scratch: an ImageNet backbone freezes some BatchNorm layers (fewer learnable values)
     # and gives SSDlite its full-width tail (more). weights_file is the backbone's ImageNet file,
-    # the one the classifier of the same backbone reads; each also loads torchvision's COCO file
-    # for the whole detector (tv_detectors.weights_files).
+    # the one the classifier of the same backbone reads (transfer.source "imagenet");
+    # coco_weights_file is torchvision's COCO file of the whole detector (transfer.source "coco":
+    # its classifier is replaced for the dataset's classes; tv_detectors.weights_files).
     ModelEntry(
         "fasterrcnn_resnet50_fpn",
         "detection",
@@ -227,6 +236,7 @@ _MODELS: list[ModelEntry] = [
         "trainer.models.tv_detectors",
         weights_file="resnet50-11ad3fa6.pth",
         weights_from="imagenet",
+        coco_weights_file="fasterrcnn_resnet50_fpn_v2_coco-dd69338a.pth",
         cpu_note=_slow_on_cpu("about 0.3 images/s (512×512)", "1秒に約0.3枚（512×512）"),
     ),
     ModelEntry(
@@ -246,6 +256,7 @@ _MODELS: list[ModelEntry] = [
         "trainer.models.tv_detectors",
         weights_file="mobilenet_v3_large-5c1a4163.pth",
         weights_from="imagenet",
+        coco_weights_file="fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth",
         cpu_note=_slow_on_cpu(
             "about 2 images/s (320×320): 1,000 images take 9 minutes an epoch",
             "1秒に約2枚（320×320）：1,000枚で1エポック9分",
@@ -268,6 +279,7 @@ _MODELS: list[ModelEntry] = [
         "trainer.models.tv_detectors",
         weights_file="resnet50-11ad3fa6.pth",
         weights_from="imagenet",
+        coco_weights_file="retinanet_resnet50_fpn_coco-eeacb38b.pth",
         cpu_note=_slow_on_cpu(
             "about 1 image/s (512×512): 1,000 images take 16 minutes an epoch",
             "1秒に約1枚（512×512）：1,000枚で1エポック16分",
@@ -290,6 +302,7 @@ _MODELS: list[ModelEntry] = [
         "trainer.models.tv_detectors",
         weights_file="resnet50-11ad3fa6.pth",
         weights_from="imagenet",
+        coco_weights_file="fcos_resnet50_fpn_coco-99b0c9b7.pth",
         cpu_note=_slow_on_cpu(
             "about 1 image/s (512×512): 1,000 images take 15 minutes an epoch",
             "1秒に約1枚（512×512）：1,000枚で1エポック15分",
@@ -312,11 +325,14 @@ _MODELS: list[ModelEntry] = [
         "trainer.models.tv_detectors",
         weights_file="mobilenet_v3_large-5c1a4163.pth",
         weights_from="imagenet",
+        coco_weights_file="ssdlite320_mobilenet_v3_large_coco-a79551df.pth",
         cpu_note=None,  # about 22 images/s on the 2-core server at 320×320: a CPU will do
     ),
     # Segmentation: the lecture's U-Net (its parameters at the spec's default width, 16; they
     # grow with width²), then torchvision's models for GPU workers
-    # (trainer/models/tv_segmentation.py; weights_file is the backbone's ImageNet file). Their
+    # (trainer/models/tv_segmentation.py; weights_file is the backbone's ImageNet file,
+    # coco_weights_file torchvision's COCO file of the whole model: for the semantic ones the
+    # COCO subset with VOC's 20 classes, COCO_WITH_VOC_LABELS_V1). Their
     # CPU speeds were measured like the detectors', but under a load of 1 to 10 (the ResNet-50
     # ones at 1: a rough figure; on a quiet machine perhaps 2-3× faster, still far too slow).
     ModelEntry(
@@ -353,6 +369,7 @@ _MODELS: list[ModelEntry] = [
         "trainer.models.tv_segmentation",
         weights_file="resnet50-11ad3fa6.pth",
         weights_from="imagenet",
+        coco_weights_file="deeplabv3_resnet50_coco-cd0a2569.pth",
         cpu_note=_slow_on_cpu(
             "under 0.1 images/s (512×512): 1,000 images take hours an epoch",
             "1秒に0.1枚未満（512×512）：1,000枚で1エポック数時間",
@@ -373,6 +390,7 @@ _MODELS: list[ModelEntry] = [
         "trainer.models.tv_segmentation",
         weights_file="mobilenet_v3_large-5c1a4163.pth",
         weights_from="imagenet",
+        coco_weights_file="deeplabv3_mobilenet_v3_large-fc3c493d.pth",
         cpu_note=_slow_on_cpu(
             "about 5 images/s (320×320): 1,000 images take 3 minutes an epoch",
             "1秒に約5枚（320×320）：1,000枚で1エポック3分",
@@ -395,6 +413,7 @@ _MODELS: list[ModelEntry] = [
         "trainer.models.tv_segmentation",
         weights_file="resnet50-11ad3fa6.pth",
         weights_from="imagenet",
+        coco_weights_file="fcn_resnet50_coco-1167a1af.pth",
         cpu_note=_slow_on_cpu(
             "about 0.1 images/s (512×512): 1,000 images take 2 hours an epoch",
             "1秒に約0.1枚（512×512）：1,000枚で1エポック2時間",
@@ -416,6 +435,7 @@ _MODELS: list[ModelEntry] = [
         "trainer.models.tv_segmentation",
         weights_file="mobilenet_v3_large-5c1a4163.pth",
         weights_from="imagenet",
+        coco_weights_file="lraspp_mobilenet_v3_large-d234d4ea.pth",
         cpu_note=_slow_on_cpu(
             "about 9 images/s (320×320): 1,000 images take 2 minutes an epoch",
             "1秒に約9枚（320×320）：1,000枚で1エポック2分",
@@ -438,6 +458,7 @@ _MODELS: list[ModelEntry] = [
         "trainer.models.tv_segmentation",
         weights_file="resnet50-11ad3fa6.pth",
         weights_from="imagenet",
+        coco_weights_file="maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",
         cpu_note=_slow_on_cpu(
             "under 0.1 images/s (512×512): 1,000 images take hours an epoch",
             "1秒に0.1枚未満（512×512）：1,000枚で1エポック数時間",
@@ -446,7 +467,7 @@ _MODELS: list[ModelEntry] = [
     # Keypoints (pose): a small U-Net of heat maps (trainer/models/pose_net.py; for keypoints,
     # REFERENCE_CLASSES counts keypoints: one heat map each), then torchvision's Keypoint R-CNN
     # for GPU workers (trainer/models/tv_keypoints.py; weights_file is the backbone's ImageNet
-    # file, as for Faster R-CNN).
+    # file, as for Faster R-CNN; coco_weights_file torchvision's COCO person keypoints).
     ModelEntry(
         "pose_unet",
         "keypoints",
@@ -481,6 +502,7 @@ _MODELS: list[ModelEntry] = [
         "trainer.models.tv_keypoints",
         weights_file="resnet50-11ad3fa6.pth",
         weights_from="imagenet",
+        coco_weights_file="keypointrcnn_resnet50_fpn_coco-fc266e95.pth",
         cpu_note=_slow_on_cpu("about 0.1–0.2 images/s (512×512)", "1秒に約0.1〜0.2枚（512×512）"),
     ),
 ]
@@ -521,7 +543,9 @@ def checkpoints_dir() -> Path:
     return Path(torch_home).expanduser() / "hub" / "checkpoints"
 
 
-def weights_available(entry: ModelEntry) -> bool:
-    """Whether an administrator has put `entry`'s pretrained weights where the trainer reads
-    them (nothing is ever downloaded)."""
-    return bool(entry.weights_file) and (checkpoints_dir() / entry.weights_file).is_file()
+def weights_available(entry: ModelEntry, source: str = "imagenet") -> bool:
+    """Whether an administrator has put `entry`'s pretrained weights for `source` ("imagenet":
+    `weights_file`, "coco": `coco_weights_file`) where the trainer reads them (nothing is ever
+    downloaded)."""
+    name = entry.coco_weights_file if source == "coco" else entry.weights_file
+    return bool(name) and (checkpoints_dir() / name).is_file()

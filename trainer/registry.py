@@ -77,12 +77,15 @@ def build(
     num_classes: int,
     in_channels: int,
     input_size: int,
-    pretrained: bool = False,
+    pretrained: bool | str = False,
     **options: Any,
 ) -> nn.Module:
     """A fresh model giving (B, num_classes) logits for (B, in_channels, input_size, input_size).
 
-    `options` are the builder's own settings (a U-Net's `width`), passed on as they are."""
+    pretrained: False, "imagenet" (or True: the backbone's ImageNet weights) or "coco" (a
+    torchvision detector's or segmenter's COCO weights, class layers new), read from the local
+    cache only. `options` are the builder's own settings (a U-Net's `width`), passed on as
+    they are."""
     info = get_info(name)
     if num_classes < 1 or in_channels < 1:
         raise ValueError(
@@ -94,9 +97,15 @@ def build(
             f"{name} needs images of at least {info.min_input_size}×{info.min_input_size} pixels; "
             f"the input size is {input_size}×{input_size}"
         )
-    if pretrained and not info.supports_imagenet:
+    source = "imagenet" if pretrained is True else (pretrained or "none")
+    if source not in ("none", "imagenet", "coco"):
+        raise ValueError(f"{name}: pretrained must be False, 'imagenet' or 'coco', not {source!r}")
+    if source == "imagenet" and not info.supports_imagenet:
         raise ValueError(f"{name} has no ImageNet weights; train it from scratch")
-    extra = {"pretrained": True} if pretrained else {}
+    if source == "coco" and not info.supports_coco:
+        raise ValueError(f"{name} has no COCO weights; train it from scratch")
+    # A builder with ImageNet weights only takes True, as before "coco" existed.
+    extra = {} if source == "none" else {"pretrained": True if source == "imagenet" else source}
     builder = _BUILDERS[name]
     return builder(
         num_classes=num_classes, in_channels=in_channels, input_size=input_size, **extra, **options

@@ -34,14 +34,17 @@ def _refusal(source: str, **options) -> str:
         "job:12345678901234567890123",  # beyond any database id
         "job:",
         "JOB:7",
+        "COCO",  # the sources are lower case, as the schema lists them
     ],
 )
 def test_a_spec_from_a_user_names_no_file_and_no_malformed_run(source):
-    assert "choose none, imagenet or an earlier run (job:<id>)" in _refusal(source)
+    assert "choose none, imagenet, coco or an earlier run (job:<id>)" in _refusal(source)
 
 
-@pytest.mark.parametrize("source", ["none", "imagenet", "job:7", "job:123456789012345678"])
-def test_a_spec_from_a_user_names_none_imagenet_or_an_earlier_run(source):
+@pytest.mark.parametrize(
+    "source", ["none", "imagenet", "coco", "job:7", "job:123456789012345678"]
+)
+def test_a_spec_from_a_user_names_none_imagenet_coco_or_an_earlier_run(source):
     mode = "scratch" if source == "none" else "fine_tuning"
     raw = {**_spec(source), "transfer": {"source": source, "mode": mode}}
     assert load_spec(raw, check_registry=False).transfer.source == source
@@ -58,5 +61,5 @@ def test_the_json_schema_documents_the_sources_a_user_may_send():
     from trainer.spec import JobSpec
 
     schema = JobSpec.model_json_schema()["$defs"]["Transfer"]["properties"]["source"]
-    assert schema["examples"] == ["none", "imagenet", "job:12"]
+    assert schema["examples"] == ["none", "imagenet", "coco", "job:12"]
     assert "job:<id>" in schema["description"]

@@ -20,7 +20,7 @@ from trainer.detection import BoxAugment, DetectionSplit, load_split, to_origina
 from trainer.detection_metrics import DetectionEvaluation, evaluate_detections
 from trainer.driver import Prepared, Step, TrainingFailed, iterate, model_card, on_device
 from trainer.models import heads
-from trainer.spec import DetectionSpec, JobSpec
+from trainer.spec import PRETRAINED_SOURCES, DetectionSpec, JobSpec
 
 KIND = "detection"
 FIGURES = ("loss", "map50", "map")  # val_loss, val_map50, val_map in the epoch event
@@ -56,7 +56,7 @@ def prepare(spec: JobSpec, device: torch.device) -> Prepared:
     }
     if not splits["train"].objects:
         raise TrainingFailed("The training images have no boxes: draw some objects first.")
-    pretrained = spec.transfer.source == "imagenet" and spec.transfer.mode != "scratch"
+    pretrained = spec.transfer.source in PRETRAINED_SOURCES and spec.transfer.mode != "scratch"
     if pretrained and channels == 3:
         mean, std = list(data.IMAGENET_MEAN), list(data.IMAGENET_STD)
     else:
@@ -82,14 +82,16 @@ def build_model(p: Prepared) -> nn.Module:
     """The detector of the spec, with the transfer source and mode applied."""
     spec, transfer = p.spec, p.spec.transfer
     use_source = transfer.mode != "scratch" and transfer.source != "none"
+    # "imagenet" or "coco": torchvision's weights, from the local cache only; else False
+    weights = transfer.source if use_source and transfer.source in PRETRAINED_SOURCES else False
     model = registry.build(
         str(spec.model),
         num_classes=len(p.classes),
         in_channels=p.channels,
         input_size=p.size,
-        pretrained=use_source and transfer.source == "imagenet",
+        pretrained=weights,
     )
-    if use_source and transfer.source == "imagenet":
+    if use_source and transfer.source in PRETRAINED_SOURCES:
         p.extra["head"] = heads.HeadPlan("new", heads.CLASSES_DIFFER).event_fields()
         weights_stats = getattr(model, "weights_mean_std", None)
         if weights_stats is not None:  # the statistics the pretrained weights were trained on

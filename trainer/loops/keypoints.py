@@ -30,7 +30,7 @@ from trainer.keypoints import KeypointAugment, KeypointSplit, keypoint_count, lo
 from trainer.keypoints import inference as people_of
 from trainer.models import heads
 from trainer.models.pose_net import heatmap_loss, labelled
-from trainer.spec import JobSpec, KeypointsSpec
+from trainer.spec import PRETRAINED_SOURCES, JobSpec, KeypointsSpec
 
 KIND = "keypoints"
 FIGURES = ("loss", "pck", "oks_ap")  # val_loss, val_pck, val_oks_ap in the epoch event
@@ -85,7 +85,7 @@ def prepare(spec: JobSpec, device: torch.device) -> Prepared:
     }
     if not splits["train"].figures:
         raise TrainingFailed("The training images have no keypoints: place some points first.")
-    pretrained = spec.transfer.source == "imagenet" and spec.transfer.mode != "scratch"
+    pretrained = spec.transfer.source in PRETRAINED_SOURCES and spec.transfer.mode != "scratch"
     if pretrained and channels == 3:
         mean, std = list(data.IMAGENET_MEAN), list(data.IMAGENET_STD)
     else:
@@ -111,14 +111,16 @@ def build_model(p: Prepared) -> nn.Module:
     spec, transfer = p.spec, p.spec.transfer
     names = p.extra["keypoints"]["names"]
     use_source = transfer.mode != "scratch" and transfer.source != "none"
+    # "imagenet" or "coco": torchvision's weights, from the local cache only; else False
+    weights = transfer.source if use_source and transfer.source in PRETRAINED_SOURCES else False
     model = registry.build(
         str(spec.model),
         num_classes=len(names),  # for a pose model: its keypoints
         in_channels=p.channels,
         input_size=p.size,
-        pretrained=use_source and transfer.source == "imagenet",
+        pretrained=weights,
     )
-    if use_source and transfer.source == "imagenet":
+    if use_source and transfer.source in PRETRAINED_SOURCES:
         p.extra["head"] = heads.HeadPlan("new", heads.CLASSES_DIFFER).event_fields()
         weights_stats = getattr(model, "weights_mean_std", None)
         if weights_stats is not None:  # the statistics the pretrained weights were trained on

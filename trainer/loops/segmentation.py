@@ -33,7 +33,7 @@ from trainer.segmentation_metrics import (
     prediction_row,
     segm_ap,
 )
-from trainer.spec import JobSpec, SegmentationSpec
+from trainer.spec import PRETRAINED_SOURCES, JobSpec, SegmentationSpec
 
 KIND = "segmentation"
 FIGURES = ("loss", "miou", "dice", "pixel_accuracy")  # val_loss, val_miou, … in the epoch event
@@ -71,7 +71,7 @@ def prepare(spec: JobSpec, device: torch.device) -> Prepared:
     }
     if not splits["train"].labelled_pixels():
         raise TrainingFailed("The training images have no outlined objects: draw some first.")
-    pretrained = spec.transfer.source == "imagenet" and spec.transfer.mode != "scratch"
+    pretrained = spec.transfer.source in PRETRAINED_SOURCES and spec.transfer.mode != "scratch"
     if pretrained and channels == 3:
         mean, std = list(data.IMAGENET_MEAN), list(data.IMAGENET_STD)
     else:
@@ -96,15 +96,17 @@ def build_model(p: Prepared) -> nn.Module:
     """The segmenter of the spec, with the transfer source and mode applied."""
     spec, transfer = p.spec, p.spec.transfer
     use_source = transfer.mode != "scratch" and transfer.source != "none"
+    # "imagenet" or "coco": torchvision's weights, from the local cache only; else False
+    weights = transfer.source if use_source and transfer.source in PRETRAINED_SOURCES else False
     model = registry.build(
         str(spec.model),
         num_classes=len(p.classes),
         in_channels=p.channels,
         input_size=p.size,
-        pretrained=use_source and transfer.source == "imagenet",
+        pretrained=weights,
         **spec.build_options(),
     )
-    if use_source and transfer.source == "imagenet":
+    if use_source and transfer.source in PRETRAINED_SOURCES:
         p.extra["head"] = heads.HeadPlan("new", heads.CLASSES_DIFFER).event_fields()
         weights_stats = getattr(model, "weights_mean_std", None)
         if weights_stats is not None:  # the statistics the pretrained weights were trained on

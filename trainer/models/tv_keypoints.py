@@ -196,9 +196,9 @@ def keypointrcnn_resnet50_fpn(
 ) -> TorchvisionKeypoints:
     """Keypoint R-CNN for `num_classes` keypoints (the registry's name for the heat-map count)
     at input_size pixels; pretrained: False, "imagenet" (or True) or "coco" (torchvision's
-    person keypoints, with a new keypoint predictor unless there are 17 keypoints)."""
+    person detector and keypoint head, with a new keypoint predictor: the dataset's keypoints
+    are never assumed to be COCO's 17 in COCO's order)."""
     from torchvision.models import detection
-    from torchvision.models.detection.keypoint_rcnn import KeypointRCNNPredictor
     from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
     if in_channels not in (1, 3):
@@ -206,6 +206,8 @@ def keypointrcnn_resnet50_fpn(
     if input_size < RECIPE.min_input_size:
         raise ValueError(f"{NAME} needs images of at least 32×32 pixels, not {input_size}")
     source = "imagenet" if pretrained is True else (pretrained or "none")
+    if source not in ("none", "imagenet", "coco"):
+        raise ValueError(f"{NAME}: pretrained must be False, 'imagenet' or 'coco', not {source!r}")
     kwargs: dict[str, Any] = {"weights": None, "weights_backbone": None}
     if source == "coco":
         kwargs["weights"] = _find_weights("coco")
@@ -217,10 +219,9 @@ def keypointrcnn_resnet50_fpn(
         kwargs["trainable_backbone_layers"] = 5  # every layer; the transfer mode decides
     with _local_weights():
         model = detection.keypointrcnn_resnet50_fpn(**kwargs)
-    if source == "coco" and num_classes != COCO_KEYPOINTS:
-        model.roi_heads.keypoint_predictor = KeypointRCNNPredictor(512, num_classes)
     predictor = ContiguousPredictor(512, num_classes)  # the same tensors, the same names
-    predictor.load_state_dict(model.roi_heads.keypoint_predictor.state_dict())
+    if source != "coco":  # COCO's predictor (17 heat maps) is replaced: the loop says "new"
+        predictor.load_state_dict(model.roi_heads.keypoint_predictor.state_dict())
     model.roi_heads.keypoint_predictor = predictor
     model.transform = GeneralizedRCNNTransform(
         min_size=input_size,

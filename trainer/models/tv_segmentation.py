@@ -12,8 +12,12 @@ pixel) and Mask R-CNN (one mask per object), speaking what the segmentation loop
 
 Weights come only from torchvision's cache, `$TORCH_HOME/hub/checkpoints/<file name>`, where an
 administrator puts them; nothing is downloaded (`trainer.models.tv_detectors._local_weights`
-reads the file with `torch.load(weights_only=True)`). `pretrained` starts the backbone from its
-ImageNet weights (the classifier's file of the same backbone); the head is always new.
+reads the file with `torch.load(weights_only=True)`). `pretrained="imagenet"` (or True) starts
+the backbone from its ImageNet weights (the classifier's file of the same backbone) with a new
+head; `pretrained="coco"` starts the whole model from torchvision's COCO weights (the semantic
+models' COCO_WITH_VOC_LABELS_V1, Mask R-CNN's COCO_V1) and replaces only the per-class layers
+(`Recipe.class_layers`) for the dataset's classes; a semantic model's auxiliary head, which the
+COCO file has, is dropped, so the model is the same as from scratch.
 
 On the 2-core CPU server they are slow (the catalog's cpu_note gives the measured speeds); they
 are here for GPU workers.
@@ -48,19 +52,23 @@ class Recipe:
     builder: str  # the torchvision builder
     backbone_weights: str  # the backbone's ImageNet weights enum, in torchvision.models
     class_layers: tuple[str, ...]  # the classifier's per-class layers, under `model.`
+    coco_weights: str  # torchvision's COCO weights, "<enum>.<member>" in its models' module
 
 
 SEMANTIC = {
     recipe.name: recipe
     for recipe in (
         Recipe("deeplabv3_resnet50", "deeplabv3_resnet50", "ResNet50_Weights",
-               ("classifier.4",)),
+               ("classifier.4",), "DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1"),
         Recipe("deeplabv3_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large",
-               "MobileNet_V3_Large_Weights", ("classifier.4",)),
-        Recipe("fcn_resnet50", "fcn_resnet50", "ResNet50_Weights", ("classifier.4",)),
+               "MobileNet_V3_Large_Weights", ("classifier.4",),
+               "DeepLabV3_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1"),
+        Recipe("fcn_resnet50", "fcn_resnet50", "ResNet50_Weights", ("classifier.4",),
+               "FCN_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1"),
         Recipe("lraspp_mobilenet_v3_large", "lraspp_mobilenet_v3_large",
                "MobileNet_V3_Large_Weights",
-               ("classifier.low_classifier", "classifier.high_classifier")),
+               ("classifier.low_classifier", "classifier.high_classifier"),
+               "LRASPP_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1"),
     )
 }  # fmt: skip
 MASK_RCNN = Recipe(
@@ -69,6 +77,7 @@ MASK_RCNN = Recipe(
     "ResNet50_Weights",
     ("roi_heads.box_predictor.cls_score", "roi_heads.box_predictor.bbox_pred",
      "roi_heads.mask_predictor.mask_fcn_logits"),
+    "MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1",
 )  # fmt: skip
 
 
@@ -92,6 +101,49 @@ def backbone_weights(recipe: Recipe) -> Any:
         f"{members[0].url.rsplit('/', 1)[0]}/) in {_checkpoints()}; Manabi never downloads "
         "weights itself. Or train from scratch."
     )
+
+
+def coco_weights(recipe: Recipe) -> Any:
+    """torchvision's COCO weights of the whole model, when their file is in the cache;
+    WeightsUnavailable naming the file otherwise (nothing is downloaded)."""
+    from torchvision.models import detection, segmentation
+
+    module = detection if recipe is MASK_RCNN else segmentation
+    enum, member = recipe.coco_weights.split(".")
+    weights = getattr(getattr(module, enum), member)
+    file = _file_name(weights.url)
+    if (_checkpoints() / file).is_file():
+        return weights
+    raise WeightsUnavailable(
+        f"The COCO weights of {recipe.name} are not on this server. An administrator can put "
+        f"torchvision's file {file} (from {weights.url.rsplit('/', 1)[0]}/) in {_checkpoints()}; "
+        "Manabi never downloads weights itself. Or train from scratch."
+    )
+
+
+def _source(name: str, pretrained: bool | str) -> str:
+    """The weights a builder's `pretrained` asks for: "none", "imagenet" (True) or "coco"."""
+    source = "imagenet" if pretrained is True else (pretrained or "none")
+    if source not in ("none", "imagenet", "coco"):
+        raise ValueError(f"{name}: pretrained must be False, 'imagenet' or 'coco', not {source!r}")
+    return source
+
+
+def _new_class_layer(model: nn.Module, path: str, outputs: int) -> None:
+    """Replace the per-class layer `path` of `model` (a conv, or Faster R-CNN's linear class
+    scores and box regressors) with a fresh one of `outputs` channels: the same kernel, input
+    and initialisation as torchvision's from scratch."""
+    parent_path, _, attribute = path.rpartition(".")
+    parent = model.get_submodule(parent_path)
+    old = getattr(parent, attribute)
+    if isinstance(old, nn.Linear):
+        setattr(parent, attribute, nn.Linear(old.in_features, outputs))
+        return
+    conv = nn.Conv2d(old.in_channels, outputs, old.kernel_size, old.stride, old.padding)
+    if path.endswith("mask_fcn_logits"):  # MaskRCNNPredictor's own initialisation
+        nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+        nn.init.constant_(conv.bias, 0)  # type: ignore[arg-type]  # it has one
+    setattr(parent, attribute, conv)
 
 
 def _check_input(name: str, in_channels: int, input_size: int) -> None:
@@ -152,18 +204,34 @@ class TorchvisionSegmenter(nn.Module):
 
 
 def build_segmenter(
-    name: str, *, num_classes: int, in_channels: int, input_size: int, pretrained: bool = False
+    name: str,
+    *,
+    num_classes: int,
+    in_channels: int,
+    input_size: int,
+    pretrained: bool | str = False,
 ) -> TorchvisionSegmenter:
-    """torchvision's semantic `name` for num_classes classes + background; pretrained: the
-    backbone's ImageNet weights from the local cache (WeightsUnavailable when missing)."""
+    """torchvision's semantic `name` for num_classes classes + background; pretrained: False,
+    "imagenet" (or True: the backbone's ImageNet weights) or "coco" (the whole model's COCO
+    weights, new per-class layers), from the local cache (WeightsUnavailable when missing)."""
     from torchvision.models import segmentation
 
     recipe = SEMANTIC[name]
     _check_input(name, in_channels, input_size)
+    source = _source(name, pretrained)
+    builder = getattr(segmentation, recipe.builder)
+    if source == "coco":
+        weights = coco_weights(recipe)
+        with _local_weights():
+            model = builder(weights=weights, weights_backbone=None)  # 21 VOC classes, aux head
+        model.aux_classifier = None  # as aux_loss=False builds it: the loop trains "out" only
+        for layer in recipe.class_layers:
+            _new_class_layer(model, layer, num_classes + 1)
+        return TorchvisionSegmenter(model, recipe, num_classes)
     # weights_backbone=None says "from scratch": torchvision's own default is ImageNet's.
-    backbone = backbone_weights(recipe) if pretrained else None
+    backbone = backbone_weights(recipe) if source == "imagenet" else None
     with _local_weights():
-        model = getattr(segmentation, recipe.builder)(
+        model = builder(
             weights=None, weights_backbone=backbone, num_classes=num_classes + 1, aux_loss=False
         )
     return TorchvisionSegmenter(model, recipe, num_classes)
@@ -284,19 +352,32 @@ class TorchvisionMaskRCNN(nn.Module):
 
 
 def build_mask_rcnn(
-    *, num_classes: int, in_channels: int, input_size: int, pretrained: bool = False
+    *, num_classes: int, in_channels: int, input_size: int, pretrained: bool | str = False
 ) -> TorchvisionMaskRCNN:
-    """Mask R-CNN (ResNet-50-FPN v2) for num_classes classes at input_size pixels."""
+    """Mask R-CNN (ResNet-50-FPN v2) for num_classes classes at input_size pixels; pretrained:
+    False, "imagenet" (or True: the backbone's ImageNet weights) or "coco" (the whole model's
+    COCO weights with new class scores, box regressors and mask logits)."""
     from torchvision.models import detection
     from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
     _check_input(MASK_RCNN.name, in_channels, input_size)
+    source = _source(MASK_RCNN.name, pretrained)
     kwargs: dict[str, Any] = {"weights": None, "weights_backbone": None}
-    if pretrained:
-        kwargs["weights_backbone"] = backbone_weights(MASK_RCNN)
+    if source == "coco":
+        kwargs["weights"] = coco_weights(MASK_RCNN)  # 91 classes: replaced below
+    else:
+        kwargs["num_classes"] = num_classes + 1
+        if source == "imagenet":
+            kwargs["weights_backbone"] = backbone_weights(MASK_RCNN)
+    if source != "none":
         kwargs["trainable_backbone_layers"] = 5  # every layer; the transfer mode decides
     with _local_weights():
-        model = getattr(detection, MASK_RCNN.builder)(num_classes=num_classes + 1, **kwargs)
+        model = getattr(detection, MASK_RCNN.builder)(**kwargs)
+    if source == "coco":
+        # The class-specific layers only: the mask head's upsampling conv is kept.
+        for layer in MASK_RCNN.class_layers:
+            outputs = (num_classes + 1) * (4 if layer.endswith("bbox_pred") else 1)
+            _new_class_layer(model, layer, outputs)
     # Neither resizing nor normalising: the loop has done both (as for the detectors).
     model.transform = GeneralizedRCNNTransform(
         min_size=input_size,
