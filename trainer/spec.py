@@ -238,14 +238,19 @@ class Augmentation(_Settings):
 LECTURE_AUGMENTATION: dict[str, Any] = {"rotation": 45.0, "shear": 0.3, "zoom": 0.4, "hflip": True}
 
 
+# Pretrained weights a spec names by what they were trained on (torchvision's files in
+# $TORCH_HOME/hub/checkpoints, never downloaded): the catalog says which model has which.
+PRETRAINED_SOURCES = ("imagenet", "coco")
+_WEIGHTS_NAMES = {"imagenet": "ImageNet", "coco": "COCO"}
 _NOT_SAFETENSORS = "only .safetensors checkpoints are accepted; they cannot run code"
 # An earlier run of the web app, by its id (at most 18 digits: it always fits a database id).
 JOB_SOURCE = re.compile(r"job:[1-9][0-9]{0,17}")
-_SOURCES = "choose none, imagenet or an earlier run (job:<id>)"
+_SOURCES = "choose none, imagenet, coco or an earlier run (job:<id>)"
 
 
 class Transfer(_Settings):
-    """Start from other weights: "none", "imagenet" or an earlier run.
+    """Start from other weights: "none", "imagenet" (a torchvision model's ImageNet backbone),
+    "coco" (a torchvision detector's or segmenter's COCO weights) or an earlier run.
 
     What a user sends names an earlier run as "job:<id>", never a file: the worker checks that
     the job's owner may use that run and resolves it to the run's weights itself. Only a caller
@@ -257,8 +262,8 @@ class Transfer(_Settings):
         default="none",
         min_length=1,
         max_length=4096,
-        examples=["none", "imagenet", "job:12"],
-        description='"none", "imagenet" or an earlier run as "job:<id>"',
+        examples=["none", "imagenet", "coco", "job:12"],
+        description='"none", "imagenet", "coco" or an earlier run as "job:<id>"',
     )
     mode: Literal["scratch", "feature_extraction", "fine_tuning"] = "scratch"
     backbone_lr_factor: float = Field(
@@ -271,7 +276,7 @@ class Transfer(_Settings):
         source = self.source
         if source == "none" and self.mode != "scratch":
             raise _problems([("source", "choose a source to transfer from")])
-        if source in ("none", "imagenet"):
+        if source in PRETRAINED_SOURCES or source == "none":
             return self
         if local_files and source.startswith("job:"):
             raise _problems(
@@ -708,11 +713,12 @@ def check_against_registry(spec: JobSpec) -> list[tuple[str, str]]:
         return []  # the registry is not there yet; the trainer checks again when it builds
     problems: list[tuple[str, str]] = []
     if isinstance(spec.model, list):
-        if spec.transfer.source == "imagenet":
+        if spec.transfer.source in PRETRAINED_SOURCES:
+            weights = _WEIGHTS_NAMES[spec.transfer.source]
             problems.append(
                 (
                     "transfer.source",
-                    "a model built from layers has no ImageNet weights; "
+                    f"a model built from layers has no {weights} weights; "
                     "transfer from an earlier run or train from scratch",
                 )
             )
@@ -744,6 +750,14 @@ def check_against_registry(spec: JobSpec) -> list[tuple[str, str]]:
                 "transfer.source",
                 f"{info.name} has no ImageNet weights; transfer from an earlier run or train from "
                 "scratch",
+            )
+        )
+    if spec.transfer.source == "coco" and not getattr(info, "supports_coco", False):
+        problems.append(
+            (
+                "transfer.source",
+                f"{info.name} has no COCO weights; choose a torchvision detector or segmenter, "
+                "transfer from an earlier run or train from scratch",
             )
         )
     if info.kind in get_args(Kind) and info.kind != spec.kind:
