@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from trainer.kinds import shape
 from webapp.accounts import permissions
 from webapp.accounts.models import Course, User
 from webapp.datasets import quota, splits, tasks
@@ -350,7 +351,7 @@ def _category(dataset: Dataset, name: str, number: int) -> int:
 
 def relabel(dataset: Dataset, user: User, item_ids, category: str) -> Version:
     """Give the chosen images (classification) another class."""
-    if dataset.kind != Kind.CLASSIFICATION:
+    if not shape(dataset.kind).one_label_per_image:
         raise DatasetError(_("Relabelling whole images is for classification datasets."))
 
     def change(number: int) -> None:
@@ -495,7 +496,7 @@ def set_keypoints(
     trainer's defaults); None keeps the old points' own where every new point had one."""
     if not permissions.can_edit_dataset(user, dataset):
         raise NotFound(_("There is no such dataset."), field="dataset")
-    if dataset.kind != Kind.KEYPOINTS:
+    if not shape(dataset.kind).has_keypoints:
         raise DatasetError(_("Keypoint names are for keypoint datasets."), field="keypoints")
     names = [name.strip()[:60] for name in names]
     if any(not name for name in names) or len(set(names)) != len(names):

@@ -25,6 +25,7 @@ from django.db.models import Max
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
+from trainer.kinds import shape
 from webapp.accounts import permissions
 from webapp.datasets import actions
 from webapp.datasets.models import (
@@ -34,7 +35,6 @@ from webapp.datasets.models import (
     Draft,
     DraftChange,
     Item,
-    Kind,
     Op,
     Version,
 )
@@ -642,7 +642,7 @@ def _apply_one(batch: _Batch, change: dict, answer: dict) -> str:
 
 
 def _label(batch: _Batch, item: Item, change: dict, answer: dict) -> str:
-    if batch.dataset.kind != Kind.CLASSIFICATION:
+    if not shape(batch.dataset.kind).one_label_per_image:
         raise Refused(_("Whole-image labels are for classification datasets."), field="op")
     category = change.get("category")
     if category is not None and (
@@ -678,7 +678,7 @@ def _add_category(batch: _Batch, change: dict, answer: dict) -> str:
         index = max([-1, committed if committed is not None else -1, *batch.categories]) + 1
         template = (
             next(iter(batch.categories.values()), {})
-            if batch.dataset.kind == Kind.KEYPOINTS
+            if shape(batch.dataset.kind).has_keypoints
             else {}
         )
         data = {
@@ -893,7 +893,7 @@ def write_proposals(dataset: Dataset, user, job_id: int, proposals: list[dict]) 
         if item is None:
             continue
         score = round(float(proposal.get("score", 0.0)), 4)
-        if dataset.kind == Kind.CLASSIFICATION:
+        if shape(dataset.kind).one_label_per_image:
             if str(item.uid) in labelled or proposal.get("category") not in cats:
                 continue  # a label the student already chose is never replaced
             meta = {"score": score, "job": job_id, "scores": proposal.get("scores", {})}
@@ -992,7 +992,7 @@ def queue(dataset: Dataset, user, name: str = "all", offset: int = 0, limit: int
         first.sort(key=lambda u: (scores[u], str(u)))
         rest = rest.exclude(uid__in=first)
     elif name == "unlabelled":
-        if dataset.kind == Kind.CLASSIFICATION:
+        if shape(dataset.kind).one_label_per_image:
             labelled = [u for u, c in labels.items() if c is not None]
             cleared = [u for u, c in labels.items() if c is None]
             bare = Q(category_index__isnull=True) & ~Q(uid__in=labelled) | Q(uid__in=cleared)

@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
+from trainer.kinds import shape
 from webapp.datasets import queries
 from webapp.datasets.actions import DatasetError
 from webapp.datasets.exporters import ExportItem, export_coco, export_imagefolder
@@ -62,7 +63,7 @@ def export(dataset: Dataset, version: int, fmt: str) -> tuple[Iterator[bytes], s
     base = slugify(dataset.name, allow_unicode=False) or f"dataset-{dataset.pk}"
     file_name = f"{base}-v{version}-{fmt}.zip"
     if fmt == "imagefolder":
-        if dataset.kind != "classification":
+        if not shape(dataset.kind).one_label_per_image:
             raise DatasetError(
                 _("ImageFolder holds classes only; export this dataset as COCO."), field="format"
             )

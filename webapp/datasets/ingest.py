@@ -17,6 +17,7 @@ from django.db.models import Count
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from trainer.kinds import shape
 from webapp.datasets import masks, preparing, splits
 from webapp.datasets.models import (
     Annotation,
@@ -162,7 +163,7 @@ class Ingest:
         if isinstance(record, Rejection):
             self.report.reject(record.path, record.reason)
             return None
-        if self.dataset.kind == "classification" and not record.label:
+        if shape(self.dataset.kind).one_label_per_image and not record.label:
             self.report.reject(record.path, _("The image has no class."))
             return None
         try:
@@ -358,7 +359,7 @@ def count_items(dataset: Dataset, version: int) -> dict:
     )
     items = Item.objects.filter(at_version(version), dataset=dataset)
     counts: dict[str, dict[str, int]] = {}
-    if dataset.kind == "classification":
+    if shape(dataset.kind).one_label_per_image:
         rows = items.values("split", "category_index").annotate(n=Count("id"))
         for row in rows:
             name = names.get(row["category_index"], "?")

@@ -4,6 +4,7 @@ from django.core.cache import cache
 from django.db.models import Count, F, QuerySet, Window
 from django.db.models.functions import RowNumber
 
+from trainer.kinds import shape
 from webapp.datasets.models import Annotation, Category, Dataset, Item, at_version
 
 
@@ -64,7 +65,7 @@ def class_counts(dataset: Dataset, version: int | None = None) -> list[dict]:
 def _class_counts(dataset: Dataset, version: int | None) -> list[dict]:
     names = category_names(dataset, version)
     items = items_at(dataset, version)
-    if dataset.kind == "classification":
+    if shape(dataset.kind).one_label_per_image:
         rows = items.values("category_index").annotate(n=Count("id"))
         counts = {row["category_index"]: row["n"] for row in rows}
     else:
@@ -88,7 +89,7 @@ def filter_items(items: QuerySet[Item], dataset: Dataset, split: str = "", categ
             index = int(category)
         except (TypeError, ValueError):  # a class that cannot exist (?class=abc): no match
             return items.none()
-        if dataset.kind == "classification":
+        if shape(dataset.kind).one_label_per_image:
             items = items.filter(category_index=index)
         else:
             items = items.filter(annotations__category_index=index).distinct()

@@ -13,6 +13,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from trainer.kinds import shape
 from webapp.accounts import permissions
 from webapp.accounts.course_views import course_for
 from webapp.datasets import actions, dedup, queries, quota, splits
@@ -164,7 +165,7 @@ def dataset_detail(request, dataset_id: int):
     if context["full"] and dataset.status == Status.READY:
         context["duplicates"] = dedup.duplicates_in(dataset)
         context["leaks"] = dedup.leak_summary(request.user, dataset)
-        if dataset.kind != "classification":  # what the labels are is the point: show some
+        if shape(dataset.kind).annotates_objects:  # what the labels are is the point: show some
             preview = queries.items_at(dataset).select_related("image").order_by("id")
             context["preview"] = list(preview[:PREVIEW_ITEMS])
             _add_shapes(dataset, context["preview"])
@@ -223,7 +224,7 @@ def gallery(request, dataset_id: int):
 def _add_shapes(dataset: Dataset, items: list[Item]) -> None:
     """Give each item of a page of thumbnails the shapes to draw over it (boxes, polygons,
     keypoints) and its number of objects; classification items have none."""
-    if dataset.kind == "classification" or not items:
+    if shape(dataset.kind).one_label_per_image or not items:
         return
     categories = queries.categories_at(dataset)
     names = {c.index: c.name for c in categories}

@@ -13,6 +13,7 @@ no "bbox", which Manabi's COCO importer reads back as the image's class.
 import json
 from collections.abc import Iterable, Iterator
 
+from trainer.kinds import shape
 from webapp.datasets import masks
 from webapp.datasets.exporters._zipstream import ExportItem, ZipFile, zip_stream
 from webapp.datasets.records import KINDS, CategoryInfo, SourceAnnotation
@@ -44,7 +45,7 @@ def _files(
                 "height": item.height,
             }
         )
-        if kind == "classification":
+        if shape(kind).one_label_per_image:
             labels = [item.label] if item.label is not None else []
             anns = [{"category_id": _category_id(name, ids, categories)} for name in labels]
         else:

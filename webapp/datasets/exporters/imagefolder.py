@@ -6,6 +6,7 @@ folder (a ZIP's empty folders are not read back).
 
 from collections.abc import Iterable, Iterator
 
+from trainer.kinds import shape
 from webapp.datasets.exporters._zipstream import ExportItem, ZipFile, folder_name, zip_stream
 from webapp.datasets.records import CategoryInfo
 
@@ -14,7 +15,7 @@ def export_imagefolder(
     items: Iterable[ExportItem], categories: list[CategoryInfo], *, kind: str = "classification"
 ) -> Iterator[bytes]:
     """Stream a ZIP with one folder per split and class; ValueError for other kinds."""
-    if kind != "classification":
+    if not shape(kind).one_label_per_image:
         raise ValueError(f"ImageFolder holds classification datasets only, not {kind}")
     return zip_stream(_files(items))
 

@@ -89,25 +89,27 @@ def kind_label(kind: str) -> str:
 
 
 def layouts(kind: str) -> str:
-    """The layouts Manabi reads for a kind, for error messages."""
-    if kind == "classification":
-        return _(
+    """The layouts Manabi reads for a kind, for error messages (a row per kind)."""
+    said = {
+        "classification": _(
             "For classification Manabi reads: one folder per class (cat/1.png, dog/2.png), "
             "optionally inside train/, val/ and test/ folders; MNIST-style IDX files "
             "(train-images-idx3-ubyte.gz …); the CIFAR-10 binary version (data_batch_1.bin …); "
             "or a COCO JSON file giving each image one category."
-        )
-    if kind == "detection":
-        return _(
+        ),
+        "detection": _(
             "For object detection Manabi reads: COCO (a JSON file such as "
             "annotations/instances_train.json, plus the images); Pascal VOC (Annotations/*.xml "
             "plus JPEGImages/); or YOLO (images/, labels/*.txt and data.yaml or classes.txt)."
-        )
-    if kind == "segmentation":
-        return _("For segmentation Manabi reads COCO JSON files with polygon or RLE segmentations.")
-    return _(
-        "For keypoints Manabi reads COCO JSON files with keypoints and categories[].keypoints."
-    )
+        ),
+        "segmentation": _(
+            "For segmentation Manabi reads COCO JSON files with polygon or RLE segmentations."
+        ),
+        "keypoints": _(
+            "For keypoints Manabi reads COCO JSON files with keypoints and categories[].keypoints."
+        ),
+    }
+    return said.get(kind) or said["keypoints"]
 
 
 def unsupported(kind: str, detail: str = "") -> UnsupportedArchive:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 from django.utils.translation import gettext as _
 
+from trainer.kinds import shape
 from webapp.datasets.archive import Entry, EntryUnreadable, SafeZip
 from webapp.datasets.importers._common import not_used, wrong_kind
 from webapp.datasets.records import CategoryInfo, ImportResult, Rejection, SourceImage
@@ -58,7 +59,7 @@ def detect(entries: list[Entry]) -> bool:
 
 def read(zf: SafeZip, entries: list[Entry], kind: str) -> ImportResult:
     """Read the class names now and the batches lazily, one file at a time."""
-    if kind != "classification":
+    if not shape(kind).one_label_per_image:  # a class per image is all the format holds
         raise wrong_kind("CIFAR-10", "classification", kind)
     names = list(DEFAULT_NAMES)
     for entry in entries:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from django.utils.translation import gettext as _
 
 from trainer import limits
+from trainer.kinds import SHAPES, Shape, shape
 from webapp.datasets import masks
 from webapp.datasets.archive import Entry, EntryUnreadable, SafeZip
 from webapp.datasets.importers._common import (
@@ -119,27 +120,29 @@ def read(zf: SafeZip, entries: list[Entry], kind: str, files: list[CocoFile]) ->
 
 
 def _kinds(doc: dict) -> set[str]:
-    """The kinds a COCO document can serve."""
-    kinds: set[str] = set()
+    """The kinds a COCO document can serve: those whose shape (trainer.kinds.SHAPES) it has.
+    Whole-image labels (annotations without a box or mask) serve a kind of one label per
+    image when no annotation has an object; boxes or masks serve one of objects, masks one
+    with masks too; keypoints (an annotation's, or named by a category) one with keypoints."""
     categories = doc.get("categories")
     categories = categories if isinstance(categories, list) else []
-    if any(isinstance(c, dict) and c.get("keypoints") for c in categories):
-        kinds.add("keypoints")
-    plain = False
+    keypoints = any(isinstance(c, dict) and c.get("keypoints") for c in categories)
+    plain = objects = regions = False
     for ann in doc["annotations"]:
         if not isinstance(ann, dict):
             continue
-        if ann.get("bbox") is None and not _mask_in(ann):
-            plain = True
-        else:
-            kinds.add("detection")
-        if _mask_in(ann):
-            kinds.add("segmentation")
-        if ann.get("keypoints"):
-            kinds.add("keypoints")
-    if plain and "detection" not in kinds:
-        kinds.add("classification")
-    return kinds
+        mask = _mask_in(ann)
+        objects |= ann.get("bbox") is not None or mask
+        plain |= ann.get("bbox") is None and not mask
+        regions |= mask
+        keypoints |= bool(ann.get("keypoints"))
+
+    def serves(its: Shape) -> bool:
+        if its.one_label_per_image:
+            return plain and not objects
+        return (keypoints if its.has_keypoints else objects) and (regions or not its.has_masks)
+
+    return {kind for kind, its in SHAPES.items() if serves(its)}
 
 
 def _mask_in(ann: dict) -> bool:
@@ -296,7 +299,7 @@ def _image(
             }
             return Rejection(entry.name, reason)
     label = None
-    if kind == "classification":
+    if shape(kind).one_label_per_image:
         classes = sorted({a.category for a in converted})
         if not classes:
             return Rejection(entry.name, _("No annotation gives this image a class."))
@@ -317,12 +320,13 @@ def _annotation(
             _("An annotation names category %(id)s, which the file's categories do not list.")
             % {"id": ann.get("category_id")}
         )
-    if kind == "classification":
+    wanted = shape(kind)
+    if wanted.one_label_per_image:
         return SourceAnnotation(info.name)
-    segmentation = _segmentation(ann.get("segmentation"), image) if kind == "segmentation" else None
+    segmentation = _segmentation(ann.get("segmentation"), image) if wanted.has_masks else None
     bbox = _numbers(ann.get("bbox"), 4, "bbox") if ann.get("bbox") is not None else None
     keypoints = None
-    if kind == "keypoints" and ann.get("keypoints"):
+    if wanted.has_keypoints and ann.get("keypoints"):
         keypoints = _keypoints(ann["keypoints"], info)
     if bbox is None and segmentation:
         bbox = _box_around(segmentation)

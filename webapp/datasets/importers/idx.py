@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from django.utils.translation import gettext as _
 
+from trainer import kinds as trainer_kinds
 from webapp.datasets.archive import Entry, EntryUnreadable, SafeZip
 from webapp.datasets.importers._common import UnsupportedArchive, not_used, wrong_kind
 from webapp.datasets.records import CategoryInfo, ImportResult, Rejection, SourceImage
@@ -52,7 +53,7 @@ def detect(entries: list[Entry]) -> bool:
 
 def read(zf: SafeZip, entries: list[Entry], kind: str) -> ImportResult:
     """Check every pair's headers now; unpack the pixels lazily."""
-    if kind != "classification":
+    if not trainer_kinds.shape(kind).one_label_per_image:  # a class per image: all IDX holds
         raise wrong_kind("MNIST IDX", "classification", kind)
     found: dict[tuple[str, str], dict[str, Entry]] = {}
     for entry in entries:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 from django.utils.translation import gettext as _
 
+from trainer.kinds import shape
 from webapp.datasets.archive import Entry, SafeZip
 from webapp.datasets.importers._common import (
     SPLIT_FOLDERS,
@@ -25,7 +26,7 @@ Placed = tuple[Entry, str | None, str]  # entry, split, class
 
 def read(zf: SafeZip, entries: list[Entry], kind: str) -> ImportResult:
     """Read class folders; raise UnsupportedArchive when no file is inside one."""
-    if kind != "classification":
+    if not shape(kind).one_label_per_image:  # a folder gives its images one class each
         raise unsupported(kind)
     structure = [e.name.split("/") for e in entries if is_image(e.name)] or [
         e.name.split("/") for e in entries

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from django.utils.translation import gettext as _
 
+from trainer.kinds import shape
 from webapp.datasets.archive import Entry, EntryUnreadable, SafeZip
 from webapp.datasets.importers._common import (
     IMAGE_SUFFIXES,
@@ -63,7 +64,7 @@ def detect(zf: SafeZip, entries: list[Entry]) -> bool:
 
 def read(zf: SafeZip, entries: list[Entry], kind: str) -> ImportResult:
     """Parse every annotation XML (small), then yield images lazily."""
-    if kind != "detection":
+    if not shape(kind).boxes_only:  # boxes are all the format holds
         raise wrong_kind("Pascal VOC", "detection", kind)
     parsed: list[_VocFile | Rejection] = []
     for entry in entries:

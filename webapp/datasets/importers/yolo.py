@@ -15,6 +15,7 @@ import yaml
 from django.utils.translation import gettext as _
 from PIL import Image, UnidentifiedImageError
 
+from trainer.kinds import shape
 from webapp.datasets.archive import Entry, EntryUnreadable, SafeZip
 from webapp.datasets.importers._common import (
     UnsupportedArchive,
@@ -70,7 +71,7 @@ def detect(entries: list[Entry]) -> bool:
 
 def read(zf: SafeZip, entries: list[Entry], kind: str) -> ImportResult:
     """Read the class names, then pair images with label files lazily."""
-    if kind != "detection":
+    if not shape(kind).boxes_only:  # boxes are all the format holds
         raise wrong_kind("YOLO", "detection", kind)
     names, names_entry = _class_names(zf, entries)
     categories = [CategoryInfo(n) for n in names]
