@@ -12,7 +12,7 @@ import importlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -26,6 +26,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 from trainer import budget, kinds, limits
@@ -337,7 +338,26 @@ class JobSpec(_Settings):
     The settings every kind shares. A spec is one of the kinds' subclasses below
     (`ClassificationSpec`, `DetectionSpec`, `SegmentationSpec`, `KeypointsSpec`), chosen by its
     `kind`: `load_spec` decides.
+
+    A kind's training defaults (its recipe) are its class's `RECIPE`: the defaults of these
+    shared settings for that kind, bounds unchanged. A spec that leaves them out gets them, and
+    so does the Train page, which reads its defaults from the kind's JSON schema.
     """
+
+    # {setting: default} for this kind, over the shared defaults below (__pydantic_init_subclass__).
+    RECIPE: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        recipe = cls.__dict__.get("RECIPE")
+        if not recipe:
+            return
+        fields = cls.__pydantic_fields__
+        for name, value in recipe.items():
+            # The same field (type, bounds, description) with the recipe's default.
+            fields[name] = FieldInfo.merge_field_infos(fields[name], default=value)
+        cls.model_rebuild(force=True)
 
     spec_version: Literal[1] = 1
     kind: Kind = "classification"
@@ -520,6 +540,16 @@ class DetectionSpec(_NoClassificationSettings):
     """Boxes around every object of each class: a detector, mAP, per-image errors."""
 
     kind: Literal["detection"] = "detection"
+    # The recipe that trains centernet_tiny on the 300-image shapes sample to val mAP@0.5 ≥ 0.8
+    # on a 2-core CPU (benchmarks/kinds_e2e_bench.py, docs/benchmarks.md).
+    RECIPE = {
+        "optimizer": "adamw",
+        "lr": 4e-3,
+        "weight_decay": 1e-4,
+        "schedule": "onecycle",
+        "batch_size": 16,
+        "epochs": 12,
+    }
     model: ModelChoice = "centernet_tiny"
     score_threshold: Fraction = 0.05  # boxes kept in the predictions (the results page filters)
     max_detections: int = Field(default=100, ge=1, le=limits.MAX_DETECTIONS)  # per image
@@ -530,6 +560,16 @@ class SegmentationSpec(_NoClassificationSettings):
     """A class for every pixel: an encoder–decoder (the lecture's U-Net), IoU and Dice."""
 
     kind: Literal["segmentation"] = "segmentation"
+    # The recipe that trains the U-Net on the 1,000-image shapes sample to val mIoU ≥ 0.8 on a
+    # 2-core CPU (benchmarks/kinds_e2e_bench.py, docs/benchmarks.md).
+    RECIPE = {
+        "optimizer": "adamw",
+        "lr": 3e-3,
+        "weight_decay": 1e-4,
+        "schedule": "onecycle",
+        "batch_size": 8,
+        "epochs": 10,
+    }
     model: ModelChoice = "unet"
     # The U-Net's channels in its first block (doubled at every level down); others ignore it.
     width: int = Field(default=16, ge=4, le=64)
@@ -545,6 +585,16 @@ class KeypointsSpec(_NoClassificationSettings):
     """Named points of a figure (pose): a heat map per keypoint, PCK and OKS AP."""
 
     kind: Literal["keypoints"] = "keypoints"
+    # The recipe that trains pose_unet on the 1,000 stick figures to val PCK@0.1 ≥ 0.8 on a
+    # 2-core CPU (benchmarks/kinds_e2e_bench.py, docs/benchmarks.md).
+    RECIPE = {
+        "optimizer": "adamw",
+        "lr": 3e-3,
+        "weight_decay": 1e-4,
+        "schedule": "onecycle",
+        "batch_size": 32,
+        "epochs": 6,
+    }
     model: ModelChoice = "pose_unet"
     # The Gaussian target's spread around each true point, in heat-map pixels.
     sigma: float = Field(default=2.0, ge=0.5, le=8.0)

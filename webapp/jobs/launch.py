@@ -173,9 +173,10 @@ def _context(request, dataset: Dataset, form: launch_form.TrainForm, runs: list[
         "errors": errors,
         "other_errors": {k: v for k, v in errors.items() if k == "__all__"},
         "kind": kind,
-        "hyper": [_field(s, form) for s in launch_form.HYPER if _applies(s, kind)],
+        # The kind's own bounds and defaults (its recipe): launch_form.kind_settings.
+        "hyper": [_field(s, form) for s in launch_form.hyper(kind) if _applies(s, kind)],
         "offers_kfold": any(s.name == "kfold" and _applies(s, kind) for s in launch_form.HYPER),
-        "augment": [_field(s, form) for s in launch_form.AUGMENT],
+        "augment": [_field(s, form) for s in launch_form.augment(kind)],
         "sources": launch_form.model_sources(kind),
         "presets": [_model_option(e) for e in launch_form.model_choices(kind, "preset")],
         "torchvision": [_model_option(e) for e in launch_form.model_choices(kind, "torchvision")],

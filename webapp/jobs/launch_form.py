@@ -7,7 +7,7 @@ explanations are the lecture's words, in the reader's language.
 """
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from trainer import catalog  # torch-free
-from trainer.spec import LECTURE_AUGMENTATION, spec_class  # pydantic only: no torch
+from trainer.spec import LECTURE_AUGMENTATION, SPECS, spec_class  # pydantic only: no torch
 from webapp.jobs import spec_check
 from webapp.jobs.layer_builder import MAX_LAYERS
 
@@ -28,7 +28,7 @@ STARTER_LAYERS = [
     {"type": "Dense", "units": 64, "activation": "relu"},
     {"type": "Dropout", "rate": 0.25},
 ]  # fmt: skip
-SCHEMA_KIND = "classification"  # whose schema the bounds come from (every kind shares them)
+SCHEMA_KIND = "classification"  # whose schema SETTINGS come from; kind_settings: a kind's own
 _FROM_SCHEMA = object()
 
 
@@ -215,6 +215,42 @@ FIELD_OF_PATH.update(
 )
 
 
+@cache
+def kind_settings(kind: str) -> dict[str, Setting]:
+    """SETTINGS as the Train page of a dataset of `kind` has them: bounds from that kind's own
+    schema, and the hyperparameters' defaults too (the kind's recipe, `JobSpec.RECIPE`), so the
+    page starts where a spec that leaves them out would. Switches keep their own start (early
+    stopping off, augmentation at the lecture's values)."""
+    if kind == SCHEMA_KIND or kind not in SPECS:
+        return SETTINGS
+    return {name: _in_kind(setting, kind) for name, setting in SETTINGS.items()}
+
+
+def _in_kind(setting: Setting, kind: str) -> Setting:
+    own = schema_property(setting.path, kind) if setting.for_kind(kind) else None
+    if own is None:
+        return setting  # another kind's setting: never shown nor read for this kind
+    recipe = setting.name in {s.name for s in HYPER} and setting.kind != "bool"
+    return replace(
+        setting,
+        default=own.get("default") if recipe else setting.default,
+        low=own.get("minimum", own.get("exclusiveMinimum")),
+        high=own.get("maximum", own.get("exclusiveMaximum")),
+        above="exclusiveMinimum" in own,
+        below="exclusiveMaximum" in own,
+    )
+
+
+def hyper(kind: str) -> list[Setting]:
+    """HYPER for a dataset of `kind` (kind_settings)."""
+    return [kind_settings(kind)[s.name] for s in HYPER]
+
+
+def augment(kind: str) -> list[Setting]:
+    """AUGMENT for a dataset of `kind` (kind_settings)."""
+    return [kind_settings(kind)[s.name] for s in AUGMENT]
+
+
 @dataclass
 class TrainForm:
     """What the student typed (kept as typed), the spec made of it, and the problems by field."""
@@ -260,7 +296,7 @@ def model_sources(kind: str) -> list[str]:
 
 def initial(kind: str = "classification") -> TrainForm:
     """The form as a new Train page shows it for a dataset of `kind`: its default model chosen."""
-    values: dict[str, Any] = {s.name: s.default for s in SETTINGS.values()}
+    values: dict[str, Any] = {s.name: s.default for s in kind_settings(kind).values()}
     values["augment"] = False
     first = {source: model_choices(kind, source) for source in ("preset", "torchvision")}
     default = next((entry.name for entry in catalog.models(kind) if entry.default), "")
@@ -296,17 +332,18 @@ def read(post, runs: dict[str, Any], kind: str = "classification") -> TrainForm:
     skipped = {"early_stopping", "patience"}  # read below, like momentum, only when they apply
     if form.values["optimizer"] != "sgd":
         skipped.add("momentum")
-    for setting in HYPER:
+    settings = kind_settings(kind)  # the kind's bounds and defaults
+    for setting in hyper(kind):
         if not setting.for_kind(kind):
             continue  # another kind's setting (a U-Net's width on a classifier's page)
         value = None if setting.name in skipped else _parse(form, setting)
         if value is not None:
             spec[setting.path] = value
     if form.values["early_stopping"]:
-        spec["early_stopping"] = {"patience": _parse(form, SETTINGS["patience"])}
+        spec["early_stopping"] = {"patience": _parse(form, settings["patience"])}
     if form.values["augment"]:
-        spec["augmentation"] = {s.path.split(".")[1]: _parse(form, s) for s in AUGMENT}
-    spec = _drop_defaults(spec)
+        spec["augmentation"] = {s.path.split(".")[1]: _parse(form, s) for s in augment(kind)}
+    spec = _drop_defaults(spec, kind)
     spec.update(_transfer(form, spec, runs))
     form.spec = spec
     return form
@@ -370,12 +407,14 @@ def _parse(form: TrainForm, setting: Setting):
     return value
 
 
-def _drop_defaults(spec: dict) -> dict:
-    """Keep the spec short: what the student chose, without the trainer's own defaults."""
+def _drop_defaults(spec: dict, kind: str = SCHEMA_KIND) -> dict:
+    """Keep the spec short: what the student chose, without the kind's own defaults; a kind's
+    recipe is written out, so the run says what it trained with if the recipe changes later."""
     keep = {"model", "epochs", "batch_size", "optimizer", "lr"}
+    keep |= set(SPECS[kind].RECIPE if kind in SPECS else ())
     if spec.get("optimizer") == "sgd":
         keep.add("momentum")
-    defaults = {s.path: s.default for s in HYPER}
+    defaults = {s.path: s.default for s in hyper(kind)}
     return {
         key: value
         for key, value in spec.items()
