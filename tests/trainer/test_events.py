@@ -196,3 +196,88 @@ def test_every_kind_has_a_payload_helper_or_a_typed_model():
 
     typed = {"started": StartedEvent, "epoch": EpochEvent, "finished": FinishedEvent}
     assert all(kind in typed or callable(getattr(events, kind)) for kind in KINDS)
+
+
+# --- the per-kind shapes: epochs, stored results, per-image predictions ------------------------
+
+
+@pytest.mark.parametrize("kind", ["classification", "detection", "segmentation", "keypoints"])
+def test_each_kinds_epoch_model_names_its_epoch_figures(kind):
+    import trainer.events as events
+    from trainer import kinds
+
+    shape = events.EPOCHS[kind]
+    assert issubclass(shape, EpochEvent)
+    assert set(kinds.EPOCH_FIGURES[kind]) <= set(shape.model_fields)
+    with pytest.raises(ValidationError):  # text is no figure
+        shape.model_validate({"epoch": 1, "train_loss": "0.3"})
+    assert set(shape.model_validate({"epoch": 1, "train_loss": 0.3}).figures()) >= {"train_loss"}
+
+
+def test_finished_events_splits_are_the_kinds_evaluations():
+    import trainer.events as events
+
+    finished = FinishedEvent.model_validate(
+        {"kind": "detection", "test": {"map50": 0.5, "map": 0.3}, "val": {}}
+    )
+    assert isinstance(finished.test, events.DetectionEvaluation) and finished.val is None
+    with pytest.raises(ValidationError):  # a classifier's evaluation is no detector's
+        FinishedEvent.model_validate({"kind": "detection", "test": {"accuracy": 0.5}})
+    with pytest.raises(ValidationError):  # NaN never reaches a page or a JSON column
+        FinishedEvent.model_validate({"test": {"loss": math.nan, "accuracy": 0.5}})
+
+
+def test_a_stored_result_is_read_as_far_as_it_fits():
+    import trainer.events as events
+
+    odd = {"test": {"miou": "0.5", "dice": True, "pixel_accuracy": 0.9, "per_class": "no"}}
+    shown = events.read_result("segmentation", odd)
+    assert isinstance(shown.test, events.SegmentationEvaluation) and shown.val is None
+    assert (shown.test.miou, shown.test.dice, shown.test.pixel_accuracy) == (None, None, 0.9)
+    assert shown.test.per_class == []
+    rows = [None, {"name": "x", "pck": -1}, {"name": 3}]
+    table = events.read_result("keypoints", {"val": {"per_keypoint": rows}}).val.per_keypoint
+    assert table[0] is None and table[1].pck == -1.0 and table[1].labelled is None
+    assert table[2].name is None  # places kept: a row's place is its keypoint
+    folds = events.read_result("classification", {"folds": [0.5, 0.7], "mean_accuracy": 0.6})
+    assert folds.kfold.mean_accuracy == 0.6 and folds.test is None
+    assert events.read_result("nonsense", "not a dict").test is None
+
+
+def test_prediction_rows_are_read_as_far_as_they_fit():
+    import trainer.events as events
+
+    rows = events.read_predictions(
+        "keypoints",
+        [None, 3, {"id": 1, "height": "tall", "truth": [[1, 2, 2], [None, 4, 2]], "oks": 0.5}],
+    )
+    assert len(rows) == 1 and rows[0].height is None and rows[0].oks == 0.5
+    assert rows[0].truth == [[1.0, 2.0, 2.0], None]  # a point that does not fit: None, in place
+    boxes = events.read_predictions(
+        "detection", [{"id": 2, "boxes": [[0, 0, 4, 4], [1, 2]], "labels": [0, True]}]
+    )
+    assert boxes[0].boxes == [[0.0, 0.0, 4.0, 4.0], None] and boxes[0].labels == [0, None]
+    masks = events.read_predictions("segmentation", [{"id": 3, "truth": {"1": 12}, "size": "4x6"}])
+    assert masks[0].truth is None and masks[0].size is None  # a mask map is read whole or not
+    assert events.read_predictions("classification", {"rows": []}) == []
+
+
+def test_the_trainers_prediction_rows_fit_their_models():
+    torch = pytest.importorskip("torch")
+    import trainer.events as events
+    from trainer import detection_metrics, keypoint_metrics, metrics
+
+    logits, targets = torch.tensor([[2.0, 0.1], [0.2, 1.0]]), torch.tensor([0, 0])
+    for row in metrics.predictions(logits, targets, [11, 12]):
+        events.ClassificationPrediction.model_validate(row)
+    for row in metrics.misclassified(logits, targets, [11, 12]):
+        events.Misclassified.model_validate(row)
+    truth = [{"boxes": [[0.0, 0.0, 10.0, 10.0]], "labels": [0]}]
+    found = [{"boxes": [[30.0, 30.0, 5.0, 5.0]], "scores": [0.9], "labels": [1]}]
+    for row in detection_metrics.prediction_rows([7], [(64, 48)], truth, found):
+        shown = events.DetectionPrediction.model_validate(row)
+        assert {e.type for e in shown.errors} == {"false_positive", "missed"}
+    person = {"keypoints": [[1.0, 2.0, 2], [3.0, 4.0, 0]], "box": [0.0, 0.0, 8.0, 8.0]}
+    guess = {"keypoints": [[1.5, 2.0, 0.9], [3.0, 4.0, 0.1]], "box": [0, 0, 8, 8], "score": 0.8}
+    row = keypoint_metrics.prediction_row(5, 64, 64, [person], [guess], [0.1, 0.1])
+    assert events.KeypointsPrediction.model_validate(row).errors[1] is None
