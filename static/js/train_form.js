@@ -194,16 +194,25 @@ async function validate() {
 // --- transfer and comparisons -------------------------------------------------------------
 function updateTransfer() {
   const source = field("transfer_source");
-  const imagenet = source.querySelector("option[value=imagenet]");
-  let reason = "";
-  if (modelSource() !== "torchvision") reason = text.noImagenet;
-  else if (field("torchvision").selectedOptions[0]?.dataset.imagenet !== "1") {
-    reason = text.noWeights;
+  const chosen = field("torchvision").selectedOptions[0];
+  const reasons = [];
+  // Pretrained weights: offered for a torchvision model whose file the administrator provided
+  // (data-imagenet, data-coco); the COCO option is on the page only where some model has it.
+  for (const [value, label, noModel, noFile] of [
+    ["imagenet", "ImageNet", text.noImagenet, text.noWeights],
+    ["coco", "COCO", text.noCoco, text.noCocoWeights],
+  ]) {
+    const option = source.querySelector(`option[value=${value}]`);
+    if (!option) continue;
+    let reason = "";
+    if (modelSource() !== "torchvision") reason = noModel;
+    else if (chosen?.dataset[value] !== "1") reason = noFile;
+    option.disabled = Boolean(reason);
+    if (reason && source.value === value) source.value = "none";
+    if (reason) reasons.push(`${label}: ${reason}`);
   }
-  imagenet.disabled = Boolean(reason);
-  if (reason && source.value === "imagenet") source.value = "none";
   const kept = switched?.source === source.value ? switched.message : "";
-  const lines = [kept, reason && `ImageNet: ${reason}`].filter(Boolean);
+  const lines = [kept, ...reasons].filter(Boolean);
   document.getElementById("source-note").textContent = lines.join(" ");
   document.getElementById("imagenet-where").hidden = modelSource() !== "torchvision";
   const none = source.value === "none";

@@ -180,6 +180,10 @@ def _context(request, dataset: Dataset, form: launch_form.TrainForm, runs: list[
         "sources": launch_form.model_sources(kind),
         "presets": [_model_option(e) for e in launch_form.model_choices(kind, "preset")],
         "torchvision": [_model_option(e) for e in launch_form.model_choices(kind, "torchvision")],
+        # "COCO" is offered where a model of this kind has its COCO file on this server.
+        "coco_offered": any(
+            catalog.weights_available(entry, "coco") for entry in catalog.models(kind)
+        ),
         "runs": [_run_option(request.user, run, dataset) for run in runs],
         "modes": _modes(),
         "compare": launch_groups.COMPARE.values(),
@@ -214,6 +218,7 @@ def _model_option(entry: catalog.ModelEntry) -> dict:
         "cpu_note": entry.cpu_note_in(language),
         "default": entry.default,
         "imagenet": catalog.weights_available(entry),
+        "coco": catalog.weights_available(entry, "coco"),
     }
 
 
@@ -332,6 +337,10 @@ def _js_text() -> dict:
         "random": _("random"),
         "noImagenet": _("Only torchvision models have ImageNet weights."),
         "noWeights": _("The administrator has not provided this model's ImageNet weights."),
+        "noCoco": _(
+            "Only torchvision's detection, segmentation and keypoint models have COCO weights."
+        ),
+        "noCocoWeights": _("The administrator has not provided this model's COCO weights."),
         "sourceModel": _("This run trained %(model)s: the model above was switched to it."),
         "settings": {
             "filters": _("filters"),

@@ -448,7 +448,7 @@ def _transfer(form: TrainForm, spec: dict, runs: dict[str, Any]) -> dict:
                 )
                 % {"id": run.pk},
             )
-    elif source != "imagenet":
+    elif source not in ("imagenet", "coco"):  # whether the model has them: spec_check
         form.add_error("transfer_source", _("Choose one of the options."))
         return {}
     return {"transfer": {"source": source, "mode": mode}}

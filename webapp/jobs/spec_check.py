@@ -49,13 +49,13 @@ def source_problem(user: User, spec: dict) -> str | None:
     """Why `user` may not start from the spec's transfer source, or None when they may."""
     transfer = spec.get("transfer") if isinstance(spec, dict) else None
     source = transfer.get("source", "none") if isinstance(transfer, dict) else "none"
-    if source in ("none", "imagenet"):
-        return None
+    if source in ("none", "imagenet", "coco"):
+        return None  # pretrained weights: `catalog_problems` checks the model has them
     job_id = source_job_id(spec)
     if job_id is None:
         return _(
-            "Transfer from “none”, “imagenet” or an earlier run of yours as “job:<id>” (for "
-            "example job:12); files on the server cannot be named."
+            "Transfer from “none”, “imagenet”, “coco” or an earlier run of yours as “job:<id>” "
+            "(for example job:12); files on the server cannot be named."
         )
     job = Job.objects.select_related("course", "dataset").filter(pk=job_id).first()
     if job is None or not permissions.can_start_from(user, job):
@@ -160,8 +160,8 @@ def model_of(spec: dict, kind: str):
 
 def catalog_problems(spec: dict) -> dict[str, str]:
     """What the trainer's registry would refuse, found in its torch-free catalog: an unknown
-    model or one of another kind, images too small, ImageNet weights that the model lacks or
-    the server does not have."""
+    model or one of another kind, images too small, ImageNet or COCO weights that the model
+    lacks or the server does not have."""
     kind = spec_kind(spec)
     model = model_of(spec, kind)
     transfer = spec.get("transfer")
@@ -171,6 +171,11 @@ def catalog_problems(spec: dict) -> dict[str, str]:
         if source == "imagenet":
             problems["spec.transfer.source"] = _(
                 "A model built from layers has no ImageNet weights: transfer from an earlier run "
+                "or train from scratch."
+            )
+        elif source == "coco":
+            problems["spec.transfer.source"] = _(
+                "A model built from layers has no COCO weights: transfer from an earlier run "
                 "or train from scratch."
             )
         return problems
@@ -207,6 +212,16 @@ def catalog_problems(spec: dict) -> dict[str, str]:
             "The ImageNet weights of %(model)s are not on this server; ask the administrator to "
             "add them, or transfer from an earlier run."
         ) % {"model": entry.name}
+    elif source == "coco" and not entry.supports_coco:
+        problems["spec.transfer.source"] = _(
+            "%(model)s has no COCO weights: choose one of torchvision's detection, segmentation "
+            "or keypoint models, or transfer from an earlier run."
+        ) % {"model": entry.name}
+    elif source == "coco" and not catalog.weights_available(entry, "coco"):
+        problems["spec.transfer.source"] = _(
+            "The COCO weights of %(model)s (%(file)s) are not on this server; ask the "
+            "administrator to add them, or transfer from ImageNet or an earlier run."
+        ) % {"model": entry.name, "file": entry.coco_weights_file}
     return problems
 
 
