@@ -137,3 +137,29 @@ def test_the_openapi_schema_documents_the_kind_and_the_answer():
     properties = schema["components"]["schemas"]["ModelOut"]["properties"]
     for field in ("default", "kind", "family", "parameters", "weights_available", "cpu_note"):
         assert field in properties, field
+
+
+# --- `?task=`: the deprecated old name of `kind` ---------------------------------------------
+
+
+def test_task_is_read_as_the_old_name_of_kind(world):
+    body = _get(world, "?task=detection").json()
+    assert body["kind"] == "detection"
+    assert {m["kind"] for m in body["models"]} == {"detection"}
+    both = _get(world, "?kind=detection&task=detection").json()
+    assert both["models"] == body["models"]
+
+
+@pytest.mark.parametrize("query", ["?task=boxes", "?kind=detection&task=classification"])
+def test_a_bad_or_disagreeing_task_answers_400_naming_task(world, query):
+    body = assert_api_error(_get(world, query), 400)
+    assert list(body["errors"]) == ["task"]
+
+
+def test_the_schema_marks_task_deprecated_on_models_and_on_the_job_spec():
+    schema = Client().get("/api/v1/openapi.json").json()
+    parameters = {p["name"]: p for p in schema["paths"]["/api/v1/models"]["get"]["parameters"]}
+    assert parameters["task"]["deprecated"] is True and not parameters["kind"].get("deprecated")
+    spec = schema["components"]["schemas"]["JobIn"]["properties"]["spec"]["properties"]
+    assert spec["task"]["deprecated"] is True and not spec["kind"].get("deprecated")
+    assert "detection" in spec["task"]["enum"]

@@ -57,6 +57,18 @@ _STOPPING = tuple(
     SPECS[k].model_fields["early_stopping"].annotation for k in SPECS if k != "classification"
 )
 _SETTINGS["early_stopping"] = (Union[(EarlyStopping, *_STOPPING, bool)], None)  # noqa: UP007
+# `task`: the deprecated old name of `kind`, still read (spec_check.validate_job) so that older
+# clients keep working; both sent must be equal.
+_SETTINGS["task"] = (
+    str | None,
+    Field(
+        None,
+        description="Deprecated: the old name of `kind`. Send `kind` (or leave it out: the "
+        "dataset gives it); if both are sent they must be equal.",
+        # In the schema only: pydantic's own `deprecated=True` would warn on every read.
+        json_schema_extra={"enum": [*SPECS, None], "deprecated": True},
+    ),
+)
 JobSpecSettings = create_model(
     "JobSpecSettings",
     __config__=ConfigDict(extra="forbid"),

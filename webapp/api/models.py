@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from django.http import Http404, JsonResponse
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
-from ninja import Router, Schema
+from ninja import Query, Router, Schema
 from ninja.errors import HttpError
 from pydantic import Field, field_validator
 
@@ -129,11 +129,31 @@ def model_out(entry: catalog.ModelEntry, language: str) -> dict:
     }
 
 
+# `?task=`: the old name of `kind`, still read so that older clients keep working. Marked
+# deprecated on the parameter (ninja's Query), where OpenAPI readers look for it.
+TASK_QUERY = Query(
+    None,
+    max_length=40,
+    deprecated=True,
+    description="Deprecated: the old name of `kind`. Send `kind`; if both are sent they must "
+    "be equal.",
+)
+
+
 @router.get("/models", response={200: ModelsOut, **errors(*READ)})
-def list_models(request, kind: KindQuery = None):
+def list_models(request, kind: KindQuery = None, task: str | None = TASK_QUERY):
     """What can be trained with what: the models of every kind, or of `?kind=detection`, with
     `"default": true` on the one a spec without `model` gets, whether their pretrained weights
-    are on this server, and the layer builder's types."""
+    are on this server, and the layer builder's types. `?task=` is the deprecated old name of
+    `kind`."""
+    if task is not None:
+        if kind is not None and kind != task:
+            message = _("“kind” and its old name “task” disagree; send only “kind”.")
+            return error(message, 400, {"task": message})
+        if task not in kinds.KINDS:
+            message = _("Choose a kind: %(kinds)s.") % {"kinds": ", ".join(kinds.KINDS)}
+            return error(message, 400, {"task": message})
+        kind = task
     if kind is not None and kind not in kinds.KINDS:
         message = _("Choose a kind: %(kinds)s.") % {"kinds": ", ".join(kinds.KINDS)}
         return error(message, 400, {"kind": message})
