@@ -6,10 +6,22 @@ R-CNN), the metrics in `trainer.keypoint_metrics`, the training loop in
 `trainer.loops.keypoints`, the stick figures the tests and benchmark draw in `figures`. Inside
 the trainer every point is (x, y, v) in the model's INPUT pixels; what leaves it (predictions,
 `predict`, the metrics) is in the ORIGINAL image's pixels, as COCO writes it.
+
+The names below are imported on first use (PEP 562), so that `trainer.keypoints.figures`, which
+the web app's sample draws with, loads no torch.
 """
 
-from trainer.keypoints.augment import KeypointAugment, flip_pairs
-from trainer.keypoints.data import KeypointSplit, keypoint_count, load_split, to_original
+import importlib
+from typing import Any
+
+_WHERE = {
+    "KeypointAugment": "trainer.keypoints.augment",
+    "flip_pairs": "trainer.keypoints.augment",
+    "KeypointSplit": "trainer.keypoints.data",
+    "keypoint_count": "trainer.keypoints.data",
+    "load_split": "trainer.keypoints.data",
+    "to_original": "trainer.keypoints.data",
+}
 
 __all__ = [
     "KeypointAugment",
@@ -19,3 +31,11 @@ __all__ = [
     "load_split",
     "to_original",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value

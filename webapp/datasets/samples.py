@@ -15,25 +15,17 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
+from trainer.keypoints import figures  # Pillow only: no torch
 from webapp.datasets.records import CategoryInfo, ImportResult, SourceAnnotation, SourceImage
 
 DIGITS = [str(d) for d in range(10)]
 SHAPES = ["circle", "square", "triangle"]
-# The stick figure's nine points. Left and right are the figure's own, as in COCO: the figure
-# faces us, so its left hand, knee and foot are on the image's right.
-PERSON_KEYPOINTS = [
-    "head",
-    "neck",
-    "left_hand",
-    "right_hand",
-    "hip",
-    "left_knee",
-    "right_knee",
-    "left_foot",
-    "right_foot",
-]
+# The stick figure's nine points (trainer.keypoints.figures draws them). Left and right are the
+# figure's own, as in COCO: the figure faces us, so its left hand, knee and foot are on the
+# image's right.
+PERSON_KEYPOINTS = list(figures.NAMES)
 # 1-based pairs, as in COCO: head–neck, neck–hands, neck–hip, hip–knees, knees–feet.
-PERSON_SKELETON = [[1, 2], [2, 3], [2, 4], [2, 5], [5, 6], [5, 7], [6, 8], [7, 9]]
+PERSON_SKELETON = [list(pair) for pair in figures.SKELETON]
 FACE_LABELS = ["face", "not_face"]
 
 SHAPES_SIZE = 64  # pixels, square images
@@ -212,73 +204,22 @@ def _build_shapes_segmentation() -> ImportResult:
 # --- keypoints: stick figures with nine named points --------------------------------------------
 
 
-def _stick_figure(rng: random.Random) -> tuple[list[tuple[float, float]], float]:
-    """A random pose in figure units (height about 1, y down), in PERSON_KEYPOINTS' order, and
-    its head radius. Angles are measured from straight down; a positive one points to the
-    image's right, which is the figure's left (it faces us)."""
-    neck, hip = (0.0, -0.25), (0.0, 0.12)
-    head = (0.0, -0.40)
-
-    def limb(start: tuple[float, float], length: float, angle: float) -> tuple[float, float]:
-        return start[0] + length * math.sin(angle), start[1] + length * math.cos(angle)
-
-    left_hand = limb(neck, 0.38, math.radians(rng.uniform(15, 160)))
-    right_hand = limb(neck, 0.38, -math.radians(rng.uniform(15, 160)))
-
-    def leg(side: int) -> tuple[tuple[float, float], tuple[float, float]]:
-        """Knee and foot of one leg (side +1: the figure's left): the thigh goes out, the
-        shin bends back in at the knee, as in a squat, the foot staying on its own side."""
-        thigh = rng.uniform(10, 40)
-        shin = max(thigh - rng.uniform(15, 50), -5.0)
-        knee = limb(hip, 0.24, side * math.radians(thigh))
-        return knee, limb(knee, 0.24, side * math.radians(shin))
-
-    left_knee, left_foot = leg(+1)
-    right_knee, right_foot = leg(-1)
-    pose = [head, neck, left_hand, right_hand, hip, left_knee, right_knee, left_foot, right_foot]
-    return pose, 0.12
-
-
 def _keypoints_records() -> Iterator[SourceImage]:
+    """The stick figures of trainer.keypoints.figures (the trainer's tests and benchmark draw
+    the same ones), from the sample's own seed."""
     rng = random.Random(20240602)  # noqa: S311 - a fixed seed for the same pictures
-    size = KEYPOINTS_SIZE
     for index in range(KEYPOINTS_COUNT):
-        pose, head_radius = _stick_figure(rng)
-        turn = math.radians(rng.uniform(-25, 25))
-        cos, sin = math.cos(turn), math.sin(turn)
-        pose = [(x * cos - y * sin, x * sin + y * cos) for x, y in pose]
-        extent = max(
-            max(x for x, _ in pose) - min(x for x, _ in pose),
-            max(y for _, y in pose) - min(y for _, y in pose),
-        )
-        fits = (size - 3 - 2 * 3) / (extent + 2 * head_radius)  # the largest scale that fits
-        scale = fits * rng.uniform(0.7, 1.0)  # pixels per figure unit
-        width = min(3, max(2, round(scale * 0.06)))  # line width, pixels
-        margin = head_radius * scale + width  # how far the drawing reaches past the points
-        xs, ys = [x * scale for x, _ in pose], [y * scale for _, y in pose]
-        # Place the figure so that its drawing lies inside the image.
-        dx = rng.uniform(margin + 1 - min(xs), size - margin - 2 - max(xs))
-        dy = rng.uniform(margin + 1 - min(ys), size - margin - 2 - max(ys))
-        points = [(round(x + dx, 2), round(y + dy, 2)) for x, y in zip(xs, ys, strict=True)]
-
-        image = Image.new("RGB", (size, size), _light_colour(rng))
-        draw = ImageDraw.Draw(image)
-        colour = _strong_colour(rng)
-        for a, b in PERSON_SKELETON:
-            draw.line([points[a - 1], points[b - 1]], fill=colour, width=width)
-        (hx, hy), r = points[0], head_radius * scale
-        draw.ellipse([hx - r, hy - r, hx + r, hy + r], fill=colour)
-
-        keypoints = [v for x, y in points for v in (x, y, 2)]
-        x0 = max(0.0, min(p[0] for p in points) - margin)
-        y0 = max(0.0, min(p[1] for p in points) - margin)
-        x1 = min(float(size), max(p[0] for p in points) + margin)
-        y1 = min(float(size), max(p[1] for p in points) + margin)
-        bbox = [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)]
+        image, annotation = figures.draw_figure(rng, KEYPOINTS_SIZE)
         yield SourceImage(
             path=f"keypoints/{index:04d}.png",
             pixels=np.array(image),  # (64, 64, 3)
-            annotations=[SourceAnnotation(category="person", bbox=bbox, keypoints=keypoints)],
+            annotations=[
+                SourceAnnotation(
+                    category="person",
+                    bbox=annotation["bbox"],
+                    keypoints=annotation["keypoints"],
+                )
+            ],
         )
 
 
