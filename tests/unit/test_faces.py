@@ -60,11 +60,19 @@ def test_mediapipe_boxes_the_astronauts_face_with_a_high_score():
     assert _iou(face.box, ASTRONAUT_FACE) > 0.7, face.box
 
 
-def test_the_haar_cascade_finds_the_same_face_without_a_score():
+def test_the_haar_cascade_finds_the_same_face_with_its_weight_as_a_score():
     found = detect.find_faces(data.astronaut(), detect.HAAR)
     assert found.detector == detect.HAAR
-    assert [face.score for face in found.faces] == [None]
-    assert _iou(found.faces[0].box, ASTRONAUT_FACE) > 0.6, found.faces[0].box
+    [face] = found.faces
+    assert 0.5 < face.score < 0.65  # her final-stage weight is about 6.9: 6.9 / 11.9 = 0.58
+    assert _iou(face.box, ASTRONAUT_FACE) > 0.6, face.box
+
+
+def test_the_haar_weight_maps_to_a_score_below_one():
+    assert detect.haar_score(-2.0) == detect.haar_score(0.0) == 0.0
+    assert detect.haar_score(detect.HAAR_HALF) == 0.5
+    scores = [detect.haar_score(w) for w in (1.0, 5.4, 10.8, 1000.0)]
+    assert scores == sorted(scores) and all(0 < s < 1 for s in scores)
 
 
 def test_without_mediapipe_the_haar_cascade_answers(monkeypatch):

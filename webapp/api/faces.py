@@ -19,7 +19,11 @@ class FaceOut(Schema):
         min_length=4, max_length=4, description="[x, y, w, h] in the photo's pixels."
     )
     score: float | None = Field(
-        ge=0, le=1, description="MediaPipe's confidence; null from the Haar cascade (it has none)."
+        ge=0,
+        le=1,
+        description="MediaPipe's confidence; from the Haar cascade its final stage's weight w "
+        "as w / (w + 5), about 0.5 for a typical face: it ranks one photo's faces and is not a "
+        "probability.",
     )
 
 
