@@ -210,11 +210,25 @@ def _label_problems(
 class Augmentation(_Settings):
     """Random changes to training images; preset "lecture" is the lecture's Keras settings."""
 
-    rotation: float = Field(default=0.0, ge=0, le=180)  # degrees
-    shear: Fraction = 0.0
-    zoom: Fraction = 0.0
-    hflip: bool = False
-    vflip: bool = False
+    rotation: float = Field(
+        default=0.0,
+        ge=0,
+        le=180,
+        description="Each image is turned by a random angle up to this many degrees either way.",
+    )
+    shear: Fraction = Field(
+        default=0.0,
+        description="Slants the image by a random amount up to this (0.3 in the lecture).",
+    )
+    zoom: Fraction = Field(
+        default=0.0,
+        description="Enlarges or shrinks by a random factor between 1 − zoom and 1 + zoom.",
+    )
+    hflip: bool = Field(default=False, description="Mirrors half of the images left to right.")
+    vflip: bool = Field(
+        default=False,
+        description="Turns half of the images upside down (rarely right for digits or faces).",
+    )
     color_jitter: Fraction = 0.0
     random_crop: int = Field(default=0, ge=0, le=64)  # padding in pixels before cropping back
     preset: Literal["none", "lecture"] = "none"
@@ -293,7 +307,12 @@ class Transfer(_Settings):
 class EarlyStopping(_Settings):
     """Stop when the validation metric has not improved for `patience` epochs."""
 
-    patience: int = Field(default=5, ge=1, le=limits.MAX_PATIENCE)
+    patience: int = Field(
+        default=5,
+        ge=1,
+        le=limits.MAX_PATIENCE,
+        description="Epochs without improvement before training stops.",
+    )
     metric: Literal["val_loss", "val_acc"] = "val_loss"
 
 
@@ -330,6 +349,9 @@ InputSize = Annotated[int, Field(ge=limits.MIN_INPUT_SIZE, le=limits.MAX_INPUT_S
 
 
 Kind = Literal["classification", "detection", "segmentation", "keypoints"]  # trainer.kinds.KINDS
+_EARLY_STOPPING = (
+    "Stop when the validation loss has not improved for some epochs, before overfitting sets in."
+)
 
 
 class JobSpec(_Settings):
@@ -364,26 +386,97 @@ class JobSpec(_Settings):
     # A registry name, or a list of layers (the builder's; `layers` gives them as dicts).
     # Left out: the kind's default model (trainer.catalog.default_for).
     model: ModelChoice = "simple_cnn"
-    input_size: InputSize | None = None  # None: the model's default
+    input_size: InputSize | None = Field(  # None: the model's default
+        default=None,
+        description="Images are resized to this many pixels square; empty: the model's usual size.",
+    )
     channels: Literal[1, 3] | None = None  # None: from the data (grayscale → 1)
     data: DataSpec
-    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
-    lr: float = Field(default=1e-3, gt=0, le=limits.MAX_LR)
-    momentum: float = Field(default=0.9, ge=0, lt=1)
+    optimizer: Literal["sgd", "adam", "adamw"] = Field(
+        default="adam",
+        description="How the weights follow the gradient: SGD, or Adam/AdamW, which adapt the step "
+        "for every weight.",
+        json_schema_extra={"x-enumDescriptions": {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}},
+    )
+    lr: float = Field(
+        default=1e-3,
+        gt=0,
+        le=limits.MAX_LR,
+        description="The size of each update step (η): too large and the loss jumps about, too "
+        "small and learning is slow.",
+    )
+    momentum: float = Field(
+        default=0.9,
+        ge=0,
+        lt=1,
+        description="SGD only: keeps part of the previous step, which smooths the path downhill.",
+    )
     nesterov: bool = False
     betas: tuple[Beta, Beta] = (0.9, 0.999)
-    weight_decay: Fraction = 0.0
-    schedule: Literal["none", "step", "cosine", "onecycle"] = "none"
-    step_size: int = Field(default=10, ge=1, le=limits.MAX_EPOCHS)  # epochs per step
-    gamma: float = Field(default=0.1, gt=0, lt=1)
-    batch_size: int = Field(default=64, ge=1, le=limits.MAX_BATCH_SIZE)
-    epochs: int = Field(default=5, ge=1, le=MAX_EPOCHS)
-    label_smoothing: float = Field(default=0.0, ge=0, lt=1)  # classification only
-    early_stopping: EarlyStopping | None = None
+    weight_decay: Fraction = Field(
+        default=0.0,
+        description="Pulls the weights towards zero (L2 regularisation), against overfitting.",
+    )
+    # A choice's description may name other settings in braces: an app shows their values.
+    schedule: Literal["none", "step", "cosine", "onecycle"] = Field(
+        default="none",
+        description="How the learning rate changes during training.",
+        json_schema_extra={
+            "x-enumDescriptions": {
+                "none": "constant",
+                "step": "step decay (×{gamma} every {step_size} epochs)",
+                "cosine": "cosine decay",
+                "onecycle": "one cycle (warm up, then decay)",
+            }
+        },
+    )
+    step_size: int = Field(
+        default=10,
+        ge=1,
+        le=limits.MAX_EPOCHS,
+        description="Step decay: epochs between two steps of the learning rate.",
+    )
+    gamma: float = Field(
+        default=0.1,
+        gt=0,
+        lt=1,
+        description="Step decay: the factor the learning rate is multiplied by at every step.",
+    )
+    batch_size: int = Field(
+        default=64,
+        ge=1,
+        le=limits.MAX_BATCH_SIZE,
+        description="Images per weight update: larger batches run faster per epoch but need "
+        "more memory.",
+    )
+    epochs: int = Field(
+        default=5,
+        ge=1,
+        le=MAX_EPOCHS,
+        description="How many times the network sees every training image (one pass = one epoch).",
+    )
+    label_smoothing: float = Field(  # classification only
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="Softens the targets (e.g. 0.1) so that the model is less over-confident.",
+    )
+    early_stopping: EarlyStopping | None = Field(default=None, description=_EARLY_STOPPING)
     augmentation: Augmentation = Augmentation()
     transfer: Transfer = Transfer()
-    kfold: int = Field(default=0, ge=0, le=limits.MAX_KFOLD)  # 0: one hold-out run; k: k folds
-    seed: int = Field(default=0, ge=0, le=limits.MAX_SEED)
+    kfold: int = Field(
+        default=0,
+        ge=0,
+        le=limits.MAX_KFOLD,
+        description="0: one hold-out validation split. 2 or more: train k times on k folds and "
+        "report the mean ± std of the accuracy.",
+    )
+    seed: int = Field(
+        default=0,
+        ge=0,
+        le=limits.MAX_SEED,
+        description="Fixes the random start: the same settings then give the same result.",
+    )
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     compile: bool = False
@@ -551,9 +644,17 @@ class DetectionSpec(_NoClassificationSettings):
         "epochs": 12,
     }
     model: ModelChoice = "centernet_tiny"
-    score_threshold: Fraction = 0.05  # boxes kept in the predictions (the results page filters)
-    max_detections: int = Field(default=100, ge=1, le=limits.MAX_DETECTIONS)  # per image
-    early_stopping: DetectionEarlyStopping | None = None  # type: ignore[assignment]
+    score_threshold: Fraction = Field(
+        default=0.05,
+        description="The lowest score of a box kept in the predictions (the results page can "
+        "filter further).",
+    )
+    max_detections: int = Field(
+        default=100, ge=1, le=limits.MAX_DETECTIONS, description="The most boxes kept per image."
+    )
+    early_stopping: DetectionEarlyStopping | None = Field(  # type: ignore[assignment]
+        default=None, description=_EARLY_STOPPING
+    )
 
 
 class SegmentationSpec(_NoClassificationSettings):
@@ -572,10 +673,22 @@ class SegmentationSpec(_NoClassificationSettings):
     }
     model: ModelChoice = "unet"
     # The U-Net's channels in its first block (doubled at every level down); others ignore it.
-    width: int = Field(default=16, ge=4, le=64)
+    width: int = Field(
+        default=16,
+        ge=4,
+        le=64,
+        description="Channels of the U-Net's first block, doubled at every level down: wider "
+        "sees more, trains slower.",
+    )
     # loss = cross-entropy + dice_weight × (1 − soft Dice): Dice leaves "all background" early.
-    dice_weight: Fraction = 0.5
-    early_stopping: SegmentationEarlyStopping | None = None  # type: ignore[assignment]
+    dice_weight: Fraction = Field(
+        default=0.5,
+        description="Loss = cross-entropy + this × Dice loss. Dice counts the overlap of each "
+        "class, so a small object is not drowned by the background.",
+    )
+    early_stopping: SegmentationEarlyStopping | None = Field(  # type: ignore[assignment]
+        default=None, description=_EARLY_STOPPING
+    )
 
     def build_options(self) -> dict[str, Any]:
         return {"width": self.width} if self.model == "unet" else {}
@@ -597,8 +710,16 @@ class KeypointsSpec(_NoClassificationSettings):
     }
     model: ModelChoice = "pose_unet"
     # The Gaussian target's spread around each true point, in heat-map pixels.
-    sigma: float = Field(default=2.0, ge=0.5, le=8.0)
-    early_stopping: KeypointsEarlyStopping | None = None  # type: ignore[assignment]
+    sigma: float = Field(
+        default=2.0,
+        ge=0.5,
+        le=8.0,
+        description="How wide the Gaussian around each true keypoint is in the target heat map: "
+        "wider is easier to learn at first, narrower is more precise.",
+    )
+    early_stopping: KeypointsEarlyStopping | None = Field(  # type: ignore[assignment]
+        default=None, description=_EARLY_STOPPING
+    )
 
     def _kind_problems(self) -> list[tuple[str, str]]:
         problems = super()._kind_problems()

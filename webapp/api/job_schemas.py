@@ -49,14 +49,20 @@ for _name, _kinds in _OWN.items():
     _field = next(SPECS[k] for k in _kinds).model_fields[_name]
     _SETTINGS[_name] = (
         Annotated[(_field.annotation, *_field.metadata)],  # its bounds
-        Field(_field.default, description=f"{', '.join(_kinds)} only"),
+        Field(
+            _field.default,
+            description=" ".join(filter(None, (_field.description, f"({', '.join(_kinds)} only)"))),
+        ),
     )
 # A form's checkbox: true turns early stopping on with its defaults, false turns it off; each
 # kind watches its own figure (val_acc, val_map50, val_miou, val_pck) or the loss.
 _STOPPING = tuple(
     SPECS[k].model_fields["early_stopping"].annotation for k in SPECS if k != "classification"
 )
-_SETTINGS["early_stopping"] = (Union[(EarlyStopping, *_STOPPING, bool)], None)  # noqa: UP007
+_SETTINGS["early_stopping"] = (
+    Union[(EarlyStopping, *_STOPPING, bool)],  # noqa: UP007
+    Field(None, description=JobSpec.model_fields["early_stopping"].description),
+)
 # `task`: the deprecated old name of `kind`, still read (spec_check.validate_job) so that older
 # clients keep working; both sent must be equal.
 _SETTINGS["task"] = (

@@ -1,9 +1,10 @@
 """The Train page's form and the trainer's spec: settings with their explanations, parsing, and
 every problem named by the field the student typed it in.
 
-A setting's bounds and default are the spec's own (its JSON schema: minimum, maximum, default),
-read here rather than retyped, so the form can never offer what the trainer refuses; the
-explanations are the lecture's words, in the reader's language.
+A setting's bounds, default, choices and one-line explanation are the spec's own (its JSON
+schema: minimum, maximum, default, enum, description and the choices' x-enumDescriptions), read
+here rather than retyped, so the form can never offer what the trainer refuses nor explain it
+otherwise than the API does; the English description is the msgid of the reader's language.
 """
 
 import json
@@ -67,15 +68,31 @@ class Setting:
     name: str
     path: str
     label: Any
-    help: Any
     kind: str  # "int", "float", "choice" or "bool"
     default: Any = None
     low: float | None = None
     high: float | None = None
     above: bool = False  # the low bound itself is not allowed
     below: bool = False  # the high bound itself is not allowed
-    choices: tuple = ()  # (value, label) pairs
+    values: tuple = ()  # a choice's values (the schema's enum)
+    description: str = ""  # the schema's, in English: the msgid of `help`
+    labels: tuple = ()  # (value, English label) pairs: the schema's x-enumDescriptions
+    defaults: tuple = ()  # (setting, default) pairs a label may name in braces ("{gamma}")
     of: str = SCHEMA_KIND  # the kind whose schema has it; SCHEMA_KIND: every kind's setting
+
+    @property
+    def help(self) -> str:
+        """The one-line explanation in the reader's language."""
+        return _(self.description) if self.description else ""
+
+    @property
+    def choices(self) -> tuple:
+        """(value, label) pairs in the reader's language, the settings a label names filled in."""
+        labels, defaults = dict(self.labels), dict(self.defaults)
+        return tuple(
+            (value, _(labels[value]).format_map(defaults) if value in labels else value)
+            for value in self.values
+        )
 
     def for_kind(self, kind: str) -> bool:
         """Whether a spec of `kind` may have this setting at all."""
@@ -96,109 +113,77 @@ def _number(value):
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-def _setting(
-    name, path, label, help, kind, default=_FROM_SCHEMA, choices=(), of=SCHEMA_KIND
-) -> Setting:
-    """A setting whose bounds (and default, unless given) are the spec schema's (of the kind
-    `of`, for a setting only one kind has; the Train page shows a setting where it applies)."""
+def _setting(name, path, label, kind, default=_FROM_SCHEMA, of=SCHEMA_KIND) -> Setting:
+    """A setting whose bounds, choices, explanation (and default, unless given) are the spec
+    schema's (of the kind `of`, for a setting only one kind has; the Train page shows a setting
+    where it applies)."""
     schema = schema_property(path, of) or {}
     low = schema.get("minimum", schema.get("exclusiveMinimum"))
     high = schema.get("maximum", schema.get("exclusiveMaximum"))
+    labels = schema.get("x-enumDescriptions", {})
+    defaults = _label_defaults(of)
+    for text in labels.values():
+        text.format_map(dict(defaults))  # a label names settings that exist (KeyError at import)
     return Setting(
         name,
         path,
         label,
-        help,
         kind,
         schema.get("default") if default is _FROM_SCHEMA else default,
         low,
         high,
         above="exclusiveMinimum" in schema,
         below="exclusiveMaximum" in schema,
-        choices=choices,
+        values=tuple(schema.get("enum", ())),
+        description=schema.get("description", ""),
+        labels=tuple(labels.items()),
+        defaults=defaults,
         of=of,
+    )
+
+
+def _label_defaults(kind: str) -> tuple:
+    """(setting, default) pairs of a kind's numbers, which a choice's label may name in braces
+    (the step schedule's "×{gamma} every {step_size} epochs")."""
+    return tuple(
+        (key, _number(field["default"]))
+        for key, field in spec_schema(kind)["properties"].items()
+        if isinstance(field.get("default"), int | float) and not isinstance(field["default"], bool)
     )
 
 
 # fmt: off
 HYPER = (
-    _setting("epochs", "epochs", gettext_lazy("Epochs"), gettext_lazy(
-        "How many times the network sees every training image (one pass = one epoch)."),
-        "int"),
-    _setting("batch_size", "batch_size", gettext_lazy("Batch size"), gettext_lazy(
-        "Images per weight update: larger batches run faster per epoch but need more memory."),
-        "int"),
-    _setting("optimizer", "optimizer", gettext_lazy("Optimizer"), gettext_lazy(
-        "How the weights follow the gradient: SGD, or Adam/AdamW, which adapt the step for "
-        "every weight."),
-        "choice", choices=(("sgd", "SGD"), ("adam", "Adam"), ("adamw", "AdamW"))),
-    _setting("lr", "lr", gettext_lazy("Learning rate"), gettext_lazy(
-        "The size of each update step (η): too large and the loss jumps about, too small and "
-        "learning is slow."),
-        "float"),
-    _setting("momentum", "momentum", gettext_lazy("Momentum"), gettext_lazy(
-        "SGD only: keeps part of the previous step, which smooths the path downhill."),
-        "float"),
-    _setting("weight_decay", "weight_decay", gettext_lazy("Weight decay"), gettext_lazy(
-        "Pulls the weights towards zero (L2 regularisation), against overfitting."),
-        "float"),
-    _setting("schedule", "schedule", gettext_lazy("Learning-rate schedule"), gettext_lazy(
-        "How the learning rate changes during training."),
-        "choice", choices=(
-            ("none", gettext_lazy("constant")),
-            ("step", gettext_lazy("step decay (×0.1 every 10 epochs)")),
-            ("cosine", gettext_lazy("cosine decay")),
-            ("onecycle", gettext_lazy("one cycle (warm up, then decay)")))),
-    _setting("input_size", "input_size", gettext_lazy("Input size (pixels)"), gettext_lazy(
-        "Images are resized to this many pixels square; empty: the model's usual size."),
-        "int"),
-    _setting("early_stopping", "early_stopping", gettext_lazy("Early stopping"), gettext_lazy(
-        "Stop when the validation loss has not improved for some epochs, before overfitting "
-        "sets in."),
-        "bool", False),
-    _setting("patience", "early_stopping.patience", gettext_lazy("Patience (epochs)"),
-        gettext_lazy("Epochs without improvement before training stops."),
-        "int"),
-    _setting("label_smoothing", "label_smoothing", gettext_lazy("Label smoothing"), gettext_lazy(
-        "Softens the targets (e.g. 0.1) so that the model is less over-confident."),
-        "float"),
-    _setting("seed", "seed", gettext_lazy("Random seed"), gettext_lazy(
-        "Fixes the random start: the same settings then give the same result."),
-        "int"),
-    _setting("kfold", "kfold", gettext_lazy("k-fold cross-validation"), gettext_lazy(
-        "0: one hold-out validation split. 2–20: train k times on k folds and report the "
-        "mean ± std of the accuracy."),
-        "int"),
-    _setting("width", "width", gettext_lazy("U-Net width (channels)"), gettext_lazy(
-        "Channels of the U-Net's first block, doubled at every level down: wider sees more, "
-        "trains slower."),
-        "int", of="segmentation"),
-    _setting("dice_weight", "dice_weight", gettext_lazy("Dice loss weight"), gettext_lazy(
-        "Loss = cross-entropy + this × Dice loss. Dice counts the overlap of each class, so a "
-        "small object is not drowned by the background."),
-        "float", of="segmentation"),
-    _setting("sigma", "sigma", gettext_lazy("Heat-map σ (pixels)"), gettext_lazy(
-        "How wide the Gaussian around each true keypoint is in the target heat map: wider is "
-        "easier to learn at first, narrower is more precise."),
-        "float", of="keypoints"),
+    _setting("epochs", "epochs", gettext_lazy("Epochs"), "int"),
+    _setting("batch_size", "batch_size", gettext_lazy("Batch size"), "int"),
+    _setting("optimizer", "optimizer", gettext_lazy("Optimizer"), "choice"),
+    _setting("lr", "lr", gettext_lazy("Learning rate"), "float"),
+    _setting("momentum", "momentum", gettext_lazy("Momentum"), "float"),
+    _setting("weight_decay", "weight_decay", gettext_lazy("Weight decay"), "float"),
+    _setting("schedule", "schedule", gettext_lazy("Learning-rate schedule"), "choice"),
+    _setting("input_size", "input_size", gettext_lazy("Input size (pixels)"), "int"),
+    _setting("early_stopping", "early_stopping", gettext_lazy("Early stopping"), "bool", False),
+    _setting("patience", "early_stopping.patience", gettext_lazy("Patience (epochs)"), "int"),
+    _setting("label_smoothing", "label_smoothing", gettext_lazy("Label smoothing"), "float"),
+    _setting("seed", "seed", gettext_lazy("Random seed"), "int"),
+    _setting("kfold", "kfold", gettext_lazy("k-fold cross-validation"), "int"),
+    _setting("width", "width", gettext_lazy("U-Net width (channels)"), "int", of="segmentation"),
+    _setting("dice_weight", "dice_weight", gettext_lazy("Dice loss weight"), "float",
+             of="segmentation"),
+    _setting("sigma", "sigma", gettext_lazy("Heat-map σ (pixels)"), "float", of="keypoints"),
 )
 # Switched on, augmentation starts from the lecture's settings (the trainer's "lecture" preset).
 AUGMENT = (
-    _setting("aug_rotation", "augmentation.rotation", gettext_lazy("Rotation (°)"), gettext_lazy(
-        "Each image is turned by a random angle up to this many degrees either way."),
-        "float", LECTURE_AUGMENTATION["rotation"]),
-    _setting("aug_shear", "augmentation.shear", gettext_lazy("Shear"), gettext_lazy(
-        "Slants the image by a random amount up to this (0.3 in the lecture)."),
-        "float", LECTURE_AUGMENTATION["shear"]),
-    _setting("aug_zoom", "augmentation.zoom", gettext_lazy("Zoom"), gettext_lazy(
-        "Enlarges or shrinks by a random factor between 1 − zoom and 1 + zoom."),
-        "float", LECTURE_AUGMENTATION["zoom"]),
-    _setting("aug_hflip", "augmentation.hflip", gettext_lazy("Horizontal flip"), gettext_lazy(
-        "Mirrors half of the images left to right."),
-        "bool", LECTURE_AUGMENTATION["hflip"]),
-    _setting("aug_vflip", "augmentation.vflip", gettext_lazy("Vertical flip"), gettext_lazy(
-        "Turns half of the images upside down (rarely right for digits or faces)."),
-        "bool", LECTURE_AUGMENTATION.get("vflip", False)),
+    _setting("aug_rotation", "augmentation.rotation", gettext_lazy("Rotation (°)"), "float",
+             LECTURE_AUGMENTATION["rotation"]),
+    _setting("aug_shear", "augmentation.shear", gettext_lazy("Shear"), "float",
+             LECTURE_AUGMENTATION["shear"]),
+    _setting("aug_zoom", "augmentation.zoom", gettext_lazy("Zoom"), "float",
+             LECTURE_AUGMENTATION["zoom"]),
+    _setting("aug_hflip", "augmentation.hflip", gettext_lazy("Horizontal flip"), "bool",
+             LECTURE_AUGMENTATION["hflip"]),
+    _setting("aug_vflip", "augmentation.vflip", gettext_lazy("Vertical flip"), "bool",
+             LECTURE_AUGMENTATION.get("vflip", False)),
 )
 # fmt: on
 SETTINGS = {s.name: s for s in (*HYPER, *AUGMENT)}
@@ -238,6 +223,10 @@ def _in_kind(setting: Setting, kind: str) -> Setting:
         high=own.get("maximum", own.get("exclusiveMaximum")),
         above="exclusiveMinimum" in own,
         below="exclusiveMaximum" in own,
+        description=own.get("description", setting.description),
+        values=tuple(own.get("enum", setting.values)),
+        labels=tuple(own.get("x-enumDescriptions", dict(setting.labels)).items()),
+        defaults=_label_defaults(kind),
     )
 
 
@@ -379,7 +368,7 @@ def _parse(form: TrainForm, setting: Setting):
     if setting.kind == "bool":
         return bool(raw)
     if setting.kind == "choice":
-        if raw not in {value for value, _label in setting.choices}:
+        if raw not in setting.values:
             form.add_error(setting.name, _("Choose one of the options."))
             return None
         return raw
