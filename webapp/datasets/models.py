@@ -91,6 +91,14 @@ class Dataset(models.Model):
         return sample.in_language(get_language())["title"]
 
     @property
+    def shape(self):
+        """What the dataset's kind's data is (trainer.kinds.Shape: one_label_per_image,
+        annotates_objects, has_masks, has_keypoints): pages ask this, not the kind's name."""
+        from trainer.kinds import shape
+
+        return shape(self.kind)
+
+    @property
     def trainable(self) -> bool:
         """Whether the trainer has a loop for this dataset's kind (it says so; no torch import)."""
         from trainer.kinds import can_train

@@ -173,6 +173,7 @@ def _context(request, dataset: Dataset, form: launch_form.TrainForm, runs: list[
         "errors": errors,
         "other_errors": {k: v for k, v in errors.items() if k == "__all__"},
         "kind": kind,
+        "torchvision_help": kinds.view(kind).torchvision_help,
         # The kind's own bounds and defaults (its recipe): launch_form.kind_settings.
         "hyper": [_field(s, form) for s in launch_form.hyper(kind) if _applies(s, kind)],
         "offers_kfold": any(s.name == "kfold" and _applies(s, kind) for s in launch_form.HYPER),
