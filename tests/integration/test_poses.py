@@ -69,8 +69,10 @@ def test_a_worker_draws_the_astronauts_skeleton_and_finds_no_one_on_a_wall(
 def test_a_worker_answers_with_a_keypoints_run_the_student_picked(
     world, celery_worker_process, tmp_path
 ):
-    """trainer.loops.keypoints.predict on the worker: a tiny pose_unet (12 stick figures, two
-    epochs) trained here, its files where the run's are; the answer has the run's own points."""
+    """trainer.loops.keypoints.predict on the worker: a tiny pose_unet (12 stick figures, eight
+    epochs) trained here, its files where the run's are; the answer has the run's own points
+    for one of its figures, and no person for a blank photo (its one figure scores below
+    detect.MIN_FIGURE_SCORE: about 0.16 on the figure, 0.007 on the blank one)."""
     from trainer import driver
     from trainer.events import ListReporter
     from trainer.keypoints.figures import NAMES, SKELETON, write_figures
@@ -87,23 +89,29 @@ def test_a_worker_answers_with_a_keypoints_run_the_student_picked(
         owner=world.alice,
         dataset=dataset,
         dataset_version=1,
-        spec={"kind": "keypoints", "model": "pose_unet", "epochs": 2},
+        spec={"kind": "keypoints", "model": "pose_unet", "epochs": 8},
         status="succeeded",
     )
     figures = write_figures(tmp_path / "figures", 24, size=64, splits=(0.5, 0.25))
     spec = load_spec(
-        {"kind": "keypoints", "data": figures, "input_size": 64, "batch_size": 8, "epochs": 2,
+        {"kind": "keypoints", "data": figures, "input_size": 64, "batch_size": 8, "epochs": 8,
          "device": "cpu"},
         local_files=True,
     )  # fmt: skip
     driver.run(spec, predict.model_dir(job.pk), ListReporter())
 
-    photo = SimpleUploadedFile("figure.jpg", _jpeg(data.astronaut(), 256), "image/jpeg")
+    figure = (tmp_path / "figures" / figures["items"][0]["path"]).read_bytes()  # a train one
+    photo = SimpleUploadedFile("figure.png", figure, "image/png")
     response = Client().post("/api/v1/poses", {"image": photo, "job": job.pk}, **world.bearer("ta"))
     assert response.status_code == 200, response.content
     body = response.json()
-    assert body["source"] == f"job:{job.pk}" and (body["width"], body["height"]) == (256, 256)
+    assert body["source"] == f"job:{job.pk}" and (body["width"], body["height"]) == (64, 64)
     assert body["names"] == NAMES and body["skeleton"] == [[a - 1, b - 1] for a, b in SKELETON]
     [person] = body["people"]  # the heat-map model answers its one figure
     assert [point["name"] for point in person["keypoints"]] == NAMES
     assert all(point["visibility"] in (0, 1, 2) for point in person["keypoints"])
+
+    blank = SimpleUploadedFile("wall.jpg", _jpeg(np.full((256, 256, 3), 190, np.uint8)))
+    response = Client().post("/api/v1/poses", {"image": blank, "job": job.pk}, **world.bearer("ta"))
+    assert response.status_code == 200, response.content
+    assert response.json()["people"] == [] and response.json()["names"] == NAMES

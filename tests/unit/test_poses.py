@@ -140,6 +140,29 @@ def test_a_runs_answer_keeps_its_names_and_skeleton_and_its_scores_become_flags(
     assert flags == [2, 1, 0]
 
 
+def test_a_runs_figure_scored_below_the_threshold_is_no_person():
+    """pose_unet always answers its one figure: on a blank photo its keypoints score about a
+    flat heat map's 0.009, and the pose view then says no one was found."""
+
+    def answer(scores: list[float]) -> dict:
+        points = [
+            {"name": f"k{i}", "x": 10 + i, "y": 10, "score": score}
+            for i, score in enumerate(scores)
+        ]
+        return {"width": 64, "height": 64, "names": [p["name"] for p in points], "skeleton": [],
+                "people": [{"score": 0.9, "box": [0, 0, 64, 64], "keypoints": points}]}  # fmt: skip
+
+    blank = detect.poses_of_run(answer([0.008, 0.009, 0.007]), 3)
+    assert blank.people == []
+    assert blank.to_dict()["names"] == ["k0", "k1", "k2"]  # the run's points are still named
+    low = detect.MIN_FIGURE_SCORE
+    assert detect.poses_of_run(answer([low - 0.01] * 3), 3).people == []
+    [kept] = detect.poses_of_run(answer([low + 0.01, low + 0.03, low - 0.01]), 3).people
+    assert kept.score == 0.9
+    [confident] = detect.poses_of_run(answer([0.3, 0.02, 0.2]), 3).people  # one weak point
+    assert [point.visibility for point in confident.keypoints] == [1, 1, 1]
+
+
 # --- MediaPipe on photos -------------------------------------------------------------------------
 
 

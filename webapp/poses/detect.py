@@ -21,6 +21,13 @@ MODEL_COMPLEXITY = 1  # the "full" model: the only one inside the wheel (see the
 WORK_SIDE = 640  # photos are shrunk to this before inference (the model sees 256×256 anyway)
 VISIBLE = 0.5  # MediaPipe's visibility (or a run's keypoint score) from which a point is visible
 MAX_PEOPLE = 20  # a keypoints run answers its 20 most confident people at most
+# A run's figure whose keypoint scores average below this is not shown: "no person found".
+# The scores are in [0, 1]: pose_unet's is the heat map's probability in the 3×3 cells around
+# its peak (a flat map over a 64-pixel input's 32 × 32 cells gives 9 / 1024 ≈ 0.009; a figure
+# like its training pictures, 0.15 and more after a few epochs; a blank photo stays near the
+# flat level), Keypoint R-CNN's a sigmoid of its heat-map logits. The heat-map model always
+# answers its one figure, so without this a blank photo would get a skeleton.
+MIN_FIGURE_SCORE = 0.05
 
 COCO_NAMES = (
     "nose",
@@ -127,12 +134,22 @@ def find_pose(pixels: np.ndarray) -> Poses:
     return Poses(width, height, people, MEDIAPIPE, round(seconds, 4))
 
 
+def figure_score(row: dict) -> float:
+    """The mean score of a run's figure's keypoints (the figure's own score when it lists
+    none)."""
+    scores = [float(point.get("score") or 0.0) for point in row.get("keypoints") or []]
+    return sum(scores) / len(scores) if scores else float(row.get("score") or 0.0)
+
+
 def poses_of_run(answer: dict, job_id: int) -> Poses:
     """A keypoints run's answer (trainer.loops.keypoints.predict: keypoints with scores) in the
-    pose view's shape: each score becomes a visibility flag as MediaPipe's does."""
+    pose view's shape: each score becomes a visibility flag as MediaPipe's does, and a figure
+    whose keypoints score below MIN_FIGURE_SCORE on average is left out."""
     width, height = int(answer["width"]), int(answer["height"])
     people = []
     for row in answer.get("people") or []:
+        if figure_score(row) < MIN_FIGURE_SCORE:
+            continue  # the model is guessing: no one there
         keypoints = []
         for point in row.get("keypoints") or []:
             x, y = float(point["x"]), float(point["y"])
