@@ -541,7 +541,9 @@ class JobSpec(_Settings):
         except ValidationError:
             value = None
         if value is None or (value != 0 and value < 2):
-            raise _problems([("", "must be 0 (no cross-validation) or between 2 and 20")])
+            raise _problems(
+                [("", f"must be 0 (no cross-validation) or between 2 and {limits.MAX_KFOLD}")]
+            )
         return value
 
     @model_validator(mode="after")

@@ -7,6 +7,7 @@ from uuid import UUID
 from ninja import Schema
 from pydantic import Field
 
+from trainer.limits import MAX_KFOLD
 from webapp.api.schemas import MAX_ID, Body, Count, Id
 from webapp.datasets.models import Kind, Split, Visibility
 from webapp.datasets.samples import SAMPLES
@@ -205,7 +206,7 @@ class EditIn(Body):
     val: float = Field(0.2, ge=0, le=1, allow_inf_nan=False)
     test: float = Field(0.0, ge=0, le=1, allow_inf_nan=False)
     seed: int = Field(0, ge=0, le=MAX_SEED)
-    folds: int = Field(0, ge=0, le=20)
+    folds: int = Field(0, ge=0, le=MAX_KFOLD)
 
 
 class EditOut(Schema):

@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from trainer import limits
 from trainer.kinds import shape
 from webapp.accounts import permissions
 from webapp.accounts.models import Course, User
@@ -458,8 +459,9 @@ def resplit(dataset: Dataset, user: User, split_settings: splits.SplitSettings) 
         raise DatasetError(_("Ratios must be between 0 and 1."), field="val")
     if split_settings.val + split_settings.test >= 1:
         raise DatasetError(_("Leave some images for training."), field="val")
-    if split_settings.folds == 1 or split_settings.folds > 20 or split_settings.folds < 0:
-        raise DatasetError(_("Use 2 to 20 folds, or 0 for none."), field="folds")
+    if not (split_settings.folds == 0 or 2 <= split_settings.folds <= limits.MAX_KFOLD):
+        message = _("Use 2 to %(max)s folds, or 0 for none.") % {"max": limits.MAX_KFOLD}
+        raise DatasetError(message, field="folds")
 
     def change(number: int) -> None:
         _rewrite_items(_current_items(dataset), number, lambda item: None)

@@ -324,7 +324,7 @@ def _js_text() -> dict:
         "rangeClosed": _("Enter a value from %(low)s to %(high)s."),
         "rangeAbove": _("Enter a value above %(low)s and at most %(high)s."),
         "rangeBelow": _("Enter a value of at least %(low)s and below %(high)s."),
-        "kfold": _("Enter 0 (no cross-validation) or a number from 2 to 20."),
+        "kfold": launch_form.kfold_message(),
         "fixFirst": _("Fix the marked settings first."),
         "example": _("For example:"),
         "nLayers": _("%(n)s layers"),

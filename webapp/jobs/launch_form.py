@@ -15,7 +15,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from trainer import catalog  # torch-free
+from trainer import catalog, limits  # torch-free
 from trainer.spec import LECTURE_AUGMENTATION, SPECS, spec_class  # pydantic only: no torch
 from webapp.jobs import spec_check
 from webapp.jobs.layer_builder import MAX_LAYERS
@@ -362,6 +362,13 @@ def _model(form: TrainForm, kind: str):
     return name
 
 
+def kfold_message() -> str:
+    """What a k-fold count of 1 (or above trainer.limits.MAX_KFOLD) is told."""
+    return _("Enter 0 (no cross-validation) or a number from 2 to %(max)s.") % {
+        "max": limits.MAX_KFOLD
+    }
+
+
 def _parse(form: TrainForm, setting: Setting):
     """One setting's value (None when left empty where that is allowed, or when it is wrong)."""
     raw = form.values[setting.name]
@@ -384,7 +391,7 @@ def _parse(form: TrainForm, setting: Setting):
         form.add_error(setting.name, _("Enter a whole number.") if whole else _("Enter a number."))
         return None
     if setting.name == "kfold" and value == 1:
-        form.add_error("kfold", _("Enter 0 (no cross-validation) or a number from 2 to 20."))
+        form.add_error("kfold", kfold_message())
         return None
     too_low = value <= setting.low if setting.above else value < setting.low
     too_high = setting.high is not None and (
