@@ -5,6 +5,8 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import connection
 from playwright.sync_api import expect
 
@@ -29,6 +31,7 @@ TRY_ANSWER = {
     "height": 64,
     "seconds": 0.05,
 }
+VAL_IMAGES = 3
 
 
 def _run(student, course, lang):
@@ -43,6 +46,11 @@ def _run(student, course, lang):
     dataset_tasks.copy_sample(dataset.pk, "shapes_detection", lang)
     dataset.refresh_from_db()
     job = fake_detection_job(dataset)
+    # Its validation images too (the fixture writes the test split's): the split toggle's.
+    name = f"jobs/{job.pk}/predictions_test.json"
+    with default_storage.open(name) as stored:
+        rows = json.loads(stored.read())[:VAL_IMAGES]
+    default_storage.save(f"jobs/{job.pk}/predictions_val.json", ContentFile(json.dumps(rows)))
     connection.close()  # this thread's own connection
     return job
 
@@ -92,6 +100,22 @@ def test_student_reads_detection_results_moves_the_slider_pages_and_tries(live_u
     expect(page.locator("#det-table tbody tr").first).not_to_have_attribute("data-image", first)
     expect(page.locator("#score-threshold")).to_have_value("0.3")  # kept across pages
     assert page.url.endswith(f"/jobs/{job.pk}/")  # the table moved, not the page
+
+    # The split toggle: the validation images' figures and boxes, in place; and back.
+    toggle = page.locator("#split-toggle")
+    expect(toggle.locator("[aria-current=true]")).to_have_attribute("data-split", "test")
+    toggle.get_by_role("link", name="検証画像" if lang == "ja" else "Validation images").click()
+    expect(page.locator("#split-toggle [aria-current=true]")).to_have_attribute("data-split", "val")
+    expect(page.locator("#result-map50")).to_have_text("78.0%")
+    expect(page.locator("#det-table tbody tr")).to_have_count(VAL_IMAGES)
+    expect(page.locator("#detections h2")).to_contain_text("検証" if lang == "ja" else "validation")
+    assert page.url.endswith(f"/jobs/{job.pk}/")
+    _load_images(page)
+    shot(page, f"{lang}-60b-detection-validation-split")
+    page.locator("#split-toggle [data-split=test]").focus()
+    page.keyboard.press("Enter")  # the keyboard too
+    expect(page.locator("#result-map50")).to_have_text("80.0%")
+    expect(page.locator("#det-table tbody tr")).to_have_count(12)
 
     page.goto(f"{live_url}/jobs/{job.pk}/detections/?error=missed&order=mild")
     rows = page.locator("#det-table tbody tr")

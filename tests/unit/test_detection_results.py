@@ -15,6 +15,7 @@ from tests.fixtures.detection_job import fake_detection_job
 from webapp.datasets import actions as dataset_actions
 from webapp.datasets import tasks as dataset_tasks
 from webapp.jobs import detection_results, predict
+from webapp.jobs.models import Job
 
 pytestmark = pytest.mark.django_db
 PAGE = {"anon": 302, "alice": 200, "bob": 404, "carol": 404, "ta": 200, "teacher": 200}
@@ -258,3 +259,46 @@ def test_try_it_answers_a_detector_with_boxes_classes_and_scores(world, shapes, 
     assert seen["kind"] == "detection"
     page = world.client("alice").get(f"/jobs/{job.pk}/try/").content.decode()
     assert 'data-kind="detection"' in page and "data-try-threshold" in page
+
+
+def test_the_split_toggle_shows_the_validation_figures_and_images(world, shapes):
+    job = fake_detection_job(shapes)
+    with default_storage.open(detection_results.predictions_name(job.pk, "test")) as stored:
+        val_rows = json.loads(stored.read())[:3]
+    name = detection_results.predictions_name(job.pk, "val")
+    default_storage.save(name, io.BytesIO(json.dumps(val_rows).encode()))
+    first = _result(world, job)
+    toggle = re.search(r'<nav class="row split-toggle".*?</nav>', first, re.S).group(0)
+    assert 'aria-label="Evaluated images"' in toggle
+    assert 'aria-current="true" data-split="test"' in toggle and 'hx-get="/jobs/' in toggle
+    assert f'href="/jobs/{job.pk}/result/?split=val"' in toggle
+    assert "Test results" in first and re.search(r'id="result-map50">80[.,]0%<', first)
+    assert len(re.findall(r'<tr data-image="', first)) == SIZE
+    val = _result(world, job, query="?split=val")
+    assert "Validation results" in val and re.search(r'id="result-map50">78[.,]0%<', val)
+    assert 'aria-current="true" data-split="val"' in val
+    assert "has no test images" not in val  # it has: the validation split was picked
+    assert re.search(r"Test mAP@0.5</dt><dd>80[.,]0%<", val)  # the other split alongside
+    assert "Boxes on the validation images" in val
+    shown = [int(i) for i in re.findall(r'<tr data-image="(\d+)"', val)]
+    assert sorted(shown) == sorted(row["id"] for row in val_rows)
+    assert 'name="split" value="val"' in val and "?split=val&amp;order=mild" in val
+    page = world.client("alice").get(f"/jobs/{job.pk}/detections/?split=val&order=mild")
+    assert len(re.findall(r'<tr data-image="', page.content.decode())) == 3
+    assert 'id="split-toggle"' in page.content.decode()  # the whole page has the toggle too
+    odd = _result(world, job, query="?split=nonsense")
+    assert "Test results" in odd and 'aria-current="true" data-split="test"' in odd
+    default_storage.delete(name)
+    Job.objects.filter(pk=job.pk).update(attempts=2)  # another run: nothing cached
+    job.refresh_from_db()
+    missing = _result(world, job, query="?split=val")
+    assert 'id="detections-missing"' in missing and 'id="result-map50"' in missing
+
+
+def test_a_run_with_one_split_has_no_toggle(world, shapes):
+    job = fake_detection_job(shapes)
+    result = {**job.result, "val": None}
+    Job.objects.filter(pk=job.pk).update(result=result, attempts=2)
+    job.refresh_from_db()
+    html = _result(world, job, query="?split=val")
+    assert 'id="split-toggle"' not in html and "Test results" in html

@@ -14,7 +14,7 @@ from tests.conftest import PERSONAS, assert_api_error
 from webapp.datasets import actions as dataset_actions
 from webapp.datasets import queries
 from webapp.datasets import tasks as dataset_tasks
-from webapp.jobs import tasks
+from webapp.jobs import kinds, tasks
 from webapp.jobs.models import Job, JobEvent, JobGroup
 
 pytestmark = pytest.mark.django_db
@@ -66,6 +66,20 @@ def _fake(world, dataset, *, status="succeeded", spec=None, group=None, label=""
     """A finished job without training: a 10-class result and the named files."""
     confusion = [[5 if t == p else 0 for p in range(10)] for t in range(10)]
     confusion[3][5] = 2
+    result = {
+        "test": {
+            "loss": 0.3,
+            "accuracy": 0.96,
+            "top5": 1.0,
+            "confusion": confusion,
+            "per_class": [
+                {"class": i, "precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 5}
+                for i in range(10)
+            ],
+            "misclassified": [],
+        },
+        "val": None,
+    }
     job = Job.objects.create(
         course=world.course,
         owner=dataset.owner,
@@ -75,20 +89,9 @@ def _fake(world, dataset, *, status="succeeded", spec=None, group=None, label=""
         status=status,
         group=group,
         label=label,
-        result={
-            "test": {
-                "loss": 0.3,
-                "accuracy": 0.96,
-                "top5": 1.0,
-                "confusion": confusion,
-                "per_class": [
-                    {"class": i, "precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 5}
-                    for i in range(10)
-                ],
-                "misclassified": [],
-            },
-            "val": None,
-        },
+        result=result,
+        # As the job task keeps them from the finished event (webapp/jobs/kinds.py).
+        metrics=kinds.metrics_after("classification", {"kind": "finished", "data": result}, {}),
     )
     folder = Path(tasks.default_storage.path(f"jobs/{job.pk}"))
     folder.mkdir(parents=True, exist_ok=True)

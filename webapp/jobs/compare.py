@@ -14,7 +14,7 @@ from webapp.accounts import permissions
 from webapp.converters import is_id
 from webapp.jobs import kinds
 from webapp.jobs.models import FINISHED, Job, JobEvent, JobGroup
-from webapp.jobs.results import final_figures, flatten
+from webapp.jobs.results import flatten
 
 CURVE_POINTS = 300  # epochs drawn per run (evenly spread when more)
 COMPARE_MIN, COMPARE_MAX, GROUP_MAX = 2, 6, 12
@@ -89,14 +89,6 @@ def _run_label(job: Job) -> str:
     return job.label or _("job %(id)s") % {"id": job.pk}
 
 
-def _final(job: Job, kind: str, key: str):
-    """The run's figure on its test split (a classifier's k-fold mean when it has folds)."""
-    if kind == kinds.CLASSIFICATION:  # older classification runs keep it in `result` only
-        figures = final_figures(job)
-        return figures["test"] if figures["test"] is not None else figures["mean"]
-    return (job.metrics or {}).get(key)
-
-
 def _best(points: list[dict], key: str, higher_is_better: bool):
     values = [p[key] for p in points if p.get(key) is not None]
     if not values:
@@ -114,7 +106,7 @@ def _run_figures(job: Job, kind: str, points: list[dict]) -> dict:
     present = [key for key in kinds.epoch_keys(kind) if any(p.get(key) is not None for p in points)]
     return {
         best.key: _best(points, lead.key, lead.higher_is_better),
-        final.key: _final(job, kind, final.key),
+        final.key: kinds.final_value(kind, job.metrics),  # its test figure, else k-fold mean
         "primary": {**primary.as_json(), "value": primary_value},
         "figures": kinds.shown_figures(kind, job.metrics),
         "series": kinds.series_labels(present),

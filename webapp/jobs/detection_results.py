@@ -1,9 +1,11 @@
 """Detection results: boxes over the evaluated images, their errors by severity, PR curves, AP.
 
-Two sources, both written by the trainer (see docs/architecture.md, "the seam"): the finished
-event's Evaluation dict (kept as `Job.result`: mAP, per-class AP, precision–recall curves) and the
-per-image predictions artifact `predictions_<split>.json` (one row per image: predicted and true
-boxes, errors, severity). The artifact may hold thousands of images with a hundred boxes each, so
+Two sources, both written by the trainer (see docs/architecture.md, "the seam"), both read
+through its typed shapes (trainer/events.py): the finished event's DetectionEvaluation of each
+split (kept as `Job.result`: mAP, per-class AP, precision–recall curves) and the per-image
+predictions artifact `predictions_<split>.json` (DetectionPrediction rows: predicted and true
+boxes, errors, severity). The page shows the test split, else validation; `?split=val|test`
+picks one the run has. The artifact may hold thousands of images with a hundred boxes each, so
 pages of it are read on demand, ordered by severity, and cached per finished run.
 """
 
@@ -15,6 +17,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
+from trainer import events
 from webapp.accounts import permissions
 from webapp.jobs import results
 
@@ -53,8 +56,11 @@ class PredictionsUnreadable(ValueError):
     """The predictions artifact is missing, too large to draw or not the contract's shape."""
 
 
-def colour(index: int) -> str:
-    return PALETTE[index % len(PALETTE)] if index >= 0 else "#566072"
+def colour(index) -> str:
+    """A class's colour; grey for no class (a label that is no index)."""
+    if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+        return "#566072"
+    return PALETTE[index % len(PALETTE)]
 
 
 def _number(value, default: float = 0.0) -> float:
@@ -69,33 +75,34 @@ def _name(names: list[str], index) -> str:
     return str(index)
 
 
-# --- the Evaluation dict: figures, per-class table, PR curves -------------------------------
+# --- the DetectionEvaluation: figures, per-class table, PR curves ------------------------------
 
 
-def _per_class(rows: list[dict]) -> list[dict]:
-    """The per-class table; with many classes only the weakest ones (lowest AP@0.5)."""
-    rows = [
-        {**row, "index": i, "colour": colour(i)}
+def _per_class(rows: list[events.ClassAP | None]) -> list[dict]:
+    """The per-class table; with many classes only the weakest ones (lowest AP@0.5). A row's
+    place is its class's index (its colour)."""
+    table = [
+        {**row.model_dump(), "index": i, "colour": colour(i)}
         for i, row in enumerate(rows)
-        if isinstance(row, dict)
+        if row is not None
     ]
-    if len(rows) > PER_CLASS_SHOWN:
-        rows = sorted(rows, key=lambda row: (_number(row.get("ap50")), row["index"]))
-        rows = rows[:PER_CLASS_SHOWN]
-    return rows
+    if len(table) > PER_CLASS_SHOWN:
+        table = sorted(table, key=lambda row: (_number(row.get("ap50")), row["index"]))
+        table = table[:PER_CLASS_SHOWN]
+    return table
 
 
-def _curves(curves: dict, per_class: list[dict]) -> dict:
+def _curves(curves: dict[str, events.PRCurve], per_class: list[dict]) -> dict:
     """The PR curves drawn: the classes of the table, points where precision is defined."""
     shown = [row.get("name") for row in per_class][:CURVES_SHOWN]
     drawn = {}
     for name in shown:
-        curve = curves.get(name) if isinstance(curves, dict) else None
-        if not isinstance(curve, dict):
+        curve = curves.get(name) if isinstance(name, str) else None
+        if curve is None:
             continue
         points = [
             (r, p)
-            for r, p in zip(curve.get("recall") or [], curve.get("precision") or [], strict=False)
+            for r, p in zip(curve.recall or [], curve.precision or [], strict=False)
             if _number(p, -1) >= 0 and _number(r, -1) >= 0  # COCO writes -1 where undefined
         ][:CURVE_POINTS]
         drawn[str(name)] = {
@@ -105,26 +112,23 @@ def _curves(curves: dict, per_class: list[dict]) -> dict:
     return drawn
 
 
-def evaluation_summary(result: dict) -> dict:
-    """What the detection results show of a finished event's test (else val) evaluation."""
-    split = "test" if result.get("test") else "val"
-    evaluation = result.get(split) or {}
-    if not isinstance(evaluation, dict):
-        evaluation = {}
-    per_class_all = evaluation.get("per_class") or []
+def evaluation_summary(finished: events.FinishedEvent, split: str | None = None) -> dict:
+    """What the detection results show of a run's evaluation of `split` (when the run has it;
+    else test, else validation), from trainer.events.read_result."""
+    split, evaluation = results.evaluated_split(finished, split)
+    per_class_all = evaluation.per_class if evaluation else []
     per_class = _per_class(per_class_all)
-    val = result.get("val") if split == "test" else None
+    other = finished.val if split == "test" else finished.test
+    figures = ("map50", "map", "loss", "images", "objects")
     return {
         "split": split,
-        "evaluation": {
-            key: evaluation.get(key) for key in ("map50", "map", "loss", "images", "objects")
-        }
-        if evaluation
-        else {},
-        "val": {key: val.get(key) for key in ("map50", "map")} if isinstance(val, dict) else {},
+        "evaluation": {key: getattr(evaluation, key) for key in figures} if evaluation else {},
+        # The other split's figures, side by side: validation's when test is shown, and back.
+        "val": {"map50": other.map50, "map": other.map} if split == "test" and other else {},
+        "test": {"map50": other.map50, "map": other.map} if split == "val" and other else {},
         "per_class": per_class,
         "per_class_total": len(per_class_all),
-        "pr_curves": _curves(evaluation.get("pr_curves") or {}, per_class),
+        "pr_curves": _curves(evaluation.pr_curves if evaluation else {}, per_class),
     }
 
 
@@ -148,24 +152,17 @@ def _read_rows(job_id: int, split: str) -> list[dict]:
         raise PredictionsUnreadable(str(exc)) from None
     if not isinstance(rows, list):
         raise PredictionsUnreadable("not a list")
-    return [row for row in rows if isinstance(row, dict)]
+    return events.read_predictions("detection", rows)  # as far as each row fits
 
 
-def _list(value) -> list:
-    """A row's list, or none when the file holds something else there (never a 500)."""
-    return value if isinstance(value, list) else []
+def _errors_of(row: events.DetectionPrediction) -> list[events.BoxError]:
+    return [e for e in row.errors or [] if e is not None and e.type in ERROR_TYPES]
 
 
-def _errors_of(row: dict) -> list[dict]:
-    return [
-        e for e in _list(row.get("errors")) if isinstance(e, dict) and e.get("type") in ERROR_TYPES
-    ]
-
-
-def _index(rows: list[dict]) -> list[tuple]:
+def _index(rows: list[events.DetectionPrediction]) -> list[tuple]:
     """(position, severity, error types) of every row: what ordering and filtering need."""
     return [
-        (position, _number(row.get("severity")), frozenset(e["type"] for e in _errors_of(row)))
+        (position, _number(row.severity), frozenset(e.type for e in _errors_of(row)))
         for position, row in enumerate(rows)
     ]
 
@@ -177,24 +174,16 @@ def _ordered(index: list[tuple], order: str, error: str) -> list[int]:
     return [position for position, *_rest in sorted(picked, key=lambda e: (sign * e[1], e[0]))]
 
 
-def _box(values) -> list[float] | None:
-    if not isinstance(values, list | tuple) or len(values) != 4:
-        return None
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return None
-    return [round(float(v), 2) for v in values]
+def _box(values: list[float] | None) -> list[float] | None:
+    return None if values is None else [round(v, 2) for v in values]
 
 
-def _drawn_row(row: dict, names: list[str]) -> dict:
+def _drawn_row(row: events.DetectionPrediction, names: list[str]) -> dict:
     """One image as the template draws it: boxes with class names, colours and scores."""
-    width, height = max(_number(row.get("width"), 1), 1), max(_number(row.get("height"), 1), 1)
+    width, height = max(_number(row.width, 1), 1), max(_number(row.height, 1), 1)
     scale = DISPLAY_WIDTH / width  # user units → CSS pixels at the drawn size
     predicted = []
-    boxes, scores, labels = (
-        _list(row.get("boxes")),
-        _list(row.get("scores")),
-        _list(row.get("labels")),
-    )
+    boxes, scores, labels = row.boxes or [], row.scores or [], row.labels or []
     for box, score, label in list(zip(boxes, scores, labels, strict=False))[:BOXES_DRAWN]:
         if (xywh := _box(box)) is None:
             continue
@@ -206,35 +195,34 @@ def _drawn_row(row: dict, names: list[str]) -> dict:
                 "colour": colour(label),
             }
         )
-    truth = row.get("truth") if isinstance(row.get("truth"), dict) else {}
+    truth = row.truth or events.TrueBoxes()
+    true_boxes = truth.boxes or []
     truths = []
-    for box, label in list(
-        zip(_list(truth.get("boxes")), _list(truth.get("labels")), strict=False)
-    )[:TRUTHS_DRAWN]:
+    for box, label in list(zip(true_boxes, truth.labels or [], strict=False))[:TRUTHS_DRAWN]:
         if (xywh := _box(box)) is not None:
             truths.append({"box": xywh, "name": _name(names, label), "colour": colour(label)})
     errors = _errors_of(row)
     counts = {kind: 0 for kind in ERROR_TYPES}
     for e in errors:
-        counts[e["type"]] += 1
+        counts[e.type] += 1
     return {
-        "id": row.get("id"),
+        "id": row.id,
         "width": width,
         "height": height,
         "font": round(12 / scale, 2),  # 12 CSS pixels whatever the image's size
         "predicted": predicted,
         "predicted_total": len(boxes),
         "truths": truths,
-        "truth_total": len(truth.get("boxes") or []),
-        "severity": _number(row.get("severity")),
+        "truth_total": len(true_boxes),
+        "severity": _number(row.severity),
         "counts": [counts[kind] for kind in ERROR_TYPES],
         "errors": [
             {
-                "type": ERROR_TYPES[e["type"]],
-                "key": e["type"],
-                "name": _name(names, e.get("label")),
-                "score": e.get("score"),
-                "iou": e.get("iou"),
+                "type": ERROR_TYPES[e.type],
+                "key": e.type,
+                "name": _name(names, e.label),
+                "score": e.score,
+                "iou": e.iou,
             }
             for e in errors[:ERRORS_LISTED]
         ],
@@ -264,6 +252,7 @@ def detections_page(job, split: str, names: list[str], *, page, order: str, erro
         cache.set(key, drawn, CACHE_SECONDS)
     shown = sum(1 for r in drawn for b in r["predicted"] if b["score"] >= DEFAULT_THRESHOLD)
     return {
+        "split": split,
         "page": current,
         "rows": drawn,
         "images_total": len(index),
@@ -280,20 +269,35 @@ def detections_page(job, split: str, names: list[str], *, page, order: str, erro
 
 
 def summary(job, result: dict) -> dict:
-    """mAP, per-class AP and PR curves of the test (else validation) split; class names."""
+    """mAP, per-class AP and PR curves of the test (else validation) split, and of every split
+    the run has (`by_split`, for the split toggle); class names."""
     names = results.class_names(job)
     legend = [{"name": name, "colour": colour(i)} for i, name in enumerate(names[:LEGEND_SHOWN])]
-    return {**evaluation_summary(result), "names": names, "legend": legend}
+    finished = events.read_result("detection", result)
+    splits = results.evaluated_splits(finished)
+    return {
+        **evaluation_summary(finished),
+        "by_split": {split: evaluation_summary(finished, split) for split in splits},
+        "split_keys": splits,
+        "names": names,
+        "legend": legend,
+    }
+
+
+SPLIT_LABELS = {"test": _("Test images"), "val": _("Validation images")}
 
 
 def context(job, user, request=None) -> dict:
-    """The detection partial's per-request part: a page of images with their boxes."""
+    """The detection partial's per-request part: the split asked for (?split=val|test, when the
+    run has it) and a page of its images with their boxes."""
     cached = results.result_summary(job)
     query = request.GET if request is not None else {}
+    shown = cached.get("by_split", {}).get(query.get("split", "")) or {}
+    split = shown.get("split", cached["split"])
     try:
         page = detections_page(
             job,
-            cached["split"],
+            split,
             cached["names"],
             page=query.get("page"),
             order=query.get("order", ""),
@@ -301,7 +305,13 @@ def context(job, user, request=None) -> dict:
         )
     except PredictionsUnreadable:
         page = None
-    return {"detections": page}
+    return {
+        **shown,
+        "detections": page,
+        "split_choices": [
+            {"key": key, "label": SPLIT_LABELS[key]} for key in cached.get("split_keys", [])
+        ],
+    }
 
 
 def images_view(request, job):

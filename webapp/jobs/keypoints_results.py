@@ -1,10 +1,12 @@
 """Keypoints results: skeletons over the evaluated images, worst first; PCK, OKS AP, per keypoint.
 
 Three sources, all written by the trainer (docs/architecture.md, "the seam"): the finished
-event's KeypointsEvaluation dict (kept as `Job.result`: PCK@0.1, OKS AP, the per-keypoint
-table), the model card's "keypoints" part (the run's keypoint names and skeleton) and the
-per-image predictions artifact `predictions_<split>.json` (one figure per image: true and
-predicted points, each point's error as a share of the figure's box size, the image's OKS).
+event's KeypointsEvaluation (kept as `Job.result`: PCK@0.1, OKS AP, the per-keypoint table),
+the model card's "keypoints" part (the run's keypoint names and skeleton) and the per-image
+predictions artifact `predictions_<split>.json` (KeypointsPrediction rows, one figure per
+image: true and predicted points, each point's error as a share of the figure's box size, the
+image's OKS). The evaluation and the rows are read through the trainer's typed shapes
+(trainer/events.py).
 The artifact may hold thousands of images, so pages of it are read on demand, ordered worst
 first, and cached per finished run; every field is checked, so a malformed file draws what it
 can and never fails the page.
@@ -21,6 +23,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
+from trainer import events
 from webapp.accounts import permissions
 from webapp.datasets import queries
 from webapp.jobs import kinds
@@ -155,7 +158,7 @@ def _dataset_schema(job: Job) -> tuple[list[str], list[list[int]]]:
     return [], []
 
 
-def schema(job: Job, per_keypoint: list[dict]) -> dict:
+def schema(job: Job, per_keypoint: list[events.KeypointError | None]) -> dict:
     """The run's keypoint names and skeleton: the model card's, else the dataset version's,
     else the evaluation's names without a skeleton."""
     names, skeleton = card_schema(read_card(job.pk))
@@ -167,7 +170,8 @@ def schema(job: Job, per_keypoint: list[dict]) -> dict:
         known, known_skeleton = _dataset_schema(job)
         skeleton = known_skeleton if known == names else []
     if not names:
-        names, skeleton, source = [str(row.get("name")) for row in per_keypoint], [], "evaluation"
+        names = [str(row.name) for row in per_keypoint if row is not None]
+        skeleton, source = [], "evaluation"
     return {
         "names": names,
         "skeleton": skeleton,
@@ -179,22 +183,22 @@ def schema(job: Job, per_keypoint: list[dict]) -> dict:
 # --- the Evaluation dict ---------------------------------------------------------------------
 
 
-def _per_keypoint(rows) -> list[dict]:
-    """The per-keypoint table; with many keypoints only the weakest ones (lowest PCK)."""
+def _per_keypoint(rows: list[events.KeypointError | None]) -> list[dict]:
+    """The per-keypoint table; with many keypoints only the weakest ones (lowest PCK). A row's
+    place is its keypoint's index."""
     kept = []
-    for index, row in enumerate(rows if isinstance(rows, list) else []):
-        if not isinstance(row, dict):
+    for index, row in enumerate(rows):
+        if row is None:
             continue
-        error = _number(row.get("error"))
-        labelled = row.get("labelled")
+        error = _number(row.error)
         kept.append(
             {
                 "index": index,
-                "name": str(row.get("name", index))[:NAME_CHARS],
-                "pck": _share(row.get("pck")),
+                "name": str(index if row.name is None else row.name)[:NAME_CHARS],
+                "pck": _share(row.pck),
                 "error": error,
                 "level": level(error),
-                "labelled": labelled if isinstance(labelled, int) and labelled >= 0 else None,
+                "labelled": row.labelled,
             }
         )
     if len(kept) > PER_KEYPOINT_SHOWN:
@@ -206,27 +210,28 @@ def _per_keypoint(rows) -> list[dict]:
 def summary(job: Job, result: dict) -> dict:
     """What the keypoints results show of a finished event's test (else val) evaluation, and
     the run's keypoint names and skeleton; bounded (cached per run by the caller)."""
-    split = "test" if isinstance(result.get("test"), dict) and result["test"] else "val"
-    evaluation = result.get(split)
-    evaluation = evaluation if isinstance(evaluation, dict) else {}
-    val = result.get("val") if split == "test" else None
-    rows = evaluation.get("per_keypoint")
-    figures = {key: _share(evaluation.get(key)) for key in ("pck", "oks_ap", "oks_ap50")}
-    counts = {
-        key: value if isinstance(value := evaluation.get(key), int) and value >= 0 else None
-        for key in ("images", "people")
-    }
+    from webapp.jobs import results  # results dispatches to this module: imported when used
+
+    finished = events.read_result(KIND, result)
+    split, evaluation = results.evaluated_split(finished)
+    val = finished.val if split == "test" else None
+    rows = evaluation.per_keypoint if evaluation else []
     return {
         "split": split,
-        "evaluation": {**figures, "loss": _number(evaluation.get("loss")), **counts}
+        "evaluation": {
+            **{key: _share(getattr(evaluation, key)) for key in ("pck", "oks_ap", "oks_ap50")},
+            "loss": _number(evaluation.loss),
+            "images": evaluation.images,
+            "people": evaluation.people,
+        }
         if evaluation
         else {},
-        "val": {key: _share(val.get(key)) for key in ("pck", "oks_ap")}
-        if isinstance(val, dict)
+        "val": {key: _share(getattr(val, key)) for key in ("pck", "oks_ap")}
+        if val is not None
         else {},
         "per_keypoint": _per_keypoint(rows),
-        "per_keypoint_total": len(rows) if isinstance(rows, list) else 0,
-        "keypoint_schema": schema(job, rows if isinstance(rows, list) else []),
+        "per_keypoint_total": len(rows),
+        "keypoint_schema": schema(job, rows),
     }
 
 
@@ -274,16 +279,15 @@ def _read_rows(job_id: int, split: str) -> list:
         raise PredictionsUnreadable("malformed") from None
     if not isinstance(rows, list):
         raise PredictionsUnreadable("malformed")
-    return rows
+    return events.read_predictions(KIND, rows)  # as far as each row fits; non-rows left out
 
 
-def _index(rows: list) -> list[tuple]:
+def _index(rows: list[events.KeypointsPrediction]) -> list[tuple]:
     """(position, group, oks, error) per row: group 0 is judged by OKS, 1 by mean error only,
     2 not judged (no truth); what the ordering needs."""
     index = []
     for position, row in enumerate(rows):
-        row = row if isinstance(row, dict) else {}
-        oks, error = _share(row.get("oks")), _number(row.get("error"))
+        oks, error = _share(row.oks), _number(row.error)
         group = 0 if oks is not None else 1 if error is not None else 2
         index.append((position, group, oks or 0.0, error or 0.0))
     return index
@@ -297,20 +301,12 @@ def _ordered(index: list[tuple], order: str) -> list[int]:
     return [position for position, *_rest in ranked]
 
 
-def _point(value) -> tuple[float, float, float | None] | None:
-    """[x, y] or [x, y, v|score] with finite numbers, else None."""
-    if not isinstance(value, list | tuple) or len(value) < 2:
-        return None
-    x, y = _number(value[0]), _number(value[1])
-    if x is None or y is None:
-        return None
-    return x, y, _number(value[2]) if len(value) > 2 else None
-
-
-def _points(values) -> list:
-    if not isinstance(values, list):
-        return []
-    return [_point(value) for value in values[:KEYPOINTS_DRAWN]]
+def _points(values: list[list[float] | None] | None) -> list:
+    """(x, y, v|score or None) per keypoint, None where the row has no point that fits."""
+    return [
+        None if value is None else (value[0], value[1], value[2] if len(value) > 2 else None)
+        for value in (values or [])[:KEYPOINTS_DRAWN]
+    ]
 
 
 def _side(value, points: list, axis: int) -> float:
@@ -336,16 +332,14 @@ def _name(names: list[str], index: int) -> str:
     return names[index] if index < len(names) else str(index + 1)
 
 
-def drawn_row(row, names: list[str], skeleton: list[list[int]]) -> dict:
+def drawn_row(row: events.KeypointsPrediction, names: list[str], skeleton: list[list[int]]) -> dict:
     """One image as the template draws it: the true skeleton, the predicted one with each
     point coloured by its error, the image's figures and its worst keypoints."""
-    row = row if isinstance(row, dict) else {}
-    truth = [p if p and (p[2] is None or p[2] > 0) else None for p in _points(row.get("truth"))]
-    predicted = _points(row.get("predicted"))
-    raw_errors = row.get("errors") if isinstance(row.get("errors"), list) else []
-    errors = [_number(e) for e in raw_errors[:KEYPOINTS_DRAWN]]
-    width = _side(row.get("width"), truth + predicted, 0)
-    height = _side(row.get("height"), truth + predicted, 1)
+    truth = [p if p and (p[2] is None or p[2] > 0) else None for p in _points(row.truth)]
+    predicted = _points(row.predicted)
+    errors = [_number(e) for e in (row.errors or [])[:KEYPOINTS_DRAWN]]
+    width = _side(row.width, truth + predicted, 0)
+    height = _side(row.height, truth + predicted, 1)
     scale = DISPLAY_WIDTH / width  # user units → CSS pixels at the drawn size
     points, misses = [], []
     for k, p in enumerate(predicted):
@@ -370,11 +364,8 @@ def drawn_row(row, names: list[str], skeleton: list[list[int]]) -> dict:
         if t
     ]
     worst = sorted((p for p in points if p["error"] is not None), key=lambda p: -p["error"])
-    identifier = row.get("id")
     return {
-        "id": identifier
-        if isinstance(identifier, int) and not isinstance(identifier, bool)
-        else None,
+        "id": row.id if isinstance(row.id, int) else None,  # an item of the dataset
         "width": round(width, 2),
         "height": round(height, 2),
         "radius": round(3.5 / scale, 3),  # 3.5 CSS pixels whatever the image's size
@@ -384,9 +375,9 @@ def drawn_row(row, names: list[str], skeleton: list[list[int]]) -> dict:
         "truths": truths,
         "points": points,
         "misses": misses,
-        "pck": _share(row.get("pck")),
-        "oks": _share(row.get("oks")),
-        "error": _number(row.get("error")),
+        "pck": _share(row.pck),
+        "oks": _share(row.oks),
+        "error": _number(row.error),
         "labelled": len(truths),
         "worst": worst[:WORST_LISTED],
     }

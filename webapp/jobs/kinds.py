@@ -4,7 +4,8 @@ The trainer names the figures (trainer/kinds.py, the events of trainer/events.py
 consumer — the job task keeping `Job.metrics`, the API, the class dashboard, the compare page,
 assignments — dispatches through here instead of reading classification's fields its own way,
 so a new kind is one entry in VIEWS below. Events are read through the trainer's typed
-shapes (trainer/events.py), in `_epoch_figures` and `_evaluation` only.
+shapes (trainer/events.py): here in `_epoch_figures` and `_evaluation`; a run's stored result
+and per-image predictions in its kind's results module (webapp/jobs/<kind>_results.py).
 """
 
 import logging
@@ -236,6 +237,17 @@ def primary_value(kind: str, metrics: dict | None) -> float | None:
     return None
 
 
+def final_value(kind: str, metrics: dict | None) -> float | None:
+    """A run's figure on its test split (the kind's first primary key, e.g. test_accuracy,
+    test_map50) from its Job.metrics; a k-fold run, which has no test figure, its folds' mean."""
+    metrics = metrics or {}
+    for key in (PRIMARY_KEYS[kind_or_default(kind)][0], "kfold_mean"):
+        value = metrics.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
 def shown_figures(kind: str, metrics: dict | None) -> list[dict]:
     """The kind's figures a run has, formatted: [{key, label, value, text, format}]."""
     metrics = metrics or {}
@@ -309,7 +321,7 @@ EPOCH_BOOKKEEPING = ("epoch", "fold")  # kept with the figures: the dashboard sh
 def _epoch_figures(kind: str, data: dict) -> dict:
     """An epoch event's figures of this kind (None where the event had none)."""
     try:
-        data = trainer_events.EpochEvent.model_validate(data).model_dump()
+        data = trainer_events.EPOCHS[kind].model_validate(data).model_dump()
     except ValidationError as exc:  # a trainer outside the contract: keep what it did say
         log.warning("epoch event outside the contract: %s", exc.errors()[:3])
     return {key: data.get(key) for key in (*EPOCH_BOOKKEEPING, *epoch_keys(kind))}
@@ -370,16 +382,11 @@ def metrics_after(kind: str, event: dict, metrics: dict) -> dict | None:
 # Job.metrics (the kind's FIGURES, the last epoch's figures) rides along when the run has it.
 
 
-def api_metrics(kind: str, metrics: dict | None, result: dict | None) -> dict:
-    """A run's figures as the API answers them: flat keys of its kind, null until known."""
-    metrics = dict(metrics or {})
-    if kind_or_default(kind) == CLASSIFICATION:  # runs older than Job.metrics: from the result
-        test = (result or {}).get("test") or {}
-        val = (result or {}).get("val") or {}
-        metrics.setdefault("test_accuracy", test.get("accuracy"))
-        metrics.setdefault("val_accuracy", val.get("accuracy", metrics.get("val_acc")))
-        metrics.setdefault("val_loss", val.get("loss"))
-    return {**dict.fromkeys(API_KEYS[kind_or_default(kind)]), **metrics}
+def api_metrics(kind: str, metrics: dict | None, _result: dict | None = None) -> dict:
+    """A run's figures as the API answers them: flat keys of its kind, null until known. They
+    come from Job.metrics alone (runs older than it were given theirs by migration
+    jobs.0005_backfill_metrics); the stored result is no longer read."""
+    return {**dict.fromkeys(API_KEYS[kind_or_default(kind)]), **(metrics or {})}
 
 
 def api_description() -> dict[str, dict]:

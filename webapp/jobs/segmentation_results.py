@@ -1,10 +1,11 @@
 """Segmentation results: mIoU, Dice and pixel accuracy, IoU per class, and the evaluated images
 with their masks (prediction, truth, difference) laid over them, worst IoU first.
 
-Two sources, both written by the trainer (docs/architecture.md, "the seam"): the finished
-event's Evaluation dict (kept as `Job.result`: the figures and the per-class table) and the
-per-image predictions artifact `predictions_<split>.json` (one row per image: IoU, Dice, and the
-true and predicted masks of each class as COCO compressed RLE at the model's input size). Pages
+Two sources, both written by the trainer (docs/architecture.md, "the seam"), both read through
+its typed shapes (trainer/events.py): the finished event's SegmentationEvaluation (kept as
+`Job.result`: the figures and the per-class table) and the per-image predictions artifact
+`predictions_<split>.json` (SegmentationPrediction rows: IoU, Dice, and the true and predicted
+masks of each class as COCO compressed RLE at the model's input size). Pages
 of the artifact are read on demand and cached per finished run; a mask layer is decoded with
 pycocotools, drawn as a transparent PNG at the mask's resolution and cached too: the browser
 stretches it over the image.
@@ -25,6 +26,7 @@ from django.utils.translation import gettext_lazy as _
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from trainer import events
 from webapp.accounts import permissions
 from webapp.datasets import queries
 from webapp.jobs import kinds
@@ -80,20 +82,21 @@ def _channel_colour(channel: int) -> str:
 # --- the Evaluation dict: figures and the per-class table ----------------------------------
 
 
-def _per_class(rows: list[dict]) -> list[dict]:
+def _per_class(rows: list[events.ClassIoU | None]) -> list[dict]:
     """The background row (marked) and the foreground classes, the weakest (lowest IoU) first
     when there are more than the table shows. A row's channel is its place in the list."""
     table = [
         {
-            "name": str(row.get("name", channel))[:200],
-            "iou": _figure(row.get("iou")),
-            "dice": _figure(row.get("dice")),
-            "pixels": int(row["pixels"]) if _figure(row.get("pixels")) is not None else None,
-            "background": bool(row.get("background")),
+            "name": str(channel if row.name is None else row.name)[:200],
+            "iou": _figure(row.iou),
+            "dice": _figure(row.dice),
+            "pixels": row.pixels,
+            "background": bool(row.background),
             "channel": channel,
             "colour": _channel_colour(channel),
         }
         for channel, row in enumerate(rows)
+        if row is not None
     ]
     background = [row for row in table if row["background"]][:1]
     foreground = [row for row in table if not row["background"]]
@@ -107,19 +110,22 @@ def _per_class(rows: list[dict]) -> list[dict]:
 
 def summary(job, result: dict) -> dict:
     """What the segmentation results show of a finished event's test (else val) evaluation."""
-    split = "test" if result.get("test") else "val"
-    evaluation = result.get(split)
-    evaluation = evaluation if isinstance(evaluation, dict) else {}
-    rows = [row for row in evaluation.get("per_class") or [] if isinstance(row, dict)]
+    from webapp.jobs import results  # results dispatches to this module: imported when used
+
+    finished = events.read_result(KIND, result)
+    split, evaluation = results.evaluated_split(finished)
+    rows = evaluation.per_class if evaluation else []
     per_class = _per_class(rows)
-    val = result.get("val") if split == "test" else None
+    val = finished.val if split == "test" else None
     names = list(queries.category_names(job.dataset, job.dataset_version).values())
     return {
         "split": split,
-        "evaluation": {key: _figure(evaluation.get(key)) for key in FIGURES} if evaluation else {},
-        "val": {"miou": _figure(val.get("miou"))} if isinstance(val, dict) else {},
+        "evaluation": {key: _figure(getattr(evaluation, key)) for key in FIGURES}
+        if evaluation
+        else {},
+        "val": {"miou": _figure(val.miou)} if val is not None else {},
         "per_class": per_class,
-        "per_class_total": sum(1 for row in rows if not row.get("background")),
+        "per_class_total": sum(1 for row in rows if row is not None and not row.background),
         "class_bars": [
             {"name": row["name"], "iou": row["iou"], "dice": row["dice"]}
             for row in per_class
@@ -144,8 +150,9 @@ def _is_id(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _read_rows(job_id: int, split: str) -> list[dict]:
-    """The rows of the artifact that name an item (the others cannot be shown)."""
+def _read_rows(job_id: int, split: str) -> list[events.SegmentationPrediction]:
+    """The rows of the artifact that name an item (the others cannot be shown), as far as each
+    fits the contract (trainer.events.read_predictions)."""
     name = predictions_name(job_id, split)
     try:
         if default_storage.size(name) > MAX_PREDICTIONS_BYTES:
@@ -156,7 +163,7 @@ def _read_rows(job_id: int, split: str) -> list[dict]:
         raise PredictionsUnreadable(str(exc)) from None
     if not isinstance(rows, list):
         raise PredictionsUnreadable("not a list")
-    return [row for row in rows if isinstance(row, dict) and _is_id(row.get("id"))]
+    return [row for row in events.read_predictions(KIND, rows) if _is_id(row.id)]
 
 
 def _run(job: Job, split: str) -> str:
@@ -185,17 +192,17 @@ def _curve(index: list[tuple]) -> dict:
     }
 
 
-def _masks_of(row: dict) -> dict:
-    """What the overlay view needs of a row (cached when its page is drawn)."""
-    return {key: row.get(key) for key in ("size", "truth", "predicted")}
+def _masks_of(row: events.SegmentationPrediction) -> dict:
+    """What the overlay view needs of a row (cached when its page is drawn); None where the
+    row's size or masks do not fit the contract."""
+    return {"size": row.size, "truth": row.truth, "predicted": row.predicted}
 
 
-def _drawn_row(row: dict, names: list[str]) -> dict:
+def _drawn_row(row: events.SegmentationPrediction, names: list[str]) -> dict:
     """One image as the template draws it: its figures and its weakest classes."""
-    width, height = _figure(row.get("width")) or 1.0, _figure(row.get("height")) or 1.0
-    per_class = row.get("classes_iou")
+    width, height = _figure(row.width) or 1.0, _figure(row.height) or 1.0
     classes: list[tuple[float, str, str]] = []  # (IoU, name, colour)
-    for key, value in per_class.items() if isinstance(per_class, dict) else ():
+    for key, value in (row.classes_iou or {}).items():
         channel = int(key) if isinstance(key, str) and key.isdigit() else 0
         iou = _figure(value)
         if 1 <= channel <= MAX_CHANNELS and iou is not None:
@@ -203,12 +210,12 @@ def _drawn_row(row: dict, names: list[str]) -> dict:
             classes.append((iou, name, _channel_colour(channel)))
     classes.sort(key=lambda c: c[0])
     return {
-        "id": row["id"],
+        "id": row.id,
         "width": max(width, 1.0),
         "height": max(height, 1.0),
-        "iou": _figure(row.get("iou")),
-        "dice": _figure(row.get("dice")),
-        "pixel_accuracy": _figure(row.get("pixel_accuracy")),
+        "iou": _figure(row.iou),
+        "dice": _figure(row.dice),
+        "pixel_accuracy": _figure(row.pixel_accuracy),
         "classes": [
             {"name": name, "colour": hex_colour, "iou": iou}
             for iou, name, hex_colour in classes[:CLASSES_LISTED]
@@ -225,7 +232,7 @@ def masks_page(job: Job, split: str, names: list[str], *, page, order: str) -> d
     rows = None
     if indexed is None:
         rows = _read_rows(job.pk, split)
-        index = [(p, _figure(row.get("iou"))) for p, row in enumerate(rows)]
+        index = [(p, _figure(row.iou)) for p, row in enumerate(rows)]
         indexed = {"index": index, "curve": _curve(index)}
         cache.set(f"seg-index:{run}", indexed, CACHE_SECONDS)
     paginator = Paginator(_ordered(indexed["index"], order), PAGE_SIZE)
@@ -237,7 +244,7 @@ def masks_page(job: Job, split: str, names: list[str], *, page, order: str) -> d
         picked = [rows[p] for p in current.object_list if p < len(rows)]
         drawn = [_drawn_row(row, names) for row in picked]
         # The page's masks for its overlays, cached with it: a layer needs no read of the file.
-        masks = {f"seg-row:{run}:{row['id']}": _masks_of(row) for row in picked}
+        masks = {f"seg-row:{run}:{row.id}": _masks_of(row) for row in picked}
         cache.set_many({**masks, key: drawn}, CACHE_SECONDS)
     return {
         "page": current,
@@ -371,7 +378,7 @@ def _overlay_row(job: Job, split: str, item_id: int) -> dict:
             rows = _read_rows(job.pk, split)
         except PredictionsUnreadable:
             raise Http404 from None
-        found = next((r for r in rows if r["id"] == item_id), None)
+        found = next((r for r in rows if r.id == item_id), None)
         if found is None:
             raise Http404
         row = _masks_of(found)

@@ -13,7 +13,6 @@ from django.views.decorators.http import require_POST
 from webapp.accounts import permissions
 from webapp.jobs import actions, kinds
 from webapp.jobs.models import Job
-from webapp.jobs.results import final_figures
 
 # What became of the transfer source's classifier: the trainer's started event says
 # `head` ("kept", "reordered", "new") and, for a new one, `head_reason`.
@@ -54,15 +53,6 @@ def _job_for(request, job_id: int, *, figures_only: bool = False) -> Job:
     return job
 
 
-def _test_figure(job: Job, kind: str) -> float | None:
-    """The run's final test figure of its kind (classification: else its k-fold mean)."""
-    if kinds.kind_or_default(kind) == kinds.CLASSIFICATION:
-        figures = final_figures(job)
-        return figures["test"] if figures["test"] is not None else figures["mean"]
-    value = (job.metrics or {}).get(kinds.VIEWS[kind].primary_keys[0])
-    return value if isinstance(value, int | float) else None
-
-
 @login_required
 def job_detail(request, job_id: int):
     job = _job_for(request, job_id, figures_only=True)
@@ -77,7 +67,7 @@ def job_detail(request, job_id: int):
             "can_cancel": permissions.can_cancel_job(request.user, job),
             "head_notice": head_notice(job),
             "live": live,
-            "test_figure": _test_figure(job, kind),
+            "test_figure": kinds.final_value(kind, job.metrics),
             "live_text": {
                 "kind": live,
                 "head": {key: str(text) for key, text in HEAD_NOTICES.items()},
