@@ -157,7 +157,7 @@ def unet_sizes(spec: JobSpec, classes: int) -> list[Size]:
     back; a 1×1 head to the classes and the background. The largest activation is the top
     skip's concatenation, 2w channels at the side padded to a multiple of 16."""
     w = int(getattr(spec, "width", 16))
-    channels, size = spec.channels or 3, spec.input_size or 128
+    channels, size = spec.channels or 3, spec.input_size or NAMED["unet"].size
 
     def double(cin: int, cout: int) -> int:
         return 9 * cout * (cin + cout) + 4 * cout
@@ -384,7 +384,7 @@ NAMED: dict[str, Named] = {
     # pose_unet (trainer/models/pose_net.py): its largest maps are w = 16 channels at the
     # input's side padded to a multiple of 8; the 1×1 head has 32 inputs per keypoint.
     "pose_unet": Named(
-        128, 3, parameters=473_680, stem=144, features=32, values_per_pixel=16.0, pad=8
+        64, 3, parameters=473_680, stem=144, features=32, values_per_pixel=16.0, pad=8
     ),
     # Keypoint R-CNN from scratch (torchvision 0.29): 8,193 parameters per keypoint in its
     # predictor; at most 128 positive regions × 512 × 14 × 14 in its keypoint head while
@@ -405,7 +405,7 @@ NAMED: dict[str, Named] = {
     # bias; LR-ASPP has two classifiers: 168 inputs and 2 biases); logits (classes + 1) at the
     # input's side. Mask R-CNN: 400 regions of 256×14×14 while training, and a 28×28 mask per
     # class for each of at most 128 positive regions.
-    "unet": Named(128, 3),
+    "unet": Named(64, 3),
     "deeplabv3_resnet50": Named(
         512,
         3,

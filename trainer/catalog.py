@@ -346,7 +346,7 @@ _MODELS: list[ModelEntry] = [
             "there and grows it back, with skip connections for where; trains on a CPU",
         },
         1_942_747,
-        128,
+        64,  # the samples' size; 128 has 4× the pixels to train on a CPU (docs/benchmarks.md)
         16,  # four 2×2 pools: 16 leaves a 1×1 map (other sides are padded to a multiple of 16)
         3,
         "trainer.models.unet",
@@ -479,7 +479,7 @@ _MODELS: list[ModelEntry] = [
             "keypoint; trains on a CPU",
         },
         474_010,
-        128,
+        64,  # the keypoints sample's size, as for the U-Net above
         16,  # three 2×2 pools: 16 leaves a 2×2 map (other sides are padded to a multiple of 8)
         3,
         "trainer.models.pose_net",
