@@ -281,3 +281,16 @@ def test_the_trainers_prediction_rows_fit_their_models():
     guess = {"keypoints": [[1.5, 2.0, 0.9], [3.0, 4.0, 0.1]], "box": [0, 0, 8, 8], "score": 0.8}
     row = keypoint_metrics.prediction_row(5, 64, 64, [person], [guess], [0.1, 0.1])
     assert events.KeypointsPrediction.model_validate(row).errors[1] is None
+
+
+def test_a_segmenters_prediction_row_fits_its_model():
+    np = pytest.importorskip("numpy")
+    pytest.importorskip("pycocotools")
+    import trainer.events as events
+    from trainer import segmentation_metrics
+
+    truth, predicted = np.zeros((4, 6), np.int64), np.zeros((4, 6), np.int64)
+    truth[:, 0:3], predicted[:, 1:4], predicted[3, 5] = 1, 1, 2
+    row = segmentation_metrics.prediction_row(7, (60, 40), truth, predicted, 3)
+    shown = events.SegmentationPrediction.model_validate(row)
+    assert shown.size == [4, 6] and set(shown.predicted) == {"1", "2"} and shown.iou == 0.25
