@@ -44,8 +44,9 @@ def hidden_objects(dataset, version: int) -> tuple[list, list[str]]:
 
 
 def hidden_keypoints(dataset, version: int):
-    """The keypoint set of a version (trainer.spec.KeypointSchema: names, 1-based skeleton; the
-    sigmas are the trainer's defaults) from its first category with keypoints, or None."""
+    """The keypoint set of a version (trainer.spec.KeypointSchema: names, 1-based skeleton and
+    the class's own OKS sigmas, else the trainer's defaults) from its first category with
+    keypoints, or None."""
     from trainer.spec import KeypointSchema
     from webapp.jobs.spec_check import keypoint_schema
 
