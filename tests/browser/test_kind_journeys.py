@@ -42,6 +42,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(trans
 TRAIN_IMAGES, HIDDEN_IMAGES, VOC_IMAGES, PHOTO = 32, 12, 6, 201
 DETECTION_SETTINGS = {"epochs": "5", "batch_size": "2", "lr": "0.005", "input_size": "64"}
 POSE_IMAGES = 24
+MASK_IMAGES = 24
+MASK_SETTINGS = {"epochs": "3", "batch_size": "8", "input_size": "32", "width": "8"}
 POSE_SETTINGS = {"epochs": "3", "batch_size": "8", "input_size": "32"}
 UPLOAD = {"ja": "アップロード", "en": "Upload"}
 
@@ -86,8 +88,9 @@ def _shapes(start: int, stop: int) -> list:
     return list(itertools.islice(samples._shapes_records("shapes_detection", stop), start, stop))
 
 
-def _coco_zip(records, categories: list[dict]) -> bytes:
-    """annotations.json (boxes, and keypoints where the records have them) and images/."""
+def _coco_zip(records, categories: list[dict], rle_every: int = 0) -> bytes:
+    """annotations.json (boxes, and masks or keypoints where the records have them) and
+    images/. Every `rle_every`-th mask is sent as a compressed RLE instead of its polygon."""
     by_name = {c["name"]: c["id"] for c in categories}
     images, annotations = [], []
     out = io.BytesIO()
@@ -106,6 +109,10 @@ def _coco_zip(records, categories: list[dict]) -> bytes:
                     "area": one.bbox[2] * one.bbox[3],
                     "iscrowd": 0,
                 }
+                if one.segmentation:
+                    entry["segmentation"] = one.segmentation
+                    if rle_every and entry["id"] % rle_every == 0:
+                        entry["segmentation"] = _rle(one.segmentation, height, width)
                 if one.keypoints:
                     entry["keypoints"] = list(one.keypoints)
                     entry["num_keypoints"] = sum(1 for v in one.keypoints[2::3] if v > 0)
@@ -113,6 +120,13 @@ def _coco_zip(records, categories: list[dict]) -> bytes:
         doc = {"images": images, "annotations": annotations, "categories": categories}
         archive.writestr("annotations.json", json.dumps(doc))
     return out.getvalue()
+
+
+def _rle(polygons: list, height: int, width: int) -> dict:
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
+    return {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
 
 
 SHAPE_CATEGORIES = [{"id": i + 1, "name": name} for i, name in enumerate(samples.SHAPES)]
@@ -406,3 +420,56 @@ def test_keypoints_from_an_uploaded_coco_zip_with_its_skeleton(
     assert bones.count("M") == len(samples.PERSON_SKELETON), bones  # one stroke per bone
     _load_images(page)
     shot(page, "ja-88-journey-keypoints-results")
+
+
+def test_segmentation_from_an_uploaded_coco_zip_of_polygons_and_rle_masks(
+    live_url, new_page, celery_worker_process, tmp_path
+):
+    teacher = make_user("kj_seg_sensei", teacher=True)
+    course = make_course(teacher, "Segmentation week 11")
+    add_member(course, make_user("kj_seg_ken"))
+    records = list(
+        itertools.islice(samples._shapes_records("shapes_segmentation", MASK_IMAGES), MASK_IMAGES)
+    )
+    archive = tmp_path / "masks_coco.zip"
+    archive.write_bytes(_coco_zip(records, SHAPE_CATEGORIES, rle_every=3))
+
+    page = new_page("en")
+    page.context.add_init_script(RECORDER)
+    sign_in(page, live_url, "kj_seg_ken")
+    dataset_id = _upload(page, live_url, course, archive, "Painted shapes", "segmentation", "en")
+    expect(page.locator("#num-images")).to_have_text(str(MASK_IMAGES), timeout=90_000)
+    # Every object is outlined over its thumbnail, an RLE's outline traced from its mask.
+    tiles = page.locator("#preview svg.tile-shapes")
+    expect(tiles.first.locator("polygon").first).to_be_visible()
+    assert page.locator("#preview svg.tile-shapes polygon").count() >= tiles.count() > 0
+    dataset = _ready(dataset_id)
+    assert dataset.report["rejected"] == [], dataset.report
+    stored = [
+        a.segmentation
+        for item in dataset.items.prefetch_related("annotations")
+        for a in item.annotations.all()
+    ]
+    assert any(isinstance(s, dict) and "counts" in s for s in stored)  # kept as uploaded
+    assert any(isinstance(s, list) for s in stored)
+    shot(page, "en-89-journey-masks-dataset")
+
+    _train_from_the_form(page, live_url, dataset_id, MASK_SETTINGS)
+    expect(page.locator("input[name=preset][value=unet]")).to_be_checked()
+    page.click("#submit-train")
+    page.wait_for_url(f"{live_url}/jobs/*/")
+    expect(page.locator("#curves figcaption h2")).to_have_text("mIoU per epoch")
+    seen = _watch(page, int(MASK_SETTINGS["epochs"]))
+    _assert_grew(seen, int(MASK_SETTINGS["epochs"]))
+
+    # The results lay each evaluated image's predicted mask over it (a PNG the server drew).
+    expect(page.locator("#result[data-kind=segmentation]")).to_be_visible(timeout=60_000)
+    rows = page.locator("#seg-table tbody tr")
+    expect(rows.first).to_be_visible()
+    _load_images(page)
+    layers = rows.first.locator("img.seg-layer")
+    assert layers.count() >= 1
+    widths = layers.evaluate_all("images => images.map(i => i.naturalWidth)")
+    assert all(width > 0 for width in widths), widths  # every layer's PNG arrived
+    expect(rows.first.locator("img.seg-layer:visible")).to_have_count(1)
+    shot(page, "en-89-journey-masks-results")
