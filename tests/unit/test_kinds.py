@@ -172,7 +172,7 @@ def test_segmentation_and_keypoints_runs_get_their_flat_keys(kind, evaluation, e
         kinds.primary_value(kind, m)
         == expected["test_miou" if kind == "segmentation" else "test_pck"]
     )
-    assert set(kinds.api_metrics(kind, m, None)) >= set(kinds.VIEWS[kind].api_keys)
+    assert set(kinds.api_metrics(kind, m)) >= set(kinds.VIEWS[kind].api_keys)
 
 
 def test_assignment_metrics_per_kind():

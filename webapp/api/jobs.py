@@ -51,7 +51,7 @@ def _job(request, job_id: int) -> Job:
 def metrics_out(job: Job) -> dict:
     """The figures known so far, under the contract's flat names for the job's kind (None
     where not known yet): webapp/jobs/kinds.py decides them."""
-    return kinds.api_metrics(kinds.job_kind(job), job.metrics, job.result)
+    return kinds.api_metrics(kinds.job_kind(job), job.metrics)
 
 
 def job_out(job: Job, position: tuple | None = None) -> dict:

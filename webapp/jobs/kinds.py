@@ -382,7 +382,7 @@ def metrics_after(kind: str, event: dict, metrics: dict) -> dict | None:
 # Job.metrics (the kind's FIGURES, the last epoch's figures) rides along when the run has it.
 
 
-def api_metrics(kind: str, metrics: dict | None, _result: dict | None = None) -> dict:
+def api_metrics(kind: str, metrics: dict | None) -> dict:
     """A run's figures as the API answers them: flat keys of its kind, null until known. They
     come from Job.metrics alone (runs older than it were given theirs by migration
     jobs.0005_backfill_metrics); the stored result is no longer read."""
