@@ -267,7 +267,7 @@ def _conv_block(filters: int) -> tuple[dict[str, Any], ...]:
 NAMED: dict[str, Named] = {
     # CenterNet-tiny (trainer/models/centernet.py): measured like the torchvision models.
     "centernet_tiny": Named(
-        128,
+        64,
         3,
         parameters=435_700,
         stem=144,

@@ -32,7 +32,7 @@ def test_the_detection_models_are_listed_with_the_default_marked(world):
         "description": entry.description["en"],
         "descriptions": entry.description,
         "parameters": entry.parameters,
-        "default_input_size": 128,
+        "default_input_size": 64,
         "min_input_size": 32,
         "channels": 3,
         "weights": None,
