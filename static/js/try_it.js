@@ -59,7 +59,8 @@ function showBoxes(form, answer) {
     group.append(rect, text);
     return group;
   });
-  svg.replaceChildren(...groups);
+  // The answer lists the best box first; SVG paints later children on top, so the best is drawn last.
+  svg.replaceChildren(...groups.reverse());
   svg.hidden = false;
   const list = form.querySelector(".try-found");
   list.replaceChildren(

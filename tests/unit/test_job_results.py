@@ -310,3 +310,12 @@ def test_who_may_try_a_job(world, persona, eager):
     )
     # Those who may see the job learn it has no model yet; the others that it does not exist.
     assert response.status_code == {200: 409}.get(API[persona], API[persona])
+
+
+def test_percent_and_number_round_rather_than_cut_digits_off():
+    from webapp.jobs.templatetags.job_results import number, percent
+
+    assert percent(2 / 3) == "66.7%"  # number_format alone gave 66.6%
+    assert percent(0.3855) == "38.6%"
+    assert number(2 / 3, 3) == "0.667"
+    assert percent(None) == "—"

@@ -195,6 +195,7 @@ def _drawn_row(row: events.DetectionPrediction, names: list[str]) -> dict:
                 "colour": colour(label),
             }
         )
+    predicted.sort(key=lambda b: b["score"])  # SVG paints later boxes on top: the best last
     truth = row.truth or events.TrueBoxes()
     true_boxes = truth.boxes or []
     truths = []

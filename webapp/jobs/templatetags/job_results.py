@@ -11,7 +11,8 @@ def percent(value, digits: int = 1) -> str:
     """0.9723 → "97.2%" ("—" when unknown)."""
     if value is None or value == "":
         return "—"
-    return f"{number_format(float(value) * 100, int(digits))}%"
+    # number_format cuts digits off (2/3 → 66.6); rounding first gives 66.7, as the live page does.
+    return f"{number_format(round(float(value) * 100, int(digits)), int(digits))}%"
 
 
 @register.filter
@@ -19,7 +20,7 @@ def number(value, digits: int = 4) -> str:
     """A metric with a fixed number of decimals ("—" when unknown)."""
     if value is None or value == "":
         return "—"
-    return number_format(float(value), int(digits))
+    return number_format(round(float(value), int(digits)), int(digits))
 
 
 @register.filter
