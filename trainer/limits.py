@@ -42,5 +42,8 @@ MAX_IMAGE_SIDE = 16_384  # no stored image is larger (webapp/datasets/images.py 
 MAX_OBJECTS_PER_IMAGE = 1_000  # COCO's busiest image has a few hundred
 MAX_POLYGONS = 64  # polygons of one object
 MAX_POLYGON_POINTS = 4_096  # points of one polygon
+# An RLE mask's counts: characters of the compressed string, or run lengths of the list (a
+# character holds at most one run). A 16,384² image in stripes stays below it.
+MAX_RLE_COUNTS = 4_000_000
 MAX_KEYPOINTS = 133  # COCO-WholeBody's count; COCO persons have 17
 MAX_DETECTIONS = 300  # boxes kept per image in predictions

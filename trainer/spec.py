@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -71,6 +72,28 @@ class _Settings(BaseModel):
 Coordinate = Annotated[float, Field(ge=-limits.MAX_IMAGE_SIDE, le=2 * limits.MAX_IMAGE_SIDE)]
 
 
+class RLE(_Settings):
+    """A COCO RLE mask: `size` [height, width] of its image, `counts` pycocotools' compressed
+    string or the list of run lengths. Bounded here; the runs adding up to height × width is
+    checked where the mask is decoded (trainer.segmentation.data.rle_mask)."""
+
+    size: Annotated[
+        list[Annotated[int, Field(ge=1, le=limits.MAX_IMAGE_SIDE)]],
+        Field(min_length=2, max_length=2),
+    ]
+    counts: (
+        Annotated[str, Field(max_length=limits.MAX_RLE_COUNTS, pattern=r"^[0-o]*$")]
+        | Annotated[
+            list[Annotated[int, Field(ge=0, le=limits.MAX_IMAGE_SIDE**2)]],
+            Field(max_length=limits.MAX_RLE_COUNTS),
+        ]
+    )
+
+
+# Validated as an RLE, kept as the plain dict the mask decoders read.
+RLEMask = Annotated[RLE, AfterValidator(lambda rle: rle.model_dump())]
+
+
 class ObjectAnnotation(_Settings):
     """One object in an image, in the COCO shapes the datasets store, in the original image's
     pixels: a box [x, y, w, h], polygons or RLE, keypoints [x1, y1, v1, ...]."""
@@ -82,7 +105,7 @@ class ObjectAnnotation(_Settings):
             list[Annotated[list[Coordinate], Field(max_length=limits.MAX_POLYGON_POINTS * 2)]],
             Field(max_length=limits.MAX_POLYGONS),
         ]
-        | dict[str, Any]
+        | RLEMask
         | None
     ) = None
     keypoints: Annotated[list[Coordinate], Field(max_length=limits.MAX_KEYPOINTS * 3)] | None = None

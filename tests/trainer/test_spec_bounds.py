@@ -264,3 +264,59 @@ def test_the_budget_of_a_torchvision_detector_bounds_what_torch_builds(name):
         real = _largest_detector_activation(built, size)
         assert real <= max(s.values for s in sizes)
     assert max(s.values for s in sizes) <= 1.25 * real  # at its usual size, not far off
+
+
+# --- an RLE mask is bounded too ------------------------------------------------------------------
+
+
+def _segmentation_errors(segmentation) -> dict[str, str]:
+    data = {"classes": ["a"], "items": [{"path": "a.png", "annotations": [{"category": 0}]}]}
+    data["items"][0]["annotations"][0]["segmentation"] = segmentation
+    with pytest.raises(SpecError) as refused:
+        load_spec({"kind": "segmentation", "data": data}, check_registry=False)
+    return refused.value.errors
+
+
+FIELD = "data.items.0.annotations.0.segmentation"
+
+
+@pytest.mark.parametrize(
+    ("rle", "field", "message"),
+    [
+        ({"size": [4, limits.MAX_IMAGE_SIDE + 1], "counts": [16]}, "size.1", "must be at most"),
+        ({"size": [0, 4], "counts": [16]}, "size.0", "must be at least 1"),
+        ({"size": [4, 4, 4], "counts": [16]}, "size", "can have at most 2 entries"),
+        ({"size": [4, 4], "counts": "0" * (limits.MAX_RLE_COUNTS + 1)}, "counts", "at most"),
+        ({"size": [4, 4], "counts": [1] * (limits.MAX_RLE_COUNTS + 1)}, "counts", "at most"),
+        ({"size": [4, 4], "counts": [-1, 17]}, "counts.0", "must be at least 0"),
+        ({"size": [4, 4], "counts": "~~"}, "counts", "must match"),
+        ({"size": [4, 4]}, "counts", "is required"),
+        ({"size": [4, 4], "counts": [16], "note": "x"}, "note", "is not a setting"),
+    ],
+)
+def test_an_rle_mask_is_bounded_and_its_errors_name_the_part(rle, field, message):
+    errors = _segmentation_errors(rle)
+    assert message in errors[f"{FIELD}.{field}"], errors
+    assert FIELD not in errors  # no word from the polygons' branch
+
+
+@pytest.mark.parametrize("counts", ["04", [0, 16]])
+def test_a_valid_rle_mask_is_kept_as_the_dict_the_decoders_read(counts):
+    data = {"classes": ["a"], "items": [{"path": "a.png", "annotations": []}]}
+    data["items"][0]["annotations"].append(
+        {"category": 0, "segmentation": {"size": [4, 4], "counts": counts}}
+    )
+    spec = load_spec({"kind": "segmentation", "data": data}, check_registry=False)
+    assert spec.data.items[0].annotations[0].segmentation == {"size": [4, 4], "counts": counts}
+
+
+def test_the_schema_shows_the_rle_mask_bounded():
+    from trainer.spec import ObjectAnnotation
+
+    schema = ObjectAnnotation.model_json_schema()
+    rle = schema["$defs"]["RLE"]
+    assert rle["additionalProperties"] is False
+    assert rle["properties"]["size"]["maxItems"] == 2
+    text, runs = rle["properties"]["counts"]["oneOf"]
+    assert text["maxLength"] == runs["maxItems"] == limits.MAX_RLE_COUNTS
+    assert runs["items"]["maximum"] == limits.MAX_IMAGE_SIDE**2

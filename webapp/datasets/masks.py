@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 
 from trainer import limits
 
-MAX_RLE_CHARS = 4_000_000  # a compressed mask of a 16,384² image in stripes stays below this
+MAX_RLE_CHARS = limits.MAX_RLE_COUNTS  # the trainer's spec takes no longer (trainer.spec.RLE)
 MAX_OUTLINE_SIDE = 256  # an RLE's outline is traced on a mask shrunk to at most this side
 MAX_OUTLINE_POINTS = 512  # points of one traced outline (simplified until it fits)
 
