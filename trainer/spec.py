@@ -81,13 +81,18 @@ class RLE(_Settings):
         list[Annotated[int, Field(ge=1, le=limits.MAX_IMAGE_SIDE)]],
         Field(min_length=2, max_length=2),
     ]
-    counts: (
-        Annotated[str, Field(max_length=limits.MAX_RLE_COUNTS, pattern=r"^[0-o]*$")]
+    # Told apart by type, so that an error names the one the value is (tags as pydantic's own).
+    counts: Annotated[
+        Annotated[
+            str, Field(max_length=limits.MAX_RLE_COUNTS, pattern=r"^[0-o]*$"), Tag("str")
+        ]  # pycocotools' characters: "0" to "o"
         | Annotated[
             list[Annotated[int, Field(ge=0, le=limits.MAX_IMAGE_SIDE**2)]],
             Field(max_length=limits.MAX_RLE_COUNTS),
-        ]
-    )
+            Tag("list[int]"),
+        ],
+        Discriminator(lambda value: "str" if isinstance(value, str) else "list[int]"),
+    ]
 
 
 # Validated as an RLE, kept as the plain dict the mask decoders read.
@@ -100,12 +105,19 @@ class ObjectAnnotation(_Settings):
 
     category: int = Field(ge=0, le=limits.MAX_CLASSES - 1)  # index into data.classes
     bbox: Annotated[list[Coordinate], Field(min_length=4, max_length=4)] | None = None
+    # Polygons or an RLE, told apart by type (a dict is an RLE); the tags read as pydantic's own.
     segmentation: (
         Annotated[
-            list[Annotated[list[Coordinate], Field(max_length=limits.MAX_POLYGON_POINTS * 2)]],
-            Field(max_length=limits.MAX_POLYGONS),
+            Annotated[
+                list[Annotated[list[Coordinate], Field(max_length=limits.MAX_POLYGON_POINTS * 2)]],
+                Field(max_length=limits.MAX_POLYGONS),
+                Tag("list[polygon]"),
+            ]
+            | Annotated[RLEMask, Tag("dict[rle]")],
+            Discriminator(
+                lambda value: "dict[rle]" if isinstance(value, dict | RLE) else "list[polygon]"
+            ),
         ]
-        | RLEMask
         | None
     ) = None
     keypoints: Annotated[list[Coordinate], Field(max_length=limits.MAX_KEYPOINTS * 3)] | None = None
@@ -1057,6 +1069,8 @@ _TEMPLATES = {
     "string_too_short": "must not be empty",
     "too_short": "needs at least {min_length} entries",
     "too_long": "can have at most {max_length} entries",
+    "string_too_long": "can have at most {max_length} characters",
+    "string_pattern_mismatch": "must match {pattern}",
     **dict.fromkeys(("int_parsing", "int_type", "int_from_float"), "must be a whole number"),
     **dict.fromkeys(("float_parsing", "float_type"), "must be a number"),
     **dict.fromkeys(("bool_parsing", "bool_type"), "must be true or false"),
