@@ -333,7 +333,7 @@ def run(
         seed_everything(spec.seed)
         prepared = loop.prepare(spec, pick_device(spec.device))
         if spec.kfold >= 2:
-            return _run_folds(loop, spec, prepared, out, stream, cancel)
+            return _run_folds(loop, spec, prepared, out, stream, cancel, resume=resume)
         result = _run_one(loop, spec, prepared, out, stream, cancel, resume=resume)
         stream.emit("finished", kind=spec.kind, **result)
         return result
@@ -393,7 +393,7 @@ def _run_one(loop, spec, p: Prepared, out: Path, stream, cancel, *, resume=False
         full_model = torch.compile(full_model)  # optional: long GPU runs
     step = loop.make_step(p, full_model, amp_dtype(spec.precision, p.device))
     t = _training(loop, spec, step, stream, cancel)
-    first_epoch, best = 1, None
+    first_epoch, best, stale = 1, None, 0
     checkpoint_path = out / CHECKPOINT
     if resume and checkpoint_path.exists():
         state = export.load_checkpoint(checkpoint_path)
@@ -404,6 +404,7 @@ def _run_one(loop, spec, p: Prepared, out: Path, stream, cancel, *, resume=False
         export.set_rng_state(state["rng"])
         first_epoch = int(state["epoch"]) + 1
         best = state.get("extra", {}).get("best")
+        stale = int(state.get("extra", {}).get("stale", 0))  # epochs since the best, as it was
     stream.emit(
         "started",
         kind=spec.kind,
@@ -418,8 +419,9 @@ def _run_one(loop, spec, p: Prepared, out: Path, stream, cancel, *, resume=False
         fold=fold,
         **p.extra.get("head", {}),  # transfer: the head kept, reordered or new, and why
     )
-    stale = 0
-    for epoch in range(first_epoch, spec.epochs + 1):
+    # A run killed after early stopping had stopped it trains no further epoch.
+    stopped = bool(spec.early_stopping and stale >= spec.early_stopping.patience)
+    for epoch in range(first_epoch, first_epoch if stopped else spec.epochs + 1):
         generator = epoch_generator(spec.seed, fold, epoch)
         train, speed, seconds = train_one_epoch(loop, t, epoch, generator, fold)
         if -(-len(step.p.train) // spec.batch_size) < PRECISE_BN_BELOW_STEPS:
@@ -453,7 +455,7 @@ def _run_one(loop, spec, p: Prepared, out: Path, stream, cancel, *, resume=False
             scheduler=t.scheduler,
             epoch=epoch,
             rng=export.rng_state(),
-            extra={"best": best},
+            extra={"best": best, "stale": stale},
         )
         stream.emit("checkpoint", epoch=epoch, file=CHECKPOINT, fold=fold)  # a name, no path
         if spec.early_stopping and stale >= spec.early_stopping.patience:
@@ -463,8 +465,10 @@ def _run_one(loop, spec, p: Prepared, out: Path, stream, cancel, *, resume=False
     val = loop.evaluate(step, step.p.val)
     result = {"test": test.to_dict() if test else None, "val": val.to_dict() if val else None}
     loop.export(p, full_model, out, result)
-    write_predictions(out / TEST_PREDICTIONS, test.predictions if test else [])
-    write_predictions(out / VAL_PREDICTIONS, val.predictions if val else [])
+    # A split the run did not evaluate (no test images, say) gets no file, not an empty one.
+    for evaluation, name in ((test, TEST_PREDICTIONS), (val, VAL_PREDICTIONS)):
+        if evaluation:
+            write_predictions(out / name, evaluation.predictions)
     return result
 
 
@@ -495,7 +499,7 @@ def write_predictions(path: Path, rows: list[dict]) -> None:
     os.replace(tmp, path)
 
 
-def _run_folds(loop, spec, p: Prepared, out: Path, stream, cancel) -> dict:
+def _run_folds(loop, spec, p: Prepared, out: Path, stream, cancel, *, resume=False) -> dict:
     """k-fold cross-validation over training+validation images; mean ± std of the folds.
 
     The kind deals the folds (`loop.folds`: stratified for classes); the driver runs them.
@@ -504,7 +508,11 @@ def _run_folds(loop, spec, p: Prepared, out: Path, stream, cancel) -> dict:
     for fold, (train, held) in enumerate(loop.folds(p, spec.kfold, spec.seed)):
         fold_p = copy.copy(p)
         fold_p.train, fold_p.val = train, held
-        result = _run_one(loop, spec, fold_p, out / f"fold-{fold}", stream, cancel, fold=fold)
+        # Each fold has its own folder and checkpoint: resuming, a finished fold is evaluated
+        # again from its last checkpoint (the same figures), the cut one goes on, the rest start.
+        result = _run_one(
+            loop, spec, fold_p, out / f"fold-{fold}", stream, cancel, resume=resume, fold=fold
+        )
         scores.append(result["val"][loop.FOLD_FIGURE])
     mean, std = metrics.mean_std(scores)
     name = loop.FOLD_FIGURE

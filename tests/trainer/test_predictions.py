@@ -45,3 +45,12 @@ def test_a_run_writes_one_prediction_per_image_matching_the_confusion(
         confusion[row["true"]][row["predicted"]] += 1
         assert 0 < row["confidence"] <= 1
     assert confusion == result[split]["confusion"]
+
+
+def test_a_split_without_images_gets_no_predictions_file(small_digits, tmp_path):
+    data = {**small_digits, "items": [i for i in small_digits["items"] if i["split"] != "test"]}
+    spec = load_spec({"data": data, "model": "logistic", "input_size": 8, "epochs": 1})
+    result = loops.run(spec, tmp_path, ListReporter())
+    assert result["test"] is None
+    assert not (tmp_path / driver.TEST_PREDICTIONS).exists()
+    assert json.loads((tmp_path / driver.VAL_PREDICTIONS).read_text())
