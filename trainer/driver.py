@@ -405,7 +405,6 @@ def _run_one(loop, spec, p: Prepared, out: Path, stream, cancel, *, resume=False
         first_epoch = int(state["epoch"]) + 1
         best = state.get("extra", {}).get("best")
         stale = int(state.get("extra", {}).get("stale", 0))  # epochs since the best, as it was
-        stale = int(state.get("extra", {}).get("stale", 0))  # epochs since the best, as it was
     stream.emit(
         "started",
         kind=spec.kind,
