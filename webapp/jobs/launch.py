@@ -26,7 +26,6 @@ from webapp.jobs import (
     summaries,
 )
 from webapp.jobs.models import Job, JobGroup, JobStatus
-from webapp.jobs.results import final_figures
 
 MAX_RUNS = 100  # earlier runs listed as transfer sources
 PREVIEW_IMAGES = 4
@@ -236,11 +235,11 @@ def _field(setting: launch_form.Setting, form: launch_form.TrainForm) -> dict:
 def _run_option(user, run: Job, dataset: Dataset) -> dict:
     model = spec_check.model_of(run.spec, kinds.job_kind(run))  # the default if it named none
     name = model if isinstance(model, str) else _("%(n)s layers") % {"n": len(model or [])}
-    figures = final_figures(run)
-    accuracy = figures["test"] if figures["test"] is not None else figures["val"]
+    kind = kinds.job_kind(run)
+    figure, value = kinds.primary(kind), kinds.primary_value(kind, run.metrics)
     parts = [f"#{run.pk} {name}", f"{run.dataset.name} v{run.dataset_version}"]
-    if accuracy is not None:
-        parts.append(_("accuracy %(acc)s%%") % {"acc": f"{100 * accuracy:.1f}"})
+    if value is not None:  # the kind's own figure: accuracy, mAP@0.5, mIoU, PCK
+        parts.append(f"{figure.label} {figure.text(value)}")
     if run.owner_id != user.pk:
         parts.append(run.owner.label())
     return {"value": f"job:{run.pk}", "label": " · ".join(parts), "model_json": json.dumps(model)}
