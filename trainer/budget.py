@@ -16,6 +16,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from trainer import limits
+from trainer.kinds import shape
 from trainer.layer_spec import Conv2dLayer, DenseLayer, Layer
 
 if TYPE_CHECKING:
@@ -119,7 +120,7 @@ def model_sizes(spec: JobSpec) -> list[Size] | None:
     """The input and every step of the spec's model, or None where it is not known here (an
     unknown name, or layers whose shapes do not fit: the builder says why)."""
     classes = max(len(spec.data.classes), 1)
-    if spec.kind == "keypoints" and spec.data.keypoints is not None:
+    if shape(spec.kind).has_keypoints and spec.data.keypoints is not None:
         classes = len(spec.data.keypoints.names)  # a pose model's outputs are its keypoints
     if isinstance(spec.model, list):
         channels: int = spec.channels or 1  # as trainer/fit.py does

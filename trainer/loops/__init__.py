@@ -13,6 +13,15 @@ spec's kind names. Adding a kind is adding `trainer/loops/<kind>.py` with:
     export(p, model, out_dir, result)              model.safetensors, TorchScript, ONNX, card
     (folds(p, k, seed) and FOLD_FIGURE where the kind offers k folds)
 
+and, for a trained run's files (trainer/inference.py; no driver involved):
+
+    predict(model_dir, images) -> [dict]           one JSON-ready answer per PIL image, in its
+                                                   own pixels ("Try it", pre-annotation)
+    score(model_dir, items, classes, keypoints=None) -> Evaluation-like
+                                                   figures on a hidden test set's manifest
+                                                   items; .to_dict() holds what an assignment
+                                                   of the kind ranks by
+
 This package imports nothing heavy: `trainer.kinds.trainable()` finds the modules without
 importing torch.
 """
