@@ -153,9 +153,10 @@ def run_kind(kind: str, student, course, bare: bool) -> dict:
         print(f"   epoch {epoch:2d} at {stored - committed:6.1f} s: val {name} {value:.3f}")
     row = {"kind": kind, "total": total, "run": run, "reached": reached, "epochs": epochs}
     at = f"{reached[1]:.1f} s (epoch {reached[0]}, {reached[2]:.3f})" if reached else "never"
+    met = "✔" if reached and reached[1] < minutes * 60 else "✘"
     print(
-        f"   commit → val {name} ≥ {TARGET}: {at}; → succeeded {total:.1f} s "
-        f"(target < {minutes} min: {'✔' if reached and total < minutes * 60 else '✘'}); "
+        f"   commit → val {name} ≥ {TARGET}: {at} (target < {minutes} min {met}); → succeeded "
+        f"{total:.1f} s (within {minutes} min {'✔' if total < minutes * 60 else '✘'}); "
         f"worker's run {run:.1f} s; final val {name} {job.metrics.get(figure, float('nan')):.3f}",
         flush=True,
     )
