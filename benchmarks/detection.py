@@ -156,6 +156,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=RECIPE["epochs"])
     parser.add_argument("--lr", type=float, default=RECIPE["lr"])
     parser.add_argument("--batch-size", type=int, default=RECIPE["batch_size"])
+    parser.add_argument("--size", type=int, default=RECIPE["input_size"], help="image side")
     parser.add_argument("--skip-bare", action="store_true", help="only the trainer's run")
     args = parser.parse_args()
     print(
@@ -163,11 +164,12 @@ def main() -> None:
         f"load: {os.getloadavg()[0]:.1f}",
         flush=True,
     )
-    recipe = {**RECIPE, "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size}
+    recipe = {**RECIPE, "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
+              "input_size": args.size}  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
-        data = shapes.write_shapes(Path(folder), args.images, size=128, splits=(0.8, 0.1))
+        data = shapes.write_shapes(Path(folder), args.images, size=args.size, splits=(0.8, 0.1))
         spec_dict = {**recipe, "data": data}
-        print(f"{args.images} images 128×128 (800/100/100), recipe: {recipe}", flush=True)
+        print(f"{args.images} images {args.size}×{args.size} (8:1:1), recipe: {recipe}", flush=True)
         runs, bares = [], []
         for _ in range(args.rounds):
             seconds, reached, test = trainer_run(spec_dict)

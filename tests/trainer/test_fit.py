@@ -273,3 +273,18 @@ def test_refresh_batch_norm_sets_the_true_averages():
     expected = images.float().mean() / 255  # what the model sees after Normalise
     assert torch.allclose(model[0].running_mean, expected.view(1), atol=1e-4)
     assert model[0].momentum == 0.1  # restored
+
+
+def test_refresh_batch_norm_reads_a_sample_of_the_first_images(monkeypatch):
+    from trainer import data
+
+    monkeypatch.setattr(driver, "PRECISE_BN_IMAGES", 4)
+    images = torch.cat([torch.zeros(4, 1, 2, 2), torch.full((6, 1, 2, 2), 255.0)]).to(torch.uint8)
+    split = data.Split(images, torch.zeros(10, dtype=torch.int64), list(range(10)))
+    model = torch.nn.Sequential(torch.nn.BatchNorm2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    normalise = data.Normalise([0.0], [1.0], torch.device("cpu"))
+    seen = []
+    step = driver.Step(None, None, model, lambda split, index: seen.append(index.tolist()) or normalise(split.images[index]))
+    driver.refresh_batch_norm(step, split, 2, [])
+    assert seen == [[0, 1], [2, 3]]  # the first four images, in order, in batches of two
+    assert torch.allclose(model[0].running_mean, torch.zeros(1), atol=1e-6)
