@@ -584,7 +584,7 @@ def read_predictions(kind: str, rows: Any) -> list[Any]:
     if shape is None or not isinstance(rows, list):
         return []
     if kind not in _ROWS:
-        _ROWS[kind] = TypeAdapter(list[shape])
+        _ROWS[kind] = TypeAdapter(list[shape])  # type: ignore[valid-type]  # a class known at run time
     try:
         return _ROWS[kind].validate_python(rows)
     except ValidationError:

@@ -284,7 +284,12 @@ def test_refresh_batch_norm_reads_a_sample_of_the_first_images(monkeypatch):
     model = torch.nn.Sequential(torch.nn.BatchNorm2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
     normalise = data.Normalise([0.0], [1.0], torch.device("cpu"))
     seen = []
-    step = driver.Step(None, None, model, lambda split, index: seen.append(index.tolist()) or normalise(split.images[index]))
+
+    def inputs(split, index):
+        seen.append(index.tolist())
+        return normalise(split.images[index])
+
+    step = driver.Step(None, None, model, inputs)
     driver.refresh_batch_norm(step, split, 2, [])
     assert seen == [[0, 1], [2, 3]]  # the first four images, in order, in batches of two
     assert torch.allclose(model[0].running_mean, torch.zeros(1), atol=1e-6)

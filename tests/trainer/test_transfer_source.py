@@ -41,9 +41,7 @@ def test_a_spec_from_a_user_names_no_file_and_no_malformed_run(source):
     assert "choose none, imagenet, coco or an earlier run (job:<id>)" in _refusal(source)
 
 
-@pytest.mark.parametrize(
-    "source", ["none", "imagenet", "coco", "job:7", "job:123456789012345678"]
-)
+@pytest.mark.parametrize("source", ["none", "imagenet", "coco", "job:7", "job:123456789012345678"])
 def test_a_spec_from_a_user_names_none_imagenet_coco_or_an_earlier_run(source):
     mode = "scratch" if source == "none" else "fine_tuning"
     raw = {**_spec(source), "transfer": {"source": source, "mode": mode}}
