@@ -38,6 +38,7 @@ def test_the_detection_models_are_listed_with_the_default_marked(world):
         "weights": None,
         "weights_available": False,
         "imagenet": False,
+        "coco": False,
         "cpu_note": None,
     }
 
@@ -163,3 +164,16 @@ def test_the_schema_marks_task_deprecated_on_models_and_on_the_job_spec():
     spec = schema["components"]["schemas"]["JobIn"]["properties"]["spec"]["properties"]
     assert spec["task"]["deprecated"] is True and not spec["kind"].get("deprecated")
     assert "detection" in spec["task"]["enum"]
+
+
+def test_coco_weights_are_reported_only_when_on_this_server(world, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    models = {m["name"]: m for m in _get(world, "?kind=detection").json()["models"]}
+    assert not models["fasterrcnn_resnet50_fpn"]["coco"]
+    assert not models["centernet_tiny"]["coco"]  # the lecture's detector has no COCO weights
+    folder = tmp_path / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    (folder / catalog.get("fasterrcnn_resnet50_fpn").coco_weights_file).write_bytes(b"weights")
+    models = {m["name"]: m for m in _get(world, "?kind=detection").json()["models"]}
+    assert models["fasterrcnn_resnet50_fpn"]["coco"]
+    assert not models["retinanet_resnet50_fpn"]["coco"]

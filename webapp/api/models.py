@@ -84,6 +84,10 @@ class ModelOut(Schema):
         description="Whether those weights are on this server (nothing is ever downloaded)."
     )
     imagenet: bool = Field(description="Whether its ImageNet weights are on this server.")
+    coco: bool = Field(
+        description='Whether its COCO weights are on this server (`"transfer": {"source": '
+        '"coco"}` starts it from them).'
+    )
     cpu_note: str | None = Field(
         description="Why it is slow without a GPU, in the request's language (null: it is not)."
     )
@@ -125,6 +129,7 @@ def model_out(entry: catalog.ModelEntry, language: str) -> dict:
         "weights": entry.weights_from or None,
         "weights_available": available,
         "imagenet": available and entry.weights_from == "imagenet",
+        "coco": entry.supports_coco and catalog.weights_available(entry, source="coco"),
         "cpu_note": entry.cpu_note_in(language),
     }
 
