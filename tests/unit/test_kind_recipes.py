@@ -171,3 +171,15 @@ def _post(kind: str, **fields) -> QueryDict:
         elif value not in (False, None):
             data[name] = str(value)
     return data
+
+
+def test_the_api_schema_names_every_kinds_default_of_a_recipe_setting():
+    from trainer.spec import SPECS
+    from webapp.api.job_schemas import JobSpecSettings
+
+    properties = JobSpecSettings.model_json_schema()["properties"]
+    for name in ("epochs", "lr", "batch_size", "optimizer", "schedule"):
+        description = properties[name]["description"]
+        for kind, spec in SPECS.items():
+            assert f"{kind} {spec.model_fields[name].default}" in description, (name, kind)
+    assert properties["epochs"]["maximum"] == SPECS["detection"].model_fields["epochs"].metadata[-1].le

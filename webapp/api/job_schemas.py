@@ -20,6 +20,7 @@ from pydantic import (
     ValidationError,
     create_model,
 )
+from pydantic.fields import FieldInfo
 from pydantic_core import core_schema
 
 from trainer.events import KINDS
@@ -75,6 +76,13 @@ _SETTINGS["task"] = (
         json_schema_extra={"enum": [*SPECS, None], "deprecated": True},
     ),
 )
+# A kind's recipe (JobSpec.RECIPE) changes some defaults: the schema's default is
+# classification's, and the description names every kind's.
+for _name in sorted({name for spec in SPECS.values() for name in spec.RECIPE}):
+    _annotation, _field = _SETTINGS[_name]
+    _defaults = "; ".join(f"{k} {SPECS[k].model_fields[_name].default}" for k in SPECS)
+    _described = f"{_field.description or ''} Default by kind: {_defaults}.".strip()
+    _SETTINGS[_name] = (_annotation, FieldInfo.merge_field_infos(_field, description=_described))
 JobSpecSettings = create_model(
     "JobSpecSettings",
     __config__=ConfigDict(extra="forbid"),
