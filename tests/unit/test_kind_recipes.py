@@ -182,4 +182,5 @@ def test_the_api_schema_names_every_kinds_default_of_a_recipe_setting():
         description = properties[name]["description"]
         for kind, spec in SPECS.items():
             assert f"{kind} {spec.model_fields[name].default}" in description, (name, kind)
-    assert properties["epochs"]["maximum"] == SPECS["detection"].model_fields["epochs"].metadata[-1].le
+    epochs = SPECS["detection"].model_fields["epochs"]
+    assert properties["epochs"]["maximum"] == epochs.metadata[-1].le  # bounds kept
