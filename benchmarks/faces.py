@@ -41,6 +41,30 @@ def _timed(call) -> float:
     return time.perf_counter() - started
 
 
+def alternate(runs: dict, rounds: int) -> dict[str, list[float]]:
+    """Each call of `runs` timed `rounds` times, alternating (a slow moment hits them alike)."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            times[name].append(_timed(run))
+    return times
+
+
+def table(cold: dict[str, float], times: dict[str, list[float]]) -> None:
+    """The figures as a Markdown table, each median's ratio to the first run's (the reference)."""
+    from benchmarks.stack import percentile
+
+    reference = statistics.median(next(iter(times.values())))
+    print(f"\n| {'':28} | first call | median | p95 | ratio to reference |")
+    print(f"|{'-' * 30}|---|---|---|---|")
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(
+            f"| {name:28} | {cold[name] * 1000:.0f} ms | {median * 1000:.1f} ms "
+            f"| {percentile(values, 95) * 1000:.1f} ms | {reference / median:.2f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=50, help="timed calls of each, alternating")
@@ -53,7 +77,7 @@ def main() -> None:
     django.setup()
     from mediapipe.python.solutions import face_detection
 
-    from benchmarks.stack import machine, percentile
+    from benchmarks.stack import machine
     from webapp.faces import detect, tasks
 
     print(machine())
@@ -73,19 +97,8 @@ def main() -> None:
         f"{args.side}×{args.side} JPEG ({len(jpeg) / 1024:.0f} KB): {answer['detector']} found "
         f"{len(answer['faces'])} face(s), {answer['faces'][0] if answer['faces'] else '-'}"
     )
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(args.rounds):
-        for name, run in runs.items():
-            times[name].append(_timed(run))
-    reference = statistics.median(times["bare MediaPipe (reference)"])
-    print(f"\n| {'':28} | first call | median | p95 | ratio to reference |")
-    print(f"|{'-' * 30}|---|---|---|---|")
-    for name, values in times.items():
-        median = statistics.median(values)
-        print(
-            f"| {name:28} | {cold[name] * 1000:.0f} ms | {median * 1000:.1f} ms "
-            f"| {percentile(values, 95) * 1000:.1f} ms | {reference / median:.2f} |"
-        )
+    times = alternate(runs, args.rounds)
+    table(cold, times)
     manabi = statistics.median(times["Manabi faces.detect"])
     verdict = "✔" if manabi < 0.5 else "✘"
     print(f"\nTarget: under 0.5 s for a {args.side}-pixel photo: {manabi * 1000:.0f} ms {verdict}")

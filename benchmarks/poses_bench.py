@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.faces import _photo, _timed  # noqa: E402 - the same photo, the same clock
+from benchmarks.faces import _photo, _timed, alternate, table  # noqa: E402 - the same photo, clock and table
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
     django.setup()
     from mediapipe.python.solutions import pose
 
-    from benchmarks.stack import machine, percentile
+    from benchmarks.stack import machine
     from webapp.poses import detect, tasks
 
     print(machine())
@@ -66,19 +66,8 @@ def main() -> None:
         f"{args.side}×{args.side} JPEG ({len(jpeg) / 1024:.0f} KB): {answer.get('source')} found "
         f"{len(people)} person(s), score {people[0]['score'] if people else '-'}, nose {nose}"
     )
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(args.rounds):
-        for name, run in runs.items():
-            times[name].append(_timed(run))
-    reference = statistics.median(times["bare MediaPipe (reference)"])
-    print(f"\n| {'':28} | first call | median | p95 | ratio to reference |")
-    print(f"|{'-' * 30}|---|---|---|---|")
-    for name, values in times.items():
-        median = statistics.median(values)
-        print(
-            f"| {name:28} | {cold[name] * 1000:.0f} ms | {median * 1000:.1f} ms "
-            f"| {percentile(values, 95) * 1000:.1f} ms | {reference / median:.2f} |"
-        )
+    times = alternate(runs, args.rounds)
+    table(cold, times)
     manabi = statistics.median(times["Manabi poses.detect"])
     verdict = "✔" if manabi < 1.0 else "✘"
     print(f"\nTarget: under 1 s for a {args.side}-pixel photo: {manabi * 1000:.0f} ms {verdict}")
