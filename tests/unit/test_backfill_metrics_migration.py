@@ -2,21 +2,15 @@
 migration 0005_backfill_metrics), so the job page, compare page and API read metrics alone."""
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.migrations import latest, migrate
 
 BEFORE = [("jobs", "0004_spec_task_to_kind")]
 AFTER = [("jobs", "0005_backfill_metrics")]
 
 
 def _migrate(targets):
-    """Jobs at `targets`, every other app at its latest (the models the test creates)."""
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    others = [node for node in executor.loader.graph.leaf_nodes() if node[0] != "jobs"]
-    targets = [*targets, *others]
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
+    return migrate("jobs", targets)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -67,4 +61,4 @@ def test_old_classification_runs_get_their_figures_from_the_result():
     assert metrics[detector] == {} and metrics[failed] == {}
 
     _migrate(BEFORE)  # reversible (a no-op: the figures are read everywhere)
-    _migrate([n for n in MigrationExecutor(connection).loader.graph.leaf_nodes() if n[0] == "jobs"])
+    _migrate(latest("jobs"))

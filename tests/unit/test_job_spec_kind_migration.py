@@ -1,21 +1,15 @@
 """Job specs stored with the old key `task` are rewritten to `kind` (jobs migration 0004)."""
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.migrations import latest, migrate
 
 BEFORE = [("jobs", "0003_artifact_bytes")]
 AFTER = [("jobs", "0004_spec_task_to_kind")]
 
 
 def _migrate(targets):
-    """Jobs at `targets`, every other app at its latest (the models the test creates)."""
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    others = [node for node in executor.loader.graph.leaf_nodes() if node[0] != "jobs"]
-    targets = [*targets, *others]
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
+    return migrate("jobs", targets)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -49,4 +43,4 @@ def test_stored_specs_saying_task_say_kind_after_the_migration():
     assert not Job.objects.filter(spec__has_key="task").exists()
 
     _migrate(BEFORE)  # reversible (a no-op: `kind` is read everywhere)
-    _migrate([n for n in MigrationExecutor(connection).loader.graph.leaf_nodes() if n[0] == "jobs"])
+    _migrate(latest("jobs"))
