@@ -10,13 +10,11 @@ page, and its results drawn as skeletons.
 
 import io
 import itertools
-import json
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
@@ -28,6 +26,7 @@ from tests.browser.conftest import shot as full_page_shot
 from tests.browser.test_classes import sign_in
 from tests.browser.test_results import _load_images
 from tests.conftest import add_member, make_course, make_user
+from tests.fixtures.coco_zip import coco_zip, png
 from webapp.assignments import actions as assignment_actions
 from webapp.assignments.models import Submission
 from webapp.datasets import actions as dataset_actions
@@ -77,56 +76,9 @@ def shot(page, name: str) -> None:
 # --- the ZIPs ------------------------------------------------------------------------------------
 
 
-def _png(pixels: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, "PNG")
-    return out.getvalue()
-
-
 def _shapes(start: int, stop: int) -> list:
     """The detection sample's pictures start..stop-1 (64×64, 1–3 shapes with boxes each)."""
     return list(itertools.islice(samples._shapes_records("shapes_detection", stop), start, stop))
-
-
-def _coco_zip(records, categories: list[dict], rle_every: int = 0) -> bytes:
-    """annotations.json (boxes, and masks or keypoints where the records have them) and
-    images/. Every `rle_every`-th mask is sent as a compressed RLE instead of its polygon."""
-    by_name = {c["name"]: c["id"] for c in categories}
-    images, annotations = [], []
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as archive:
-        for index, record in enumerate(records, start=1):
-            name = f"{index:04d}.png"
-            archive.writestr(f"images/{name}", _png(record.pixels))
-            height, width = record.pixels.shape[:2]
-            images.append({"id": index, "file_name": name, "width": width, "height": height})
-            for one in record.annotations:
-                entry = {
-                    "id": len(annotations) + 1,
-                    "image_id": index,
-                    "category_id": by_name[one.category],
-                    "bbox": list(one.bbox),
-                    "area": one.bbox[2] * one.bbox[3],
-                    "iscrowd": 0,
-                }
-                if one.segmentation:
-                    entry["segmentation"] = one.segmentation
-                    if rle_every and entry["id"] % rle_every == 0:
-                        entry["segmentation"] = _rle(one.segmentation, height, width)
-                if one.keypoints:
-                    entry["keypoints"] = list(one.keypoints)
-                    entry["num_keypoints"] = sum(1 for v in one.keypoints[2::3] if v > 0)
-                annotations.append(entry)
-        doc = {"images": images, "annotations": annotations, "categories": categories}
-        archive.writestr("annotations.json", json.dumps(doc))
-    return out.getvalue()
-
-
-def _rle(polygons: list, height: int, width: int) -> dict:
-    from pycocotools import mask as mask_utils
-
-    rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
-    return {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
 
 
 SHAPE_CATEGORIES = [{"id": i + 1, "name": name} for i, name in enumerate(samples.SHAPES)]
@@ -138,7 +90,7 @@ def _voc_zip(records) -> bytes:
     with zipfile.ZipFile(out, "w") as archive:
         for index, record in enumerate(records):
             name = f"shape_{index:02d}"
-            archive.writestr(f"VOC/JPEGImages/{name}.png", _png(record.pixels))
+            archive.writestr(f"VOC/JPEGImages/{name}.png", png(record.pixels))
             objects = "".join(
                 f"<object><name>{one.category}</name><difficult>0</difficult><bndbox>"
                 f"<xmin>{one.bbox[0] + 1:.0f}</xmin><ymin>{one.bbox[1] + 1:.0f}</ymin>"
@@ -161,7 +113,7 @@ def _poses_zip() -> bytes:
         "keypoints": list(samples.PERSON_KEYPOINTS),
         "skeleton": [list(pair) for pair in samples.PERSON_SKELETON],
     }
-    return _coco_zip(itertools.islice(samples._keypoints_records(), POSE_IMAGES), [person])
+    return coco_zip(itertools.islice(samples._keypoints_records(), POSE_IMAGES), [person])
 
 
 # --- steps ---------------------------------------------------------------------------------------
@@ -262,14 +214,14 @@ def test_detection_from_an_uploaded_coco_zip_to_a_scored_assignment(
         course,
         SimpleUploadedFile(
             "hidden.zip",
-            _coco_zip(_shapes(TRAIN_IMAGES, TRAIN_IMAGES + HIDDEN_IMAGES), SHAPE_CATEGORIES),
+            coco_zip(_shapes(TRAIN_IMAGES, TRAIN_IMAGES + HIDDEN_IMAGES), SHAPE_CATEGORIES),
         ),
         "図形テスト（非公開）",
         "detection",
         "hidden_test",
     )
     coco = tmp_path / "shapes_coco.zip"
-    coco.write_bytes(_coco_zip(train_records, SHAPE_CATEGORIES))
+    coco.write_bytes(coco_zip(train_records, SHAPE_CATEGORIES))
     voc_records = _shapes(100, 100 + VOC_IMAGES)
     voc = tmp_path / "shapes_voc.zip"
     voc.write_bytes(_voc_zip(voc_records))
@@ -432,7 +384,7 @@ def test_segmentation_from_an_uploaded_coco_zip_of_polygons_and_rle_masks(
         itertools.islice(samples._shapes_records("shapes_segmentation", MASK_IMAGES), MASK_IMAGES)
     )
     archive = tmp_path / "masks_coco.zip"
-    archive.write_bytes(_coco_zip(records, SHAPE_CATEGORIES, rle_every=3))
+    archive.write_bytes(coco_zip(records, SHAPE_CATEGORIES, rle_every=3))
 
     page = new_page("en")
     page.context.add_init_script(RECORDER)

@@ -8,7 +8,6 @@ import io
 import itertools
 import json
 import time
-import zipfile
 from datetime import timedelta
 
 import numpy as np
@@ -16,9 +15,9 @@ import pytest
 from django.core.files.storage import default_storage
 from django.test import Client
 from django.utils import timezone
-from PIL import Image
 from pycocotools import mask as mask_utils
 
+from tests.fixtures.coco_zip import coco_zip, png
 from trainer import events as trainer_events
 from webapp.accounts.actions import issue_token
 from webapp.datasets import samples
@@ -28,55 +27,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.django_db(t
 IMAGES = 40  # a tiny set: the point is the path through the seam, not the accuracy
 
 
-def _png(pixels: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, "PNG")
-    return out.getvalue()
-
-
-def _coco_zip(records, categories: list[dict], rle_every: int = 0) -> bytes:
-    """A COCO ZIP of the sample generator's first records: annotations.json and images/.
-    Every `rle_every`-th object's polygon is sent as a compressed RLE mask instead."""
-    images, annotations = [], []
-    by_name = {c["name"]: c["id"] for c in categories}
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as archive:
-        for index, record in enumerate(records, start=1):
-            name = f"{index:04d}.png"
-            height, width = record.pixels.shape[:2]
-            archive.writestr(f"images/{name}", _png(record.pixels))
-            images.append({"id": index, "file_name": name, "width": width, "height": height})
-            for one in record.annotations:
-                entry = {
-                    "id": len(annotations) + 1,
-                    "image_id": index,
-                    "category_id": by_name[one.category],
-                    "bbox": list(one.bbox),
-                    "area": one.bbox[2] * one.bbox[3],
-                    "iscrowd": 0,
-                }
-                if one.segmentation:
-                    entry["segmentation"] = one.segmentation
-                    if rle_every and entry["id"] % rle_every == 0:
-                        rles = mask_utils.frPyObjects(one.segmentation, height, width)
-                        rle = mask_utils.merge(rles)
-                        entry["segmentation"] = {
-                            "size": rle["size"],
-                            "counts": rle["counts"].decode("ascii"),
-                        }
-                if one.keypoints:
-                    entry["keypoints"] = list(one.keypoints)
-                    entry["num_keypoints"] = sum(1 for v in one.keypoints[2::3] if v > 0)
-                annotations.append(entry)
-        doc = {"images": images, "annotations": annotations, "categories": categories}
-        archive.writestr("annotations.json", json.dumps(doc))
-    return out.getvalue()
-
-
 def _segmentation_zip() -> bytes:
     records = itertools.islice(samples._shapes_records("shapes_segmentation", IMAGES), IMAGES)
     categories = [{"id": i + 1, "name": name} for i, name in enumerate(samples.SHAPES)]
-    return _coco_zip(records, categories, rle_every=3)
+    return coco_zip(records, categories, rle_every=3)
 
 
 def _keypoints_zip() -> bytes:
@@ -87,7 +41,7 @@ def _keypoints_zip() -> bytes:
         "keypoints": list(samples.PERSON_KEYPOINTS),
         "skeleton": [list(pair) for pair in samples.PERSON_SKELETON],
     }
-    return _coco_zip(records, [person])
+    return coco_zip(records, [person])
 
 
 def _wait(client, headers, url, done, seconds=300):
@@ -153,7 +107,7 @@ def _predictions(job_id: int) -> list[dict]:
 
 
 def _try(client, headers, job_id: int, pixels: np.ndarray) -> dict:
-    image = io.BytesIO(_png(pixels))
+    image = io.BytesIO(png(pixels))
     image.name = "mine.png"
     response = client.post(f"/api/v1/jobs/{job_id}/predict", {"image": image}, **headers)
     assert response.status_code == 200, response.content
