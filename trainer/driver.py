@@ -38,9 +38,10 @@ TEST_PREDICTIONS = "predictions_test.json"
 VAL_PREDICTIONS = "predictions_val.json"
 BATCH_EVENT_SECONDS = 0.2  # at most ~5 batch events a second: a chart, not a firehose
 PRECISE_BN_BELOW_STEPS = 20  # epochs this short leave batch-norm averages far behind
-# The refresh's sample: the first training images, in order (at least one batch). A channel's
-# mean and variance over 64 images' feature maps are already close to the split's, and a pass
-# over every image cost a short detection epoch a third of its time.
+# The refresh's sample: this many training images evenly spaced over the split, in order (at
+# least one batch). A channel's mean and variance over 64 images' feature maps are already
+# close to the split's, and a pass over every image cost a short detection epoch a third of
+# its time.
 PRECISE_BN_IMAGES = 64
 
 
@@ -295,8 +296,8 @@ def refresh_batch_norm(step: Step, split: Any, batch_size: int, frozen: list) ->
 
     With only a few steps an epoch, the running averages still mostly remember their start,
     and a model that fits its training images guesses at random on validation. One pass in
-    order over the first PRECISE_BN_IMAGES training images (no randomness: resuming stays exact)
-    sets them to this epoch's averages.
+    order over PRECISE_BN_IMAGES training images spread evenly over the split (no randomness:
+    resuming stays exact) sets them to this epoch's averages.
     """
     norms = [
         m
@@ -312,7 +313,11 @@ def refresh_batch_norm(step: Step, split: Any, batch_size: int, frozen: list) ->
     step.model.train()
     device = split_device(split)
     count = min(len(split), max(PRECISE_BN_IMAGES, batch_size))
-    for index in data.batches(count, batch_size, shuffle=False, generator=None, device=device):
+    # Evenly spaced over the split (a split is often ordered by class: its first images alone
+    # would give one class's statistics).
+    sample = torch.arange(count, device=device) * len(split) // count
+    for start in range(0, count, batch_size):
+        index = sample[start : start + batch_size]
         with step.autocast():
             step.model(step.inputs(split, index))
     for m, momentum in zip(norms, momenta, strict=True):

@@ -275,7 +275,7 @@ def test_refresh_batch_norm_sets_the_true_averages():
     assert model[0].momentum == 0.1  # restored
 
 
-def test_refresh_batch_norm_reads_a_sample_of_the_first_images(monkeypatch):
+def test_refresh_batch_norm_reads_a_sample_spread_over_the_split(monkeypatch):
     from trainer import data
 
     monkeypatch.setattr(driver, "PRECISE_BN_IMAGES", 4)
@@ -291,5 +291,8 @@ def test_refresh_batch_norm_reads_a_sample_of_the_first_images(monkeypatch):
 
     step = driver.Step(None, None, model, inputs)
     driver.refresh_batch_norm(step, split, 2, [])
-    assert seen == [[0, 1], [2, 3]]  # the first four images, in order, in batches of two
-    assert torch.allclose(model[0].running_mean, torch.zeros(1), atol=1e-6)
+    # four images spread evenly over the ten (a split ordered by class gives every class its
+    # share), in order, in batches of two
+    assert seen == [[0, 2], [5, 7]]
+    expected = images[[0, 2, 5, 7]].float().mean() / 255
+    assert torch.allclose(model[0].running_mean, expected.view(1), atol=1e-6)
