@@ -307,6 +307,10 @@ def test_test_command_stops_pytest_after_its_teardown_when_its_terminal_closes(t
     def own_terminal() -> None:  # a session whose controlling terminal is the pty, as in a shell
         os.setsid()
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        # A new window's shell starts commands with SIGHUP at its default, whatever this suite
+        # was started with: under `nohup` the ignored SIGHUP would come down to the launcher,
+        # which then rightly keeps running (what nohup asks for: launcher.listen_for_stop).
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "webapp.launcher", *_write_slow_suite(tmp_path)],
