@@ -152,6 +152,17 @@ def _train_from_the_form(page, live_url, dataset_id: int, settings: dict) -> Non
         page.fill(f"#f-{name}", value)
 
 
+def _train_and_watch(page, live_url, dataset_id: int, settings: dict, model: str, title: str):
+    """Train with `settings` from the form (the kind's default `model` picked), then watch the
+    job page's figures grow live under the chart titled `title`."""
+    _train_from_the_form(page, live_url, dataset_id, settings)
+    expect(page.locator(f"input[name=preset][value={model}]")).to_be_checked()
+    page.click("#submit-train")
+    page.wait_for_url(f"{live_url}/jobs/*/")
+    expect(page.locator("#curves figcaption h2")).to_have_text(title)
+    _assert_grew(_watch(page, int(settings["epochs"])), int(settings["epochs"]))
+
+
 def _watch(page, epochs: int) -> list[list[str]]:
     """Stay on the job page until the run has succeeded; what its figure table went through."""
     page.evaluate("window.__stayed = true")  # gone if the page reloads or navigates
@@ -361,13 +372,8 @@ def test_keypoints_from_an_uploaded_coco_zip_with_its_skeleton(
     assert category.skeleton == [list(pair) for pair in samples.PERSON_SKELETON]
     shot(page, "ja-88-journey-keypoints-dataset")
 
-    _train_from_the_form(page, live_url, dataset_id, POSE_SETTINGS)
-    expect(page.locator("input[name=preset][value=pose_unet]")).to_be_checked()
-    page.click("#submit-train")
-    page.wait_for_url(f"{live_url}/jobs/*/")
-    expect(page.locator("#curves figcaption h2")).to_have_text("エポックごとのPCK@0.1")
-    seen = _watch(page, int(POSE_SETTINGS["epochs"]))
-    _assert_grew(seen, int(POSE_SETTINGS["epochs"]))
+    title = "エポックごとのPCK@0.1"
+    _train_and_watch(page, live_url, dataset_id, POSE_SETTINGS, "pose_unet", title)
 
     # The results draw each evaluated figure's true and predicted skeleton, bone by bone.
     expect(page.locator("#result[data-kind=keypoints]")).to_be_visible(timeout=60_000)
@@ -413,13 +419,7 @@ def test_segmentation_from_an_uploaded_coco_zip_of_polygons_and_rle_masks(
     assert any(isinstance(s, list) for s in stored)
     shot(page, "en-89-journey-masks-dataset")
 
-    _train_from_the_form(page, live_url, dataset_id, MASK_SETTINGS)
-    expect(page.locator("input[name=preset][value=unet]")).to_be_checked()
-    page.click("#submit-train")
-    page.wait_for_url(f"{live_url}/jobs/*/")
-    expect(page.locator("#curves figcaption h2")).to_have_text("mIoU per epoch")
-    seen = _watch(page, int(MASK_SETTINGS["epochs"]))
-    _assert_grew(seen, int(MASK_SETTINGS["epochs"]))
+    _train_and_watch(page, live_url, dataset_id, MASK_SETTINGS, "unet", "mIoU per epoch")
 
     # The results lay each evaluated image's predicted mask over it (a PNG the server drew).
     expect(page.locator("#result[data-kind=segmentation]")).to_be_visible(timeout=60_000)
