@@ -7,8 +7,9 @@ from django.http import QueryDict
 from django.test import Client
 
 from tests.conftest import assert_api_error
+from tests.unit.test_validate_job import _dataset as ready_classes
 from trainer import catalog
-from webapp.datasets.models import Category, Dataset
+from webapp.datasets.models import Dataset
 from webapp.errors import Refused
 from webapp.jobs import launch_form, spec_check, tasks
 from webapp.jobs.models import Job
@@ -30,13 +31,7 @@ def torch_home(tmp_path, monkeypatch):
 
 
 def _dataset(world, kind, classes=("circle", "square")) -> Dataset:
-    dataset = Dataset.objects.create(
-        course=world.course, owner=world.alice, name=f"{kind} set", kind=kind, status="ready",
-        head=1,
-    )  # fmt: skip
-    for index, name in enumerate(classes):
-        Category.objects.create(dataset=dataset, index=index, name=name, valid_from=1)
-    return dataset
+    return ready_classes(world, kind, classes)
 
 
 def _provide(folder, model: str) -> None:
