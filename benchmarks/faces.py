@@ -65,24 +65,30 @@ def table(cold: dict[str, float], times: dict[str, list[float]]) -> None:
         )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def start(doc: str) -> tuple[argparse.Namespace, bytes, object, str]:
+    """A photo benchmark's start: its options, Django set up, the machine printed, and the
+    astronaut photo as JPEG bytes, decoded pixels and the task's base64 payload."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=50, help="timed calls of each, alternating")
     parser.add_argument("--side", type=int, default=640, help="the photo's side in pixels")
     args = parser.parse_args()
-
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
     import django
 
     django.setup()
-    from mediapipe.python.solutions import face_detection
-
     from benchmarks.stack import machine
-    from webapp.faces import detect, tasks
 
     print(machine())
     jpeg, pixels = _photo(args.side)
-    payload = base64.b64encode(jpeg).decode("ascii")
+    return args, jpeg, pixels, base64.b64encode(jpeg).decode("ascii")
+
+
+def main() -> None:
+    args, jpeg, pixels, payload = start(__doc__)
+    from mediapipe.python.solutions import face_detection
+
+    from webapp.faces import detect, tasks
+
     bare = face_detection.FaceDetection(
         model_selection=1, min_detection_confidence=detect.MIN_SCORE
     )

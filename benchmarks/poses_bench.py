@@ -14,9 +14,6 @@ photo. The request's own part (upload checks, the Celery round trip) is measured
 tests/integration/test_poses.py on a real worker.
 """
 
-import argparse
-import base64
-import os
 import statistics
 import sys
 import warnings
@@ -24,27 +21,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.faces import _photo, _timed, alternate, table  # noqa: E402 - the same photo, clock and table
+from benchmarks.faces import _timed, alternate, start, table  # noqa: E402 - the same photo, clock and table
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=50, help="timed calls of each, alternating")
-    parser.add_argument("--side", type=int, default=640, help="the photo's side in pixels")
-    args = parser.parse_args()
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
-    import django
-
-    django.setup()
+    args, jpeg, pixels, payload = start(__doc__)
     from mediapipe.python.solutions import pose
 
-    from benchmarks.stack import machine
     from webapp.poses import detect, tasks
 
-    print(machine())
-    jpeg, pixels = _photo(args.side)
-    payload = base64.b64encode(jpeg).decode("ascii")
     bare = pose.Pose(static_image_mode=True, model_complexity=detect.MODEL_COMPLEXITY)
 
     def bare_call():
