@@ -160,6 +160,30 @@ def test_a_confusion_cell_lists_exactly_the_images_of_that_cell(world):
     assert client.get(f"/jobs/{job.pk}/confusion/10/0/").status_code == 404
 
 
+def test_a_crowded_cell_lists_its_most_confident_images_and_counts_them_all(world):
+    """A cell of more than CELL_LIMIT images lists the most confident ones and counts every one;
+    rows whose classes are no ints are in no cell, and a confidence that is no figure ranks
+    last (the page reads only the rows it lists into their shape)."""
+    from webapp.jobs.classification_results import CELL_LIMIT
+
+    job = _fake(world, _digits(world))
+    rows = [{"id": i, "true": 3, "predicted": 5, "confidence": i / 1000} for i in range(400)]
+    rows += [
+        {"id": 900, "true": "3", "predicted": 5, "confidence": 1.0},  # text: no class
+        {"id": 901, "true": True, "predicted": 5, "confidence": 1.0},  # a bool is no class
+        {"id": 902, "true": 3, "predicted": 5, "confidence": "high"},  # no figure: ranks last
+        {"id": 903, "true": 3, "predicted": 5, "confidence": 0.999},
+        "not a row",
+    ]
+    folder = Path(tasks.default_storage.path(f"jobs/{job.pk}"))
+    (folder / "predictions_test.json").write_text(json.dumps(rows))
+    response = _client(world, "alice").get(f"/jobs/{job.pk}/confusion/3/5/", HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    shown = [int(i) for i in re.findall(r'data-item="(\d+)"', response.content.decode())]
+    assert shown == [903, *range(399, 399 - (CELL_LIMIT - 1), -1)]
+    assert response.context["count"] == 402  # the 400, the unrated one and 903
+
+
 @pytest.mark.parametrize("persona", PERSONAS)
 def test_who_sees_the_result_pages(world, persona):
     dataset = _digits(world)
