@@ -13,6 +13,7 @@ import json
 import math
 
 import numpy as np
+from django.core.cache import cache
 from django.core.files.storage import default_storage
 from django.db.models.fields.json import KeyTransform
 from django.http import Http404
@@ -227,26 +228,44 @@ def _cell_rows(job: Job, split: str, true: int, predicted: int) -> tuple[list[di
     return _in_cell(stored, true, predicted), False
 
 
+def _cell(job: Job, split: str, true: int, predicted: int) -> dict:
+    """The listed rows of a cell (the most confident first), how many it holds and whether
+    every image was kept; cached per finished run, whose files never change. Only the listed
+    rows are read into their shape: a cell can hold every image of the split, and shaping
+    60,000 rows cost the page half a second."""
+    key = f"cm-cell:{job.run_key}:{split}:{true}:{predicted}"
+    cell = cache.get(key)
+    if cell is None:
+        stored, complete = _cell_rows(job, split, true, predicted)
+        shown = heapq.nlargest(CELL_LIMIT, stored, key=_confidence)
+        cell = {
+            "rows": [
+                {"id": row.id, "confidence": row.confidence}
+                for row in events.read_predictions(KIND, shown)
+            ],
+            "count": len(stored),
+            "complete": complete,
+        }
+        cache.set(key, cell, results.RESULT_CACHE_SECONDS)
+    return cell
+
+
 def cell_view(request, job: Job, true: int, predicted: int):
     """The evaluated images that are `true` and were predicted as `predicted`."""
     names = results.class_names(job)
     if job.status != JobStatus.SUCCEEDED or true >= len(names) or predicted >= len(names):
         raise Http404
     split = "test" if final_figures(job)["test"] is not None else "val"  # as evaluated_split
-    stored, complete = _cell_rows(job, split, true, predicted)
-    # The listed rows are read into their shape, not the whole cell: a cell can hold every
-    # image of the split, and shaping 60,000 rows cost the page half a second
-    shown = heapq.nlargest(CELL_LIMIT, stored, key=_confidence)
-    rows = events.read_predictions(KIND, shown)
+    cell = _cell(job, split, true, predicted)
     context = {
         "job": job,
         "course": job.course,
         "split": split,
         "true_name": names[true],
         "predicted_name": names[predicted],
-        "rows": [{"id": row.id, "confidence": row.confidence} for row in rows],
-        "count": len(stored),
-        "complete": complete or true != predicted,
+        "rows": cell["rows"],
+        "count": cell["count"],
+        "complete": cell["complete"] or true != predicted,
         "show_images": permissions.can_view_images(request.user, job.dataset),
     }
     partial = request.headers.get("HX-Request") == "true"

@@ -40,8 +40,7 @@ def _curves(jobs: list[Job]) -> dict[int, list[dict]]:
 def _curve_key(job: Job) -> str | None:
     if job.status not in FINISHED:
         return None
-    finished = job.finished_at.timestamp() if job.finished_at else 0
-    return f"curve:{job.pk}:{job.attempts}:{finished:.6f}"
+    return f"curve:{job.run_key}"
 
 
 def _read_curves(jobs: list[Job]) -> dict[int, list[dict]]:

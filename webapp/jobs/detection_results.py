@@ -235,8 +235,7 @@ def detections_page(job, split: str, names: list[str], *, page, order: str, erro
     """One bounded page of the evaluated images, ordered by severity; cached per run."""
     order = order if order in ORDERS else ORDERS[0]
     error = error if error in ERROR_TYPES else ""
-    finished = job.finished_at.timestamp() if job.finished_at else 0
-    run = f"{job.pk}:{job.attempts}:{finished:.6f}:{split}"
+    run = f"{job.run_key}:{split}"
     index = cache.get(f"det-index:{run}")
     rows = None
     if index is None:

@@ -235,15 +235,10 @@ def summary(job: Job, result: dict) -> dict:
     }
 
 
-def _run(job: Job) -> str:
-    finished = job.finished_at.timestamp() if job.finished_at else 0
-    return f"{job.pk}:{job.attempts}:{finished:.6f}"
-
-
 def run_summary(job: Job) -> dict:
     """summary() of the job's stored result, cached per finished run (pages of images need
     its split and skeleton without reading the whole result again)."""
-    key = f"kp-summary:{_run(job)}"
+    key = f"kp-summary:{job.run_key}"
     cached = cache.get(key)
     if cached is None:
         result = Job.objects.filter(pk=job.pk).values_list("result", flat=True).first()
@@ -386,7 +381,7 @@ def drawn_row(row: events.KeypointsPrediction, names: list[str], skeleton: list[
 def poses_page(job: Job, split: str, keypoint_schema: dict, *, page, order: str) -> dict:
     """One bounded page of the evaluated images, worst (or best) first; cached per run."""
     order = order if order in ORDERS else "worst"
-    run = f"{_run(job)}:{split}"
+    run = f"{job.run_key}:{split}"
     index = cache.get(f"kp-index:{run}")
     rows = None
     if index is None:

@@ -77,6 +77,13 @@ class Job(models.Model):
     def __str__(self) -> str:
         return f"job {self.pk} ({self.status})"
 
+    @property
+    def run_key(self) -> str:
+        """A cache key part for what a finished run left (its result, predictions, curves):
+        it changes when the job is run again."""
+        finished = self.finished_at.timestamp() if self.finished_at else 0
+        return f"{self.pk}:{self.attempts}:{finished:.6f}"
+
 
 class JobEvent(models.Model):
     """A trainer event, stored before it is broadcast; `number` orders a job's events."""

@@ -113,8 +113,7 @@ def result_summary(job: Job) -> dict:
     megabytes of JSON (a confusion matrix per split): it is read once, not on every view.
     """
     kind = result_kind(job)
-    finished = job.finished_at.timestamp() if job.finished_at else 0
-    key = f"job-result:2:{kind}:{job.pk}:{job.attempts}:{finished:.6f}"
+    key = f"job-result:2:{kind}:{job.run_key}"
     summary = cache.get(key)
     if summary is not None:
         return summary

@@ -166,12 +166,6 @@ def _read_rows(job_id: int, split: str) -> list[events.SegmentationPrediction]:
     return [row for row in events.read_predictions(KIND, rows) if _is_id(row.id)]
 
 
-def _run(job: Job, split: str) -> str:
-    """A cache key part that changes when the run is run again."""
-    finished = job.finished_at.timestamp() if job.finished_at else 0
-    return f"{job.pk}:{job.attempts}:{finished:.6f}:{split}"
-
-
 def _ordered(index: list[tuple], order: str) -> list[int]:
     """Row positions by IoU, lowest (or highest) first; images without any class come last."""
     sign = 1 if order == "worst" else -1
@@ -227,7 +221,7 @@ def _drawn_row(row: events.SegmentationPrediction, names: list[str]) -> dict:
 def masks_page(job: Job, split: str, names: list[str], *, page, order: str) -> dict:
     """One bounded page of the evaluated images, ordered by IoU; cached per run."""
     order = order if order in ORDERS else ORDERS[0]
-    run = _run(job, split)
+    run = f"{job.run_key}:{split}"
     indexed = cache.get(f"seg-index:{run}")
     rows = None
     if indexed is None:
@@ -371,7 +365,7 @@ def _png(rgba: np.ndarray) -> bytes:
 
 def _overlay_row(job: Job, split: str, item_id: int) -> dict:
     """The masks of one image of a run, from the page cache or else the predictions file."""
-    key = f"seg-row:{_run(job, split)}:{item_id}"
+    key = f"seg-row:{job.run_key}:{split}:{item_id}"
     row = cache.get(key)
     if row is None:
         try:
@@ -402,7 +396,7 @@ def mask_overlay(request, job_id: int, split: str, item_id: int):
         or not permissions.can_view_images(request.user, job.dataset)  # masks are labels
     ):
         raise Http404
-    key = f"seg-png:{_run(job, split)}:{item_id}:{layer}"
+    key = f"seg-png:{job.run_key}:{split}:{item_id}:{layer}"
     png = cache.get(key)
     if png is None:
         try:
