@@ -432,6 +432,7 @@ def _run_one(loop, spec, p: Prepared, out: Path, stream, cancel, *, resume=False
     )
     # A run killed after early stopping had stopped it trains no further epoch.
     stopped = bool(spec.early_stopping and stale >= spec.early_stopping.patience)
+    evaluated = False  # whether `val` is the validation split's evaluation of the final model
     for epoch in range(first_epoch, first_epoch if stopped else spec.epochs + 1):
         generator = epoch_generator(spec.seed, fold, epoch)
         train, speed, seconds = train_one_epoch(loop, t, epoch, generator, fold)
@@ -441,7 +442,7 @@ def _run_one(loop, spec, p: Prepared, out: Path, stream, cancel, *, resume=False
             t.scheduler, torch.optim.lr_scheduler.OneCycleLR
         ):
             t.scheduler.step()
-        val = loop.evaluate(step, step.p.val)
+        val, evaluated = loop.evaluate(step, step.p.val), True
         figures: dict[str, float | None] = {f"train_{k}": v for k, v in train.items()}
         figures |= {f"val_{k}": None for k in loop.FIGURES}
         figures |= {f"val_{k}": v for k, v in (val.figures if val else {}).items()}
@@ -473,7 +474,8 @@ def _run_one(loop, spec, p: Prepared, out: Path, stream, cancel, *, resume=False
             stream.emit("log", message=f"Early stopping after epoch {epoch}.")
             break
     test = loop.evaluate(step, step.p.test)
-    val = loop.evaluate(step, step.p.val)
+    if not evaluated:  # the last epoch's evaluation is the final model's: not done twice
+        val = loop.evaluate(step, step.p.val)
     result = {"test": test.to_dict() if test else None, "val": val.to_dict() if val else None}
     loop.export(p, full_model, out, result)
     # A split the run did not evaluate (no test images, say) gets no file, not an empty one.

@@ -210,7 +210,8 @@ def coco_keypoint_ap(
 ) -> tuple[float | None, float | None]:
     """pycocotools' keypoint AP@[.5:.95] and AP@.5 with these sigmas (None: no true person)."""
     from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
+
+    from trainer.detection_metrics import coco_precision
 
     images = [{"id": i} for i in range(1, len(truth) + 1)]
     gt_annotations: list[dict[str, Any]] = []
@@ -235,15 +236,10 @@ def coco_keypoint_ap(
         with contextlib.redirect_stdout(io.StringIO()):
             dataset.createIndex()
         coco.append(dataset)
-    evaluator = COCOeval(coco[0], coco[1], "keypoints")
-    evaluator.params.imgIds = [image["id"] for image in images]
-    evaluator.params.kpt_oks_sigmas = np.array(sigmas, dtype=np.float64)
-    with contextlib.redirect_stdout(io.StringIO()):
-        evaluator.evaluate()
-        evaluator.accumulate()
-    # precision: (OKS thresholds 10, recall levels 101, categories 1, areas 3, maxDets 1);
-    # area 0 is "all".
-    precision = evaluator.eval["precision"][:, :, 0, 0, -1]  # (10, 101)
+    # COCO's keypoint evaluation keeps the 20 most confident people of an image
+    precision = coco_precision(coco[0], coco[1], "keypoints", max_detections=20, sigmas=sigmas)[
+        :, :, 0
+    ]  # (OKS thresholds 10, recall levels 101): the one category
     return _mean(precision), _mean(precision[0])
 
 

@@ -23,8 +23,6 @@ Fortran-ordered uint8 mask at the evaluated size, counts as an ASCII string).
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -173,9 +171,8 @@ def segm_ap(
     `truth[i]` and `found[i]` list image i's objects: {"rle": COCO RLE dict (counts bytes),
     "label": 0-based class, "crowd": bool} and {"rle", "label", "score"}."""
     from pycocotools import mask as mask_util
-    from pycocotools.cocoeval import COCOeval
 
-    from trainer.detection_metrics import _coco
+    from trainer.detection_metrics import _coco, coco_precision
 
     def annotations(rows: Sequence[list[dict[str, Any]]], scored: bool) -> list[dict]:
         out: list[dict] = []
@@ -203,14 +200,7 @@ def segm_ap(
         images.append({"id": i, "height": int(sized[0][0]), "width": int(sized[0][1])})
     gt = _coco(images, classes, annotations(truth, scored=False))
     dt = _coco(images, classes, annotations(found, scored=True))
-    evaluator = COCOeval(gt, dt, "segm")
-    evaluator.params.imgIds = [image["id"] for image in images]
-    evaluator.params.maxDets = [1, 10, max_detections]
-    with contextlib.redirect_stdout(io.StringIO()):
-        evaluator.evaluate()
-        evaluator.accumulate()
-    # precision: (IoU thresholds 10, recall levels 101, classes, areas 4, maxDets 3)
-    precision = evaluator.eval["precision"][:, :, :, 0, -1]  # (10, 101, C)
+    precision = coco_precision(gt, dt, "segm", max_detections=max_detections)  # (10, 101, C)
     every, at50 = precision[precision > -1], precision[0][precision[0] > -1]
     return (
         float(every.mean()) if every.size else 0.0,

@@ -74,3 +74,29 @@ def test_k_folds_resume_fold_by_fold_to_the_same_summary(small_digits, tmp_path)
     assert started == [(0, 2), (1, 1), (2, 0)]  # done, cut after its first epoch, not begun
     assert _epochs(resumed) == [(1, 2), (2, 1), (2, 2)]
     assert summary["folds"] == pytest.approx(whole["folds"], abs=1e-12)
+
+
+def test_the_validation_split_is_evaluated_once_per_epoch_and_the_last_is_the_result(
+    small_digits, tmp_path, monkeypatch
+):
+    """The final model is the last epoch's: its validation figures are not computed again, and
+    a run with no epoch left to train (resumed after its last) still evaluates both splits."""
+    from trainer.loops import classification
+
+    evaluated = []
+    evaluate = classification.evaluate
+    monkeypatch.setattr(
+        classification,
+        "evaluate",
+        lambda step, split: evaluated.append(split) or evaluate(step, split),
+    )
+    reporter = ListReporter()
+    spec = _spec(small_digits, model="logistic", input_size=8, epochs=3, seed=1)
+    result = loops.run(spec, tmp_path, reporter)
+    assert len(evaluated) == 3 + 1  # val after each epoch, then test once
+    last = reporter.of_kind("epoch")[-1]
+    assert result["val"] == last["val_metrics"] and result["val"]["accuracy"] > 0
+
+    evaluated.clear()
+    again = loops.run(spec, tmp_path, ListReporter(), resume=True)  # nothing left to train
+    assert len(evaluated) == 2 and again["val"] == result["val"]
