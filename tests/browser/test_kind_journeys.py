@@ -343,7 +343,7 @@ def test_detection_from_an_uploaded_coco_zip_to_a_scored_assignment(
     expect(page.locator("#my-submissions thead")).to_contain_text("mAP@0.5")
     submission = Submission.objects.get(assignment=assignment)
     assert 0 <= submission.score <= 1 and submission.details["map50"] == submission.score
-    expect(scored.locator("td.num")).to_have_text(f"{submission.score:.4f}")
+    expect(scored.locator("td.num")).to_have_text(f"{submission.score * 100:.2f}%")
     expect(page.locator("#leaderboard tbody tr")).to_have_count(1)
     shot(page, "en-87-journey-assignment-scored")
 

@@ -231,7 +231,7 @@ def test_students_see_only_their_own_submissions_and_anonymous_ranks(world):
     alice = page(world, "alice", f"/assignments/{assignment.pk}/live/").content.decode()
     ta = page(world, "ta", f"/assignments/{assignment.pk}/live/").content.decode()
     assert "Alice Liddell" not in bob and f"/jobs/{job.pk}/" not in bob
-    assert "a classmate" in bob and "0.9000" in bob
+    assert "a classmate" in bob and "90.00%" in bob
     assert "Alice Liddell" in alice and f"/jobs/{job.pk}/" in alice
     assert "Alice Liddell" in ta and 'id="marks"' in ta
     board = (
@@ -637,7 +637,7 @@ def test_a_detection_submission_is_scored_by_the_trainers_detection_scorer(
     # The leaderboard and the marks say what the score is.
     html = page(world, "teacher", f"/assignments/{assignment.pk}/").content.decode()
     leaderboard = html.split('id="leaderboard"', 1)[1].split("</section>", 1)[0]
-    assert "mAP@0.5" in leaderboard and "0.6250" in leaderboard
+    assert "mAP@0.5" in leaderboard and "62.50%" in leaderboard
     assert "mAP@0.5" in html.split('id="marks"', 1)[1]
     mine = page(world, "alice", f"/assignments/{assignment.pk}/live/").content.decode()
     assert "mAP@0.5" in mine.split('id="my-submissions"', 1)[1].split("</section>", 1)[0]

@@ -121,7 +121,7 @@ def test_each_student_row_sums_up_their_runs(world):
     assert alice.quota_percent == 30 and alice.scores == [0.875]
     assert bob.total == 1 and bob.best == [] and bob.scores == [None]
     html = response.content.decode()
-    assert "83.0%" in html and "0.875" in html and "epoch 2/4" in html
+    assert "83.0%" in html and "87.5%" in html and "epoch 2/4" in html
     assert response.context["waiting_count"] == 2 and len(response.context["running"]) == 1
 
 

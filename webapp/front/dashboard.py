@@ -22,6 +22,7 @@ from webapp.accounts.models import Course, Membership, Role, User
 from webapp.assignments import queries as assignment_queries
 from webapp.jobs import kinds
 from webapp.jobs.models import Job, JobStatus
+from webapp.jobs.templatetags.job_results import percent
 
 SCORE_COLUMNS = 3  # the latest assignments get a column each; the rest are one click away
 LISTED = 15  # running and waiting jobs listed; the queue page has them all
@@ -103,10 +104,6 @@ def _best(row: dict) -> list[Best]:
     return best
 
 
-def _figure(value: float | None, digits: int = 3) -> str:
-    return "" if value is None else f"{value:.{digits}f}"
-
-
 def _minutes(minutes: float) -> str:
     return f"{minutes:.1f}" if minutes < 10 else f"{minutes:.0f}"
 
@@ -152,7 +149,8 @@ def student_rows(
                 quota_percent=min(100, round(100 * minutes / quota)) if quota else 0,
                 last_run_text=_when(row.get("last")),
                 scores=scores,
-                score_texts=[_figure(score) for score in scores],
+                # Every metric an assignment ranks by is a share, shown as the job pages do
+                score_texts=["" if score is None else percent(score) for score in scores],
             )
         )
     return rows
