@@ -15,12 +15,14 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torchvision.ops import box_iou
+
+from trainer.metrics import RowsApart
 
 # The per-image error analysis (the results page's "what went wrong").
 ERROR_SCORE = 0.3  # only boxes this confident count as the model's answer
@@ -32,7 +34,7 @@ SEVERITY = {"missed": 1.0, "wrong_class": 1.0, "poor_localisation": 0.5}
 
 
 @dataclass
-class DetectionEvaluation:
+class DetectionEvaluation(RowsApart):
     """Everything the results page shows about one evaluated split."""
 
     loss: float | None  # None when the detector computes no loss in eval mode
@@ -48,12 +50,6 @@ class DetectionEvaluation:
     @property
     def figures(self) -> dict[str, float | None]:
         return {"loss": self.loss, "map50": self.map50, "map": self.map}
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (without the per-image predictions)."""
-        data = asdict(self)
-        del data["predictions"]
-        return data
 
 
 def _xyxy(boxes: Sequence[Sequence[float]]) -> torch.Tensor:

@@ -25,10 +25,12 @@ import contextlib
 import io
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from trainer.metrics import RowsApart
 
 PCK_SHARE = 0.1  # of the box's longer side
 DEFAULT_SIGMA = 0.05
@@ -46,7 +48,7 @@ Person = dict[str, Any]  # {"keypoints": [[x, y, v or score], ...], "box": [x, y
 
 
 @dataclass
-class KeypointsEvaluation:
+class KeypointsEvaluation(RowsApart):
     """Everything the results page shows about one evaluated split."""
 
     loss: float | None  # None when the model computes no loss in eval mode
@@ -62,12 +64,6 @@ class KeypointsEvaluation:
     @property
     def figures(self) -> dict[str, float | None]:
         return {"loss": self.loss, "pck": self.pck, "oks_ap": self.oks_ap}
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (without the per-image predictions)."""
-        data = asdict(self)
-        del data["predictions"]
-        return data
 
 
 def default_sigmas(names: Sequence[str]) -> list[float]:

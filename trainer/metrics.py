@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, cast
 
 import torch
 
@@ -115,8 +115,20 @@ def predictions(
     ]
 
 
+class RowsApart:
+    """An evaluation of a split whose per-image rows (`predictions`) go to their own file,
+    predictions_<split>.json, never into the result or an event."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict without the per-image rows (nor a copy of them: every epoch's
+        event carries this, and a split has a row per image)."""
+        data = asdict(replace(cast(Any, self), predictions=[]))
+        del data["predictions"]
+        return data
+
+
 @dataclass
-class Evaluation:
+class Evaluation(RowsApart):
     """Everything a results page shows about one evaluated split."""
 
     loss: float
@@ -132,12 +144,6 @@ class Evaluation:
     def figures(self) -> dict[str, float]:
         """What an epoch event shows of it (as val_loss, val_acc)."""
         return {"loss": self.loss, "acc": self.accuracy}
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (without the per-sample predictions)."""
-        data = asdict(self)
-        del data["predictions"]
-        return data
 
 
 def evaluate_logits(

@@ -24,16 +24,18 @@ Fortran-ordered uint8 mask at the evaluated size, counts as an ASCII string).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from trainer.metrics import RowsApart
+
 
 @dataclass
-class SegmentationEvaluation:
+class SegmentationEvaluation(RowsApart):
     """Everything the results page shows about one evaluated split."""
 
     loss: float | None  # None for Mask R-CNN (torchvision computes no loss in eval mode)
@@ -55,12 +57,6 @@ class SegmentationEvaluation:
             "dice": self.dice,
             "pixel_accuracy": self.pixel_accuracy,
         }
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (without the per-image predictions)."""
-        data = asdict(self)
-        del data["predictions"]
-        return data
 
 
 def confusion(truth: Tensor, predicted: Tensor, channels: int) -> Tensor:
