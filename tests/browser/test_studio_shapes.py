@@ -3,7 +3,8 @@ moved, one inserted, one deleted and the deletion undone), a brush mask painted,
 filled, part erased and a stray stroke undone, a skeleton placed with one occluded and one
 absent point and a point dragged; saved, reloaded and found again through the page, the JSON API
 and the draft in the database (the mask decoded by pycocotools). Also: the keypoint names and
-skeleton editor, a polygon placed by touch, and rle.js against pycocotools both ways."""
+skeleton editor and its OKS σ fields, a polygon placed by touch, and rle.js against pycocotools
+both ways."""
 
 import itertools
 
@@ -13,7 +14,7 @@ from playwright.sync_api import expect
 from pycocotools import mask as mask_utils
 from scipy import ndimage
 
-from tests.browser.conftest import shot
+from tests.browser.conftest import SCREENSHOTS, shot
 from tests.browser.test_classes import sign_in
 from tests.conftest import add_member, make_course, make_user
 from webapp.datasets import drafts, ingest, samples
@@ -273,7 +274,7 @@ def test_polygon_mask_and_skeleton_are_drawn_undone_saved_and_found_again(live_u
     editor = page.locator("#kp-editor")
     editor.locator("summary").click()
     editor.locator("#kp-editor-add-name").click()
-    editor.locator("#kp-editor-names li").last.locator("input").fill("tail")
+    editor.locator("#kp-editor-names li").last.locator("input[type=text]").fill("tail")
     editor.locator("#kp-editor-add-pair").click()
     pair = editor.locator("#kp-editor-pairs li").last.locator("select")
     pair.nth(0).select_option("5")
@@ -284,6 +285,106 @@ def test_polygon_mask_and_skeleton_are_drawn_undone_saved_and_found_again(live_u
     category = Category.objects.filter(dataset=keypoints, index=0, valid_to=None).get()
     assert category.keypoints == [*samples.PERSON_KEYPOINTS, "tail"]
     assert category.skeleton == [*samples.PERSON_SKELETON, [5, 10]]
+    assert not errors, errors
+
+
+SIGMA_WORDS = {
+    "ja": {"label": "点の OKS σ", "bad": "点 3（{name}）：OKS σ は 0 より大きく 1 以下の数"},
+    "en": {"label": "OKS σ of point", "bad": "Point 3 ({name}): its OKS σ is a number above 0"},
+}
+
+
+def _save_keypoints(page, editor) -> None:
+    """Save the editor's keypoints and wait for the page it reloads."""
+    with page.expect_navigation():
+        editor.locator("button[type=submit]").click()
+    expect(page.locator("#studio-canvas[data-ready=true]")).to_have_count(1)
+    page.locator("#kp-editor summary").click()
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_the_keypoint_editor_sets_a_class_oks_sigmas_and_clearing_them_restores_defaults(
+    live_url, new_page, lang
+):
+    words = SIGMA_WORDS[lang]
+    course = make_course(make_user(f"sigma_t_{lang}", teacher=True), "深層学習")
+    student = make_user(f"sigma_s_{lang}")
+    add_member(course, student)
+    dataset = _sample(student, course, "keypoints", 1)
+    uid = str(dataset.items.get().uid)
+
+    def head() -> Category:
+        return Category.objects.get(dataset=dataset, index=0, valid_to=None)
+
+    count = len(samples.PERSON_KEYPOINTS)  # nine points, not COCO's: the default is 0.05 each
+    first = head()
+    assert first.sigmas == []
+
+    page = new_page(lang)
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    sign_in(page, live_url, student.username)
+    _open(page, f"{live_url}/datasets/{dataset.pk}/studio/{uid}/")
+    editor = page.locator("#kp-editor")
+    editor.locator("summary").click()
+    fields = editor.locator("#kp-editor-names input[data-sigma]")
+    expect(fields).to_have_count(count)
+    for k in range(count):
+        expect(fields.nth(k)).to_have_value("")
+        expect(fields.nth(k)).to_have_attribute("placeholder", "0.05")
+    third = editor.get_by_label(f"{words['label']} 3", exact=True)
+    expect(third).to_have_attribute("aria-describedby", "kp-editor-sigma-help")
+
+    # A σ out of (0, 1] is refused before anything is sent, naming the point.
+    third.fill("1.5")
+    editor.locator("button[type=submit]").click()
+    bad = words["bad"].format(name=samples.PERSON_KEYPOINTS[2])
+    expect(editor.locator("#kp-editor-error")).to_contain_text(bad)
+    expect(third).to_be_focused()
+    expect(third).to_have_attribute("aria-invalid", "true")
+    third.fill("0")
+    expect(third).not_to_have_attribute("aria-invalid", "true")
+    editor.locator("button[type=submit]").click()
+    expect(third).to_have_attribute("aria-invalid", "true")
+    expect(editor.locator("#kp-editor-error")).to_contain_text(bad)
+    assert head().pk == first.pk  # nothing was sent
+
+    # Two typed: the other points get their default; a new point takes σ, removing one drops it.
+    third.fill("0.025")
+    fields.nth(0).fill("0.1")
+    editor.locator("#kp-editor-add-name").click()
+    editor.locator("#kp-editor-names li").last.locator("input[type=text]").fill("tail")
+    fields.nth(count).fill("0.2")
+    editor.get_by_label(f"{words['label']} {count}", exact=True).fill("0.09")
+    editor.locator("#kp-editor-names li").nth(count - 1).locator("button").click()  # the 9th
+    expect(fields).to_have_count(count)
+    expect(fields.nth(count - 1)).to_have_value("0.2")  # the tail's, now 9th
+    shot(page, f"{lang}-93-studio-keypoint-sigmas")
+    points = editor.locator("fieldset").first  # the rows and the help line, closer
+    points.screenshot(path=str(SCREENSHOTS / f"{lang}-93-studio-keypoint-sigmas-fields.png"))
+    _save_keypoints(page, editor)
+    typed = [0.1, 0.05, 0.025, *[0.05] * (count - 4), 0.2]
+    assert head().keypoints == [*samples.PERSON_KEYPOINTS[:-1], "tail"]
+    assert head().sigmas == typed
+    api = page.request.get(f"{live_url}/api/v1/datasets/{dataset.pk}/studio/categories")
+    assert api.ok and api.json()[0]["sigmas"] == typed
+
+    # The class's own sigmas come back in the fields; a renamed point keeps its σ.
+    for k, value in enumerate(typed):
+        expect(fields.nth(k)).to_have_value(f"{value:g}")
+    editor.locator("#kp-editor-names li").first.locator("input[type=text]").fill("skull")
+    fields.nth(1).fill("0.04")
+    _save_keypoints(page, editor)
+    assert head().keypoints[0] == "skull"
+    assert head().sigmas == [0.1, 0.04, *typed[2:]]
+
+    # Every σ cleared: the defaults again ([]).
+    for k in range(count):
+        fields.nth(k).fill("")
+    _save_keypoints(page, editor)
+    assert head().sigmas == []
+    for k in range(count):
+        expect(fields.nth(k)).to_have_value("")
     assert not errors, errors
 
 

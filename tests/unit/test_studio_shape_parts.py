@@ -1,12 +1,15 @@
 """The canvas page's parts for the shape tools: the brush's controls on segmentation images that
 may be changed, the keypoint panel on keypoint images, the keypoint names editor only for who
 may edit the dataset (never in an archived class, never for a student given the image to
-label), and the tools' words in Japanese."""
+label), each keypoint class's OKS sigmas and the default rule for the editor's σ fields, and the
+tools' words in Japanese."""
 
 import pytest
 from django.utils import timezone
 
 from tests.unit.test_studio_pages import _config, _dataset, _items, _open
+from trainer.keypoint_metrics import COCO_NAMES, default_sigmas
+from webapp.datasets.models import Category
 from webapp.labelling.models import LabellingAssignment, LabellingTask
 
 pytestmark = pytest.mark.django_db
@@ -71,3 +74,36 @@ def test_the_shape_tools_speak_japanese(world):
     assert words["keyname-Alt+click"] == "Alt + クリック"
     page = response.content.decode()
     assert "キーポイントの名前と骨格を編集" in page
+
+
+def test_the_keypoint_editor_gets_each_class_own_sigmas_and_the_default_rule(world):
+    dataset = _dataset(world, kind="keypoints")
+    Category.objects.filter(dataset=dataset, index=0).update(
+        keypoints=["head", "tail"], sigmas=[0.02, 0.3]
+    )
+    Category.objects.filter(dataset=dataset, index=1).update(keypoints=COCO_NAMES)  # no own
+    config = _config(_open(world, "alice", dataset, _items(dataset)[0].uid))
+    by_index = {row["index"]: row for row in config["categories"]}
+    assert by_index[0]["sigmas"] == [0.02, 0.3]
+    assert by_index[1]["sigmas"] == []
+    # The rule the editor applies to the names it edits gives the trainer's defaults.
+    rule = config["oks_defaults"]
+    assert rule["coco_names"] == COCO_NAMES
+    assert rule["coco_sigmas"] == default_sigmas(COCO_NAMES)
+    assert rule["coco_sigmas"][1] == 0.025 and rule["coco_sigmas"][11] == 0.107  # eye, hip
+    assert [rule["sigma"]] * 2 == default_sigmas(["head", "tail"])
+
+
+def test_only_keypoint_datasets_carry_the_sigma_rule(world):
+    dataset = _dataset(world, kind="detection")
+    config = _config(_open(world, "alice", dataset, _items(dataset)[0].uid))
+    assert "oks_defaults" not in config
+
+
+def test_the_sigma_fields_speak_japanese(world):
+    dataset = _dataset(world, kind="keypoints")
+    response = _open(world, "alice", dataset, _items(dataset)[0].uid, HTTP_ACCEPT_LANGUAGE="ja")
+    assert _config(response)["words"]["kp-sigma-bad"].startswith("点 %(n)s（%(name)s）：OKS σ は")
+    page = response.content.decode()
+    assert 'data-word-sigma="点の OKS σ"' in page
+    assert 'id="kp-editor-sigma-help"' in page and "目は小さく（0.025）" in page

@@ -28,4 +28,8 @@ def shape_words() -> dict[str, str]:
         "kp-visible": _("visible"),
         "kp-occluded": _("occluded"),
         "kp-absent-state": _("absent"),
+        "kp-sigma-bad": _(
+            "Point %(n)s (%(name)s): its OKS σ is a number above 0 and at most 1, or empty "
+            "for the default."
+        ),
     }

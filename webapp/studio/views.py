@@ -28,6 +28,14 @@ def _queue_position(user, dataset: Dataset, item) -> int:
     return items.filter(before).count()
 
 
+def _oks_defaults() -> dict:
+    """The trainer's default OKS sigmas as a rule the keypoint editor applies to the names it
+    edits: COCO's own for COCO's 17 names in order, else one value for every point."""
+    from trainer.keypoint_metrics import COCO_NAMES, COCO_SIGMAS, DEFAULT_SIGMA
+
+    return {"sigma": DEFAULT_SIGMA, "coco_names": COCO_NAMES, "coco_sigmas": COCO_SIGMAS}
+
+
 def _draft_changes(draft: Draft | None) -> int:
     """The draft's changes, as its API counts them (a model's proposals left out)."""
     return draft.changes.exclude(data__has_key="proposal").count() if draft else 0
@@ -80,6 +88,8 @@ def studio_item(request, dataset_id: int, item_uid: UUID):
             "page": f"/datasets/{dataset.pk}/studio/",
         },
     }
+    if dataset.shape.has_keypoints:
+        config["oks_defaults"] = _oks_defaults()  # the σ placeholders of the keypoint editor
     tools = [
         {"name": name, "label": config["words"][f"tool-{name}"]}
         for name in kinds.view(dataset.kind).tools  # the toolbar's, in its order
