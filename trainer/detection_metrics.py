@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
-from trainer.metrics import RowsApart
+from trainer.evaluation import RowsApart
 
 # The per-image error analysis (the results page's "what went wrong").
 ERROR_SCORE = 0.3  # only boxes this confident count as the model's answer

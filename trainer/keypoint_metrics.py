@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer.metrics import RowsApart
+from trainer.evaluation import RowsApart
 
 PCK_SHARE = 0.1  # of the box's longer side
 DEFAULT_SIGMA = 0.05

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, cast
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
+
+from trainer.evaluation import RowsApart
 
 
 def _check(logits: torch.Tensor, targets: torch.Tensor) -> None:
@@ -113,18 +115,6 @@ def predictions(
             zip(targets.cpu().tolist(), predicted.tolist(), confidence.tolist(), strict=True)
         )
     ]
-
-
-class RowsApart:
-    """An evaluation of a split whose per-image rows (`predictions`) go to their own file,
-    predictions_<split>.json, never into the result or an event."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict without the per-image rows (nor a copy of them: every epoch's
-        event carries this, and a split has a row per image)."""
-        data = asdict(replace(cast(Any, self), predictions=[]))
-        del data["predictions"]
-        return data
 
 
 @dataclass

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from trainer.metrics import RowsApart
+from trainer.evaluation import RowsApart
 
 
 @dataclass

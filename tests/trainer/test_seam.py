@@ -34,6 +34,18 @@ def test_trainable_kinds_are_the_loop_modules_and_need_no_torch():
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.parametrize(
+    "module", ["trainer.kinds", "trainer.catalog", "trainer.spec", "trainer.keypoint_metrics"]
+)
+def test_what_the_web_app_imports_of_the_trainer_needs_no_torch(module):
+    """The web processes read these (kinds, the model list, spec checks, the keypoint editor's
+    and labelling's default sigmas) without loading PyTorch."""
+    code = f"import sys, {module}; assert 'torch' not in sys.modules, '{module} imported torch'"
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
 @pytest.mark.parametrize("kind", kinds.trainable())
 def test_every_loop_module_follows_the_protocol(kind):
     module = importlib.import_module(f"trainer.loops.{kind}")
