@@ -32,18 +32,13 @@ from trainer.events import EventStream, ListReporter  # noqa: E402
 from trainer.keypoints import figures  # noqa: E402
 from trainer.loops import keypoints  # noqa: E402
 from trainer.models.pose_net import heatmap_loss  # noqa: E402
-from trainer.spec import load_spec  # noqa: E402
+from trainer.spec import KeypointsSpec, load_spec  # noqa: E402
 
 RECIPE = {
     "kind": "keypoints",
     "model": "pose_unet",
     "input_size": 64,
-    "optimizer": "adamw",
-    "lr": 3e-3,
-    "weight_decay": 1e-4,
-    "schedule": "onecycle",
-    "batch_size": 32,
-    "epochs": 6,
+    **KeypointsSpec.RECIPE,  # the kind's own recipe (AdamW, one-cycle, its rate, batch, epochs)
     "device": "cpu",
 }
 TARGET_PCK = 0.8

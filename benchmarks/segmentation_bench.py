@@ -32,19 +32,14 @@ from trainer import driver  # noqa: E402
 from trainer.events import EventStream, ListReporter  # noqa: E402
 from trainer.loops import segmentation  # noqa: E402
 from trainer.segmentation import shapes  # noqa: E402
-from trainer.spec import load_spec  # noqa: E402
+from trainer.spec import SegmentationSpec, load_spec  # noqa: E402
 
 RECIPE = {
     "kind": "segmentation",
     "model": "unet",
     "width": 16,
     "input_size": 128,
-    "optimizer": "adamw",
-    "lr": 3e-3,
-    "weight_decay": 1e-4,
-    "schedule": "onecycle",
-    "batch_size": 8,
-    "epochs": 10,
+    **SegmentationSpec.RECIPE,  # the kind's own recipe (AdamW, one-cycle, its rate, batch, epochs)
     "device": "cpu",
 }
 TARGET_MIOU = 0.8
