@@ -112,7 +112,7 @@ def test_teacher_sets_an_assignment_and_sees_the_scored_submission_live(
 
     # The teacher's open dashboard shows the score without a reload.
     score = Submission.objects.get().score
-    expect(row.locator("td.score")).to_have_text(f"{score:.3f}")
+    expect(row.locator("td.score")).to_have_text(f"{score * 100:.1f}%")
     shot(teacher_page, "ja-63-dashboard-scored")
 
     # The same pages the other way round: teacher in English, a classmate in Japanese.
